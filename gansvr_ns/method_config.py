@@ -1,0 +1,63 @@
+"""Registration of the `gansvr` method with nerfstudio (entry point `nerfstudio.method_configs`).
+
+The defaults suit a CPU: the device follows `torch.cuda.is_available()`, mixed precision is off without CUDA
+and `vis` is tensorboard (nothing is fetched from the network). On a GPU the same config runs on CUDA, with
+tiny-cuda-nn hash grids where tinycudann imports.
+"""
+
+from __future__ import annotations
+
+import torch
+from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.plugins.types import MethodSpecification
+
+from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+from gansvr_ns.data.dataparser import GanSvrDataParserConfig
+from gansvr_ns.model.gansvr_model import GanSvrModelConfig
+from gansvr_ns.model.pipeline import GanSvrPipelineConfig
+
+MAX_STEPS = 1500
+
+
+def _adam(lr: float, final: float, steps: int = MAX_STEPS):
+    return {
+        "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+        "scheduler": ExponentialDecaySchedulerConfig(lr_final=final, max_steps=steps),
+    }
+
+
+def gansvr_config() -> TrainerConfig:
+    """The default gansvr trainer config."""
+    cuda = torch.cuda.is_available()
+    return TrainerConfig(
+        method_name="gansvr",
+        steps_per_eval_batch=100,
+        steps_per_eval_image=500,
+        steps_per_eval_all_images=1_000_000,
+        steps_per_save=500,
+        max_num_iterations=MAX_STEPS,
+        mixed_precision=cuda,
+        save_only_latest_checkpoint=True,
+        machine=MachineConfig(device_type="cuda" if cuda else "cpu"),
+        pipeline=GanSvrPipelineConfig(
+            datamanager=GanSvrDataManagerConfig(dataparser=GanSvrDataParserConfig()),
+            model=GanSvrModelConfig(),
+        ),
+        optimizers={
+            "fields": _adam(5e-3, 5e-4),
+            "encoder": _adam(1e-3, 1e-4),
+            "uncertainty": _adam(1e-3, 1e-4),
+            "camera_opt": _adam(1e-3, 1e-4),
+        },
+        viewer=ViewerConfig(num_rays_per_chunk=4096),
+        vis="tensorboard",
+    )
+
+
+gansvr_method = MethodSpecification(
+    config=gansvr_config(),
+    description="Single-view 3D reconstruction learned from GAN pseudo views (ECCV 2022), CPU-friendly",
+)

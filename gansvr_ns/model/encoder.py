@@ -1,0 +1,70 @@
+"""Image encoder: one image -> one global latent code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torchvision
+from jaxtyping import Float
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageEncoder(nn.Module):
+    """A torchvision ResNet-18 (no downloaded weights) whose pooled features map linearly to the latent.
+
+    Args:
+        latent_dim: size of the latent code.
+        input_size: images are resized to this square size before encoding.
+        weights_path: optional local file with ImageNet ResNet-18 weights (a torchvision state dict).
+    """
+
+    def __init__(self, latent_dim: int = 256, input_size: int = 128, weights_path: Optional[Path] = None):
+        super().__init__()
+        backbone = torchvision.models.resnet18(weights=None)
+        if weights_path is not None:
+            load_resnet18_weights(backbone, Path(weights_path))
+        backbone.fc = nn.Identity()
+        self.backbone = backbone
+        self.head = nn.Linear(512, latent_dim)
+        self.input_size = input_size
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch latent_dim"]:
+        """Encode RGB images in [0, 1]."""
+        if images.shape[-2:] != (self.input_size, self.input_size):
+            images = nn.functional.interpolate(
+                images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+            )
+        return self.head(self.backbone((images - self.mean) / self.std))
+
+
+def load_resnet18_weights(backbone: nn.Module, path: Path) -> None:
+    """Load a torchvision ResNet-18 state dict from a local file into `backbone` (the `fc` layer is ignored).
+
+    Raises a ValueError naming the path and the expected format when the file is missing or does not hold
+    ResNet-18 weights. Never downloads.
+    """
+    if not path.is_file():
+        raise ValueError(f"{path}: encoder weights file not found (expected a torchvision resnet18 state dict, .pth)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many error types for a corrupt or foreign file
+        raise ValueError(f"{path}: not a torch state dict ({err.__class__.__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a torchvision resnet18 state dict")
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    expected = {k: v for k, v in backbone.state_dict().items() if not k.startswith("fc.")}
+    missing = sorted(set(expected) - set(state))
+    wrong = sorted(k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or wrong:
+        detail = f"missing {missing[:3]}" if missing else f"wrong shape {wrong[:3]}"
+        raise ValueError(f"{path}: not torchvision resnet18 weights ({detail})")
+    backbone.load_state_dict(state, strict=False)

@@ -1,0 +1,232 @@
+"""A signed distance field conditioned on an image latent, with a colour head.
+
+Inputs to the SDF MLP are the position, its positional encoding and a multi-resolution hash grid
+(nerfstudio's `HashEncoding`: tiny-cuda-nn where it imports, pure torch otherwise). The latent enters
+either by concatenation (a latent-dependent bias of the first layer, which is exactly concatenating the
+latent to the input) or by FiLM (a latent-dependent scale and shift of every hidden layer). Latent terms are
+computed once per instance (`encode_latents`) and broadcast over that instance's samples, so conditioning
+costs nothing per sample.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, NamedTuple, Tuple
+
+import torch
+from jaxtyping import Float
+from nerfstudio.field_components.encodings import HashEncoding, NeRFEncoding
+from torch import Tensor, nn
+
+
+def tcnn_available() -> bool:
+    """True when tiny-cuda-nn imports and CUDA is present: the one guarded place that asks."""
+    try:
+        import tinycudann  # noqa: F401
+    except (ImportError, OSError, EnvironmentError):
+        return False
+    return torch.cuda.is_available()
+
+
+def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal["tcnn", "torch"]:
+    """`auto` picks tcnn when it is usable and torch otherwise; asking for tcnn without it is an error."""
+    if choice == "auto":
+        return "tcnn" if tcnn_available() else "torch"
+    if choice == "tcnn" and not tcnn_available():
+        raise RuntimeError(
+            "sdf_field.implementation='tcnn' needs tinycudann and a CUDA GPU (pip install '.[cuda]'); "
+            "use 'torch' or 'auto' on this machine"
+        )
+    return choice
+
+
+@dataclass
+class SDFFieldConfig:
+    """Architecture of the conditioned SDF field (part of the model config; `ns-export` looks for it)."""
+
+    conditioning: Literal["concat", "film"] = "concat"
+    """How the latent enters the SDF MLP: a first-layer bias (concatenation) or FiLM on every hidden layer."""
+    hidden_dim: int = 64
+    """Width of the SDF MLP."""
+    num_layers: int = 3
+    """Number of hidden layers of the SDF MLP."""
+    geo_feat_dim: int = 15
+    """Geometry features passed from the SDF MLP to the colour head."""
+    num_frequencies: int = 4
+    """Positional-encoding frequencies per axis."""
+    use_hash_grid: bool = True
+    """Feed a multi-resolution hash grid to the SDF MLP besides the positional encoding."""
+    hash_levels: int = 8
+    """Hash grid levels."""
+    hash_min_res: int = 8
+    """Coarsest hash grid resolution over the [-1, 1]^3 box."""
+    hash_max_res: int = 64
+    """Finest hash grid resolution."""
+    hash_log2_size: int = 16
+    """log2 of the hash table size per level."""
+    hash_features: int = 2
+    """Features per hash level."""
+    implementation: Literal["auto", "tcnn", "torch"] = "auto"
+    """Hash grid backend: tiny-cuda-nn when it imports (auto), or pure torch."""
+    init_radius: float = 0.6
+    """Radius of the sphere the SDF starts as: the SDF is |x| - init_radius plus the MLP's residual."""
+    softplus_beta: float = 100.0
+    """Sharpness of the softplus activations of the SDF MLP."""
+    color_hidden_dim: int = 64
+    """Width of the colour head."""
+    color_layers: int = 2
+    """Hidden layers of the colour head."""
+
+
+class LatentCode(NamedTuple):
+    """Per-instance conditioning terms, computed once from the latents (leading dimension: instance)."""
+
+    geo: Tensor
+    """concat: first-layer bias (B, H); film: scale and shift per hidden layer (B, L, 2, H)."""
+    color: Tensor
+    """First-layer bias of the colour head (B, Hc)."""
+    latent: Tensor
+    """The latents themselves (B, D)."""
+
+    def take(self, index: Tensor) -> "LatentCode":
+        """Select instances (e.g. one per ray) along the leading dimension."""
+        return LatentCode(self.geo[index], self.color[index], self.latent[index])
+
+    def unsqueeze(self, dim: int = 1) -> "LatentCode":
+        """Insert a broadcast dimension after the instance one, e.g. for the samples of each ray."""
+        return LatentCode(self.geo.unsqueeze(dim), self.color.unsqueeze(dim), self.latent.unsqueeze(dim))
+
+
+class ConditionedSDFField(nn.Module):
+    """SDF and colour of an object, conditioned on a latent code.
+
+    `forward_geonetwork(x)` evaluates the field for the selected instance (`select_latent`) and returns the SDF
+    in column 0 followed by the geometry features, the interface nerfstudio's marching-cubes exporter calls.
+    """
+
+    def __init__(self, config: SDFFieldConfig, latent_dim: int):
+        super().__init__()
+        self.config = config
+        self.latent_dim = latent_dim
+        self.position_encoding = NeRFEncoding(
+            in_dim=3, num_frequencies=config.num_frequencies, min_freq_exp=0.0,
+            max_freq_exp=config.num_frequencies - 1, include_input=False,
+        )
+        self.hash_grid = None
+        in_dim = 3 + self.position_encoding.get_out_dim()
+        if config.use_hash_grid:
+            self.hash_grid = HashEncoding(
+                num_levels=config.hash_levels, min_res=config.hash_min_res, max_res=config.hash_max_res,
+                log2_hashmap_size=config.hash_log2_size, features_per_level=config.hash_features,
+                implementation=resolve_implementation(config.implementation),
+            )
+            in_dim += self.hash_grid.get_out_dim()
+        hidden = config.hidden_dim
+        dims = [in_dim] + [hidden] * config.num_layers
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.output = nn.Linear(hidden, 1 + config.geo_feat_dim)
+        self.activation = nn.Softplus(beta=config.softplus_beta)
+        if config.conditioning == "concat":
+            self.latent_to_geo = nn.Linear(latent_dim, hidden, bias=False)
+        else:
+            self.latent_to_geo = nn.Linear(latent_dim, config.num_layers * 2 * hidden)
+        color_in = 3 + 3 + config.geo_feat_dim
+        cdims = [color_in] + [config.color_hidden_dim] * config.color_layers
+        self.color_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(cdims[:-1], cdims[1:]))
+        self.color_output = nn.Linear(config.color_hidden_dim, 3)
+        self.latent_to_color = nn.Linear(latent_dim, config.color_hidden_dim, bias=False)
+        self.geometric_init()
+        self.selected: LatentCode = self.encode_latents(torch.zeros(1, latent_dim))
+
+    # ------------------------------------------------------------------------------------------
+    # Initialisation and conditioning.
+
+    def geometric_init(self) -> None:
+        """Start every instance as a sphere of radius `init_radius`.
+
+        The SDF is the residual form sdf(x) = |x| - r + f(x), where f is the MLP's first output. Its SDF row
+        starts at (almost) zero weight, so the field starts as the exact sphere SDF with unit gradient,
+        whatever the latent; hidden layers get He-normal weights so the residual learns from step one.
+        """
+        for layer in self.layers:
+            nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / layer.in_features))
+            nn.init.zeros_(layer.bias)
+        nn.init.normal_(self.output.weight[:1], 0.0, 1e-4)
+        nn.init.zeros_(self.output.bias)
+        nn.init.normal_(self.latent_to_geo.weight, 0.0, 1e-2 / math.sqrt(self.latent_dim))
+        if self.config.conditioning == "film":
+            nn.init.zeros_(self.latent_to_geo.bias)
+
+    def encode_latents(self, latents: Float[Tensor, "batch latent_dim"]) -> LatentCode:
+        """Per-instance conditioning terms of a batch of latents."""
+        geo = self.latent_to_geo(latents)
+        if self.config.conditioning == "film":
+            geo = geo.view(latents.shape[0], self.config.num_layers, 2, self.config.hidden_dim)
+        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents)
+
+    def select_latent(self, latent: Float[Tensor, "1 latent_dim"]) -> None:
+        """Choose the instance that `forward_geonetwork` (export, viewer) evaluates."""
+        with torch.no_grad():
+            self.selected = self.encode_latents(latent.to(self.output.weight.device))
+
+    # ------------------------------------------------------------------------------------------
+    # Evaluation.
+
+    def _inputs(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch in_dim"]:
+        features = [positions, self.position_encoding(positions)]
+        if self.hash_grid is not None:
+            unit = ((positions + 1.0) * 0.5).clamp(0.0, 1.0)  # the grid covers [-1, 1]^3
+            flat = self.hash_grid(unit.reshape(-1, 3)).to(positions.dtype)
+            features.append(flat.reshape(*positions.shape[:-1], -1))
+        return torch.cat(features, dim=-1)
+
+    def geometry(self, positions: Float[Tensor, "*batch 3"], code: LatentCode) -> Float[Tensor, "*batch out_dim"]:
+        """SDF (column 0) and geometry features at `positions`; `code` broadcasts against `positions[..., 0]`."""
+        h = self._inputs(positions)
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if self.config.conditioning == "concat":
+                if i == 0:
+                    h = h + code.geo
+            else:
+                h = h * (1.0 + code.geo[..., i, 0, :]) + code.geo[..., i, 1, :]
+            h = self.activation(h)
+        out = self.output(h)
+        sphere = positions.norm(dim=-1, keepdim=True) - self.config.init_radius
+        return torch.cat([out[..., :1] + sphere, out[..., 1:]], dim=-1)
+
+    def sdf(self, positions: Float[Tensor, "*batch 3"], code: LatentCode) -> Float[Tensor, "*batch 1"]:
+        return self.geometry(positions, code)[..., :1]
+
+    def forward_geonetwork(self, positions: Float[Tensor, "num_points 3"]) -> Float[Tensor, "num_points out_dim"]:
+        """SDF and geometry features of the selected instance (the interface `ns-export` uses)."""
+        return self.geometry(positions, self.selected)
+
+    def sdf_and_gradient(
+        self, positions: Float[Tensor, "*batch 3"], code: LatentCode, create_graph: bool
+    ) -> Tuple[Float[Tensor, "*batch out_dim"], Float[Tensor, "*batch 3"]]:
+        """Geometry output and d(sdf)/dx by autograd (kept in the graph for the eikonal loss when training)."""
+        with torch.enable_grad():
+            positions = positions.detach().requires_grad_(True)
+            out = self.geometry(positions, code)
+            (gradient,) = torch.autograd.grad(
+                out[..., :1], positions, torch.ones_like(out[..., :1]), create_graph=create_graph
+            )
+        return out, gradient
+
+    def color(
+        self,
+        normals: Float[Tensor, "*batch 3"],
+        directions: Float[Tensor, "*batch 3"],
+        geo_features: Float[Tensor, "*batch geo_feat_dim"],
+        code: LatentCode,
+    ) -> Float[Tensor, "*batch 3"]:
+        """RGB in [0, 1] from the normal, view direction, geometry features and the latent."""
+        h = torch.cat([normals, directions, geo_features], dim=-1)
+        for i, layer in enumerate(self.color_layers):
+            h = layer(h)
+            if i == 0:
+                h = h + code.color
+            h = torch.relu(h)
+        return torch.sigmoid(self.color_output(h))

@@ -1,0 +1,89 @@
+"""The gansvr pipeline: hands each batch's conditioning images to the model along with the rays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Type
+
+import torch
+from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+
+from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+from gansvr_ns.model.gansvr_model import GanSvrModelConfig
+
+
+@dataclass
+class GanSvrPipelineConfig(VanillaPipelineConfig):
+    """Pipeline whose batches condition the model on an image."""
+
+    _target: Type = field(default_factory=lambda: GanSvrPipeline)
+    datamanager: GanSvrDataManagerConfig = field(default_factory=GanSvrDataManagerConfig)
+    """Samples instances, rays and conditioning images."""
+    model: GanSvrModelConfig = field(default_factory=GanSvrModelConfig)
+    """The gansvr model."""
+    num_eval_images: int = 8
+    """Held-out views rendered by `ns-eval` / `get_average_eval_image_metrics`."""
+
+
+class GanSvrPipeline(VanillaPipeline):
+    """`VanillaPipeline` that encodes the batch's conditioning images before rendering its rays."""
+
+    config: GanSvrPipelineConfig
+
+    def get_train_loss_dict(self, step: int):
+        ray_bundle, batch = self.datamanager.next_train(step)
+        self.model.condition(batch["condition_images"])
+        outputs = self.model(ray_bundle)
+        metrics_dict = self.model.get_metrics_dict(outputs, batch)
+        loss_dict = self.model.get_loss_dict(outputs, batch, metrics_dict)
+        return outputs, loss_dict, metrics_dict
+
+    def get_eval_loss_dict(self, step: int):
+        self.eval()
+        ray_bundle, batch = self.datamanager.next_eval(step)
+        with torch.no_grad():
+            self.model.condition(batch["condition_images"])
+        outputs = self.model(ray_bundle)
+        metrics_dict = self.model.get_metrics_dict(outputs, batch)
+        loss_dict = self.model.get_loss_dict(outputs, batch, metrics_dict)
+        self.train()
+        return outputs, loss_dict, metrics_dict
+
+    def _render_eval_image(self, camera, batch):
+        """Render one held-out view conditioned on its instance's input image, keeping the viewer's choice."""
+        previous = self.model.field.selected
+        self.model.select_condition(batch["condition_images"])
+        outputs = self.model.get_outputs_for_camera(camera)
+        self.model.field.selected = previous
+        return outputs
+
+    def get_eval_image_metrics_and_images(self, step: int):
+        self.eval()
+        camera, batch = self.datamanager.next_eval_image(step)
+        outputs = self._render_eval_image(camera, batch)
+        metrics_dict, images_dict = self.model.get_image_metrics_and_images(outputs, batch)
+        metrics_dict["num_rays"] = int(camera.height * camera.width)
+        self.train()
+        return metrics_dict, images_dict
+
+    def get_average_eval_image_metrics(
+        self, step: Optional[int] = None, output_path: Optional[Path] = None, get_std: bool = False
+    ):
+        """Mean image metrics over the first `num_eval_images` held-out views spread over the eval split."""
+        self.eval()
+        total = len(self.datamanager.eval_data.camera_instance)
+        indices = torch.linspace(0, total - 1, min(self.config.num_eval_images, total)).long().tolist()
+        rows = []
+        for index in indices:
+            camera, batch = self.datamanager.eval_image(index)
+            outputs = self._render_eval_image(camera, batch)
+            rows.append(self.model.get_image_metrics_and_images(outputs, batch)[0])
+        self.train()
+        result = {}
+        for key in rows[0]:
+            values = torch.tensor([r[key] for r in rows])
+            result[key] = float(values.mean())
+            if get_std:
+                result[f"{key}_std"] = float(values.std())
+        return result

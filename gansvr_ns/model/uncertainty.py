@@ -1,0 +1,74 @@
+"""The two sources of per-pixel uncertainty sigma for the pseudo views.
+
+(a) `ImageUncertaintyHead`, the paper's module: a small CNN over a pseudo view predicts a sigma map from the
+    image alone; the loss reads it at the rays' pixels.
+(b) `UncertaintyField`: a per-sample uncertainty from the geometry features, the latent and a per-view
+    embedding, rendered along the rays with the same weights as the colour.
+
+Both produce sigma >= sigma_min through a softplus.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+
+class ImageUncertaintyHead(nn.Module):
+    """A dilated CNN (receptive field 15 px) mapping a pseudo view to a sigma map of the same size."""
+
+    def __init__(self, hidden: int = 16, sigma_min: float = 0.02):
+        super().__init__()
+        self.sigma_min = sigma_min
+        self.net = nn.Sequential(
+            nn.Conv2d(3, hidden, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2),
+            nn.ReLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=4, dilation=4),
+            nn.ReLU(),
+            nn.Conv2d(hidden, 1, 1),
+        )
+
+    def forward(self, views: Float[Tensor, "num_views 3 height width"]) -> Float[Tensor, "num_views 1 height width"]:
+        return nn.functional.softplus(self.net(views)) + self.sigma_min
+
+    def at_pixels(
+        self,
+        views: Float[Tensor, "num_views 3 height width"],
+        ray_view: Int[Tensor, " num_rays"],
+        ray_pixel: Int[Tensor, "num_rays 2"],
+    ) -> Float[Tensor, "num_rays 1"]:
+        """Sigma of each ray: the map of its view read at its (y, x) pixel."""
+        maps = self(views)
+        return maps[ray_view, 0, ray_pixel[:, 0], ray_pixel[:, 1]][:, None]
+
+
+class UncertaintyField(nn.Module):
+    """beta(x, z, view) = softplus(MLP([geo features, latent, view embedding])), rendered as sum_i w_i beta_i."""
+
+    def __init__(self, geo_feat_dim: int, latent_dim: int, num_views: int, embed_dim: int = 16,
+                 hidden: int = 32, sigma_min: float = 0.02):
+        super().__init__()
+        self.sigma_min = sigma_min
+        self.view_embedding = nn.Embedding(max(num_views, 1), embed_dim)
+        nn.init.normal_(self.view_embedding.weight, 0.0, 0.01)
+        self.latent_proj = nn.Linear(latent_dim, hidden, bias=False)
+        self.geo = nn.Linear(geo_feat_dim, hidden)
+        self.view = nn.Linear(embed_dim, hidden, bias=False)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(
+        self,
+        geo_features: Float[Tensor, "num_rays num_samples geo_feat_dim"],
+        latent: Float[Tensor, "num_rays 1 latent_dim"],
+        view_index: Int[Tensor, " num_rays"] | None,
+    ) -> Float[Tensor, "num_rays num_samples 1"]:
+        """Per-sample beta; views without an embedding (novel or held-out cameras) use the mean embedding."""
+        if view_index is None:
+            embed = self.view_embedding.weight.mean(dim=0, keepdim=True)[:, None]
+        else:
+            embed = self.view_embedding(view_index)[:, None]
+        h = torch.relu(self.geo(geo_features) + self.latent_proj(latent) + self.view(embed))
+        return nn.functional.softplus(self.out(h))
