@@ -42,6 +42,8 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
         raise FormatError(path, f"not a readable mesh ({err.__class__.__name__}: {err})") from None
     if not isinstance(mesh, trimesh.Trimesh):
         raise FormatError(path, f"not a triangle mesh (read as {mesh.__class__.__name__})")
+    if not np.all(np.isfinite(mesh.vertices)):
+        raise FormatError(path, "mesh has non-finite vertex coordinates")
     return mesh
 
 

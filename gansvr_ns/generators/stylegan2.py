@@ -281,8 +281,11 @@ class StyleGan2Arch:
 
     @property
     def channel_multiplier(self) -> Optional[int]:
-        """The multiplier of the standard table these channels follow, or None for a custom table."""
-        for cm in (1, 2, 4, 8):
+        """The multiplier of the standard table these channels follow, or None for a custom table.
+
+        Up to 32 px every multiplier gives the same table; the reference default 2 is reported then.
+        """
+        for cm in (2, 1, 4, 8):
             if self.channels == StyleGan2Arch.standard(self.size, channel_multiplier=cm).channels:
                 return cm
         return None

@@ -51,7 +51,7 @@ def results_table(results: Dict, config: MetricConfig) -> Table:
     """A rich table: one row per instance of the split (missing ones marked), the mean, the baseline if any."""
     columns = _columns(config)
     table = Table(title=f"{results['split']}: {results['num_evaluated']} of {results['num_instances']} evaluated")
-    table.add_column("instance")
+    table.add_column("instance", no_wrap=True)
     for title in columns.values():
         table.add_column(title, justify="right")
     evaluated = results["per_instance"]

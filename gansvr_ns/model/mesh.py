@@ -1,0 +1,64 @@
+"""From a trained gansvr model and one image to a coloured mesh, and mesh files in PLY, OBJ and GLB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, List
+
+import numpy as np
+import torch
+import trimesh
+from jaxtyping import Float
+from torch import Tensor
+
+from gansvr_ns.model.extract import marching_cubes, sdf_grid
+
+MESH_FORMATS = ("ply", "obj", "glb")
+
+
+@torch.no_grad()
+def reconstruct_mesh(model, image: Float[Tensor, "1 3 height width"], resolution: int = 128,
+                     chunk: int = 65536) -> trimesh.Trimesh:
+    """Encode `image`, extract the zero level set of its SDF on a resolution^3 grid and colour the vertices.
+
+    Vertex colours come from the colour head, seen along the inward normal (a head-on view of the surface).
+    The model's selected instance becomes this image's.
+    """
+    model.select_condition(image)
+    field = model.field
+    grid = sdf_grid(lambda p: field.forward_geonetwork(p)[:, 0], resolution, chunk=chunk, device=model.device)
+    vertices, faces = marching_cubes(grid)
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    if len(vertices):
+        mesh.visual.vertex_colors = vertex_colors(model, torch.from_numpy(vertices).to(model.device), chunk)
+    return mesh
+
+
+def vertex_colors(model, vertices: Float[Tensor, "num_vertices 3"], chunk: int = 65536) -> np.ndarray:
+    """RGBA uint8 colours of the selected instance at `vertices`."""
+    field = model.field
+    code = field.selected
+    colors = []
+    for start in range(0, len(vertices), chunk):
+        points = vertices[start : start + chunk]
+        geometry, gradient = field.sdf_and_gradient(points, code, create_graph=False)
+        normals = torch.nn.functional.normalize(gradient, dim=-1)
+        colors.append(field.color(normals, -normals, geometry[:, 1:], code).detach())
+    rgb = (torch.cat(colors).clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
+    return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+
+
+def save_mesh(mesh: trimesh.Trimesh, stem: Path, formats: Iterable[str]) -> List[Path]:
+    """Write `mesh` as `<stem>.<format>` for each format, keeping vertex colours; returns the paths."""
+    written = []
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for fmt in formats:
+        if fmt not in MESH_FORMATS:
+            raise ValueError(f"unknown mesh format '{fmt}', expected one of {', '.join(MESH_FORMATS)}")
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        tmp = path.with_name(f".{path.name}.partial")
+        data = mesh.export(file_type=fmt)
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        tmp.replace(path)
+        written.append(path)
+    return written

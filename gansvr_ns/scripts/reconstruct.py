@@ -1,0 +1,118 @@
+"""`gansvr-reconstruct`: turn images into meshes with a trained gansvr run.
+
+    gansvr-reconstruct --load-config outputs/gan-car/gansvr/RUN/config.yml --images car.png --output-dir meshes
+    gansvr-reconstruct --load-config CONFIG --data data/gan-car --split test --output-dir meshes
+
+With `--data`, every instance of the split is reconstructed from its `input.png` and written as
+`<instance id>.ply`, the naming `gansvr-eval` expects. Images given with `--images` are written as
+`<image stem>.ply` (stems that repeat get their folder name prepended).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Literal, Optional, Tuple
+
+import torch
+import tyro
+import yaml
+from rich.console import Console
+from rich.progress import track
+
+from gansvr_ns.data import format as fmt
+
+CONSOLE = Console()
+GANSVR_METHODS = ("gansvr",)
+
+
+@dataclass
+class ReconstructConfig:
+    """Reconstruct a mesh from each image with a trained gansvr run."""
+
+    load_config: Path
+    """config.yml of a gansvr training run."""
+    output_dir: Path
+    """Folder for the meshes."""
+    images: List[Path] = field(default_factory=list)
+    """Images to reconstruct (any size; RGB)."""
+    data: Optional[Path] = None
+    """A dataset whose split's input images to reconstruct, named by instance id."""
+    split: Literal["train", "val", "test"] = "test"
+    """Split of `data` to reconstruct."""
+    resolution: int = 128
+    """Marching-cubes grid resolution over [-1, 1]^3."""
+    format: List[Literal["ply", "obj", "glb"]] = field(default_factory=lambda: ["ply"])
+    """Mesh formats to write."""
+
+    def main(self) -> None:
+        jobs = self.jobs()
+        pipeline = load_pipeline(self.load_config)
+        from gansvr_ns.model.mesh import reconstruct_mesh, save_mesh
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        timings, summary = [], {}
+        for name, path in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
+            image = torch.from_numpy(fmt.load_rgb(path)).permute(2, 0, 1)[None]
+            start = time.perf_counter()
+            mesh = reconstruct_mesh(pipeline.model, image, self.resolution)
+            timings.append(time.perf_counter() - start)
+            written = save_mesh(mesh, self.output_dir / name, self.format)
+            summary[name] = {"image": str(path), "faces": int(len(mesh.faces)), "files": [str(p) for p in written]}
+        fmt.write_json(self.output_dir / "reconstruct.json", {
+            "config": str(self.load_config), "resolution": self.resolution,
+            "seconds_per_image": sum(timings) / max(len(timings), 1), "meshes": summary,
+        })
+        CONSOLE.print(
+            f"Wrote {len(jobs)} mesh(es) to {self.output_dir} "
+            f"({sum(timings) / max(len(timings), 1):.2f} s per image at resolution {self.resolution})"
+        )
+
+    def jobs(self) -> List[Tuple[str, Path]]:
+        """(output name, image path) pairs; every image is checked to be readable before any work starts."""
+        jobs: List[Tuple[str, Path]] = []
+        if self.data is not None:
+            info = fmt.read_dataset(self.data)
+            jobs += [(i, info.root / i / "input.png") for i in info.instances(self.split)]
+        stems = [p.stem for p in self.images]
+        for path in self.images:
+            name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
+            jobs.append((name, path))
+        if not jobs:
+            raise ValueError("nothing to reconstruct: give --images or --data")
+        for _, path in jobs:
+            fmt.image_size_of(path)
+            fmt.load_rgb(path)
+        return jobs
+
+
+def load_pipeline(config_path: Path):
+    """Load a gansvr run for inference on CUDA when available, else CPU; errors name the file."""
+    if not config_path.is_file():
+        raise ValueError(f"{config_path}: config file not found")
+    try:
+        text = config_path.read_text()
+        method = yaml.load(text, Loader=yaml.Loader).method_name
+    except Exception as err:  # yaml raises many types; any of them means this is not a run config
+        raise ValueError(f"{config_path}: not a nerfstudio run config ({err.__class__.__name__})") from None
+    if method not in GANSVR_METHODS:
+        raise ValueError(f"{config_path}: a '{method}' run, not a gansvr run")
+    from nerfstudio.utils.eval_utils import eval_setup
+
+    _, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
+    return pipeline
+
+
+def entrypoint() -> None:
+    config = tyro.cli(ReconstructConfig)
+    try:
+        config.main()
+    except (ValueError, fmt.FormatError) as err:
+        CONSOLE.print(f"[red]gansvr-reconstruct: {err}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    entrypoint()
