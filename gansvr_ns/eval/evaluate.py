@@ -48,11 +48,12 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
 
 
 def find_prediction(pred_dir: Path, instance_id: str) -> Optional[Path]:
-    """The prediction file of an instance, None when there is none; several candidates are an error."""
+    """The prediction file of an instance, None when there is none.
+
+    `gansvr-reconstruct` may write one mesh in several formats; the first of PREDICTION_SUFFIXES is scored.
+    """
     found = [pred_dir / f"{instance_id}{suffix}" for suffix in PREDICTION_SUFFIXES]
     found = [path for path in found if path.is_file()]
-    if len(found) > 1:
-        raise FormatError(pred_dir, f"several predictions for '{instance_id}': {', '.join(p.name for p in found)}")
     return found[0] if found else None
 
 

@@ -88,7 +88,8 @@ def modulated_conv2d(
 
     With w [O, I, k, k] (equalised scale already applied) and style s [B, I]:
         w'_boi.. = w_oi.. * s_bi,    d_bo = (sum_{i,kh,kw} w'^2 + 1e-8)^(-1/2) if demodulate else 1,
-        y_b = conv(x_b, w'_b) * d_b  =  conv(x_b * s_b, w) * d_b.
+        y_b = conv(x_b, w'_b) * d_b  =  conv(x_b * s_b, w) * d_b,
+    where sum_{i,kh,kw} w'^2 = sum_i s_bi^2 (sum_{kh,kw} w_oi..^2) is computed as one matrix product.
     `upsample` uses a stride-2 transposed convolution (output side 2H + k - 2), as the reference does.
     x: [B, I, H, W] -> [B, O, H', W'].
     """
@@ -98,7 +99,7 @@ def modulated_conv2d(
     else:
         out = F.conv2d(out, weight, padding=weight.shape[-1] // 2)
     if demodulate:
-        power = (weight[None] * style[:, None, :, None, None]).pow(2).sum(dim=(2, 3, 4))
+        power = style.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t()
         out = out * torch.rsqrt(power + EPS)[:, :, None, None]
     return out
 
@@ -264,7 +265,8 @@ class StyleGan2Arch:
     def standard(size: int, style_dim: int = 512, n_mlp: int = 8, channel_multiplier: int = 2) -> "StyleGan2Arch":
         """The rosinality channel table: 512 up to 32 px, then (2^14 / res) * channel_multiplier."""
         resolutions = [2**i for i in range(2, int(math.log2(size)) + 1)]
-        return StyleGan2Arch(size, style_dim, n_mlp, tuple(standard_channels(r, channel_multiplier) for r in resolutions))
+        channels = tuple(standard_channels(r, channel_multiplier) for r in resolutions)
+        return StyleGan2Arch(size, style_dim, n_mlp, channels)
 
     @property
     def log_size(self) -> int:
@@ -474,7 +476,7 @@ def load_stylegan2(path: Path | str, device: str | torch.device = "cpu") -> Styl
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("g_ema"), dict):
         found = ", ".join(map(str, list(ckpt)[:8])) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(path, f"expected a dict with 'g_ema' (rosinality/stylegan2-pytorch layout), found {found}")
+        raise CheckpointError(path, f"expected a dict with 'g_ema' (rosinality/stylegan2-pytorch layout), got {found}")
     state = ckpt["g_ema"]
     arch = infer_arch(state, path)
     check_state_dict(state, arch, path)

@@ -9,7 +9,8 @@ Label file (JSON):
 
 A seed means z = numpy.random.RandomState(seed).randn(style_dim), the official StyleGAN2 convention,
 mapped to w by the generator. Entries with `"input_only": true` are never pseudo views; they pose the
-input image instead. `mix_layers` (default 4) and `truncation` (default 0.7) are optional.
+input image instead. `mix_layers` (default 4) and `truncation` (default 0.7) are optional. Keys that
+start with "_" (e.g. "_note") are comments and ignored.
 """
 
 from __future__ import annotations
@@ -76,9 +77,10 @@ def _parse_entry(entry, index: int, where: Path) -> ViewCode:
     key = f"view_codes[{index}]"
     if not isinstance(entry, dict):
         raise FormatError(where, f"{key} must be an object")
-    unknown = sorted(set(entry) - ENTRY_KEYS)
+    unknown = sorted(k for k in set(entry) - ENTRY_KEYS if not str(k).startswith("_"))
     if unknown:
-        raise FormatError(where, f"{key} has unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(ENTRY_KEYS))})")
+        allowed = ", ".join(sorted(ENTRY_KEYS))
+        raise FormatError(where, f"{key} has unknown key(s) {', '.join(unknown)} (allowed: {allowed})")
     if ("seed" in entry) == ("w" in entry):
         raise FormatError(where, f"{key} needs exactly one of 'seed' or 'w'")
     for name in ("azimuth_deg", "elevation_deg"):
@@ -105,7 +107,7 @@ def parse_view_codes(data, where: Path | str = "<view codes>") -> ViewCodeSet:
     where = Path(where)
     if not isinstance(data, dict):
         raise FormatError(where, "must contain a JSON object")
-    unknown = sorted(set(data) - TOP_KEYS)
+    unknown = sorted(k for k in set(data) - TOP_KEYS if not str(k).startswith("_"))
     if unknown:
         raise FormatError(where, f"unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(TOP_KEYS))})")
     entries = data.get("view_codes")
@@ -150,7 +152,8 @@ def check_against_generator(codes: ViewCodeSet, style_dim: int, n_latent: int, w
     """The label file must fit the generator: w of length style_dim, 1 <= mix_layers < n_latent."""
     for i, code in enumerate(codes.codes):
         if code.w is not None and len(code.w) != style_dim:
-            raise FormatError(where, f"view_codes[{i}].w has {len(code.w)} values, the generator's style_dim is {style_dim}")
+            raise FormatError(where, f"view_codes[{i}].w has {len(code.w)} values, the generator's style_dim is "
+                              f"{style_dim}")
     if codes.mix_layers >= n_latent:
         raise FormatError(where, f"mix_layers {codes.mix_layers} must be below the generator's {n_latent} w+ rows "
                           "(the content needs the remaining rows)")

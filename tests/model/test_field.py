@@ -1,0 +1,76 @@
+"""The conditioned SDF field: sphere initialisation, conditioning, backend selection."""
+
+import pytest
+import torch
+
+from gansvr_ns.model import field as field_module
+from gansvr_ns.model.field import ConditionedSDFField, SDFFieldConfig, resolve_implementation
+
+
+def random_points(n: int, radius: float = 1.0) -> torch.Tensor:
+    points = torch.randn(n, 3)
+    return points / points.norm(dim=-1, keepdim=True) * torch.rand(n, 1) * radius
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "film"])
+@pytest.mark.parametrize("hash_grid", [True, False])
+def test_initial_field_is_a_sphere_with_unit_gradient(conditioning, hash_grid):
+    torch.manual_seed(0)
+    config = SDFFieldConfig(conditioning=conditioning, use_hash_grid=hash_grid, implementation="torch", init_radius=0.5)
+    field = ConditionedSDFField(config, latent_dim=32)
+    points = random_points(4000)
+    code = field.encode_latents(torch.randn(1, 32))
+    geometry, gradient = field.sdf_and_gradient(points, code, create_graph=False)
+    expected = points.norm(dim=-1) - 0.5
+    torch.testing.assert_close(geometry[:, 0], expected, atol=0.02, rtol=0)
+    norms = gradient.norm(dim=-1)
+    assert (norms - 1.0).abs().mean() < 0.02
+    assert (norms - 1.0).abs().max() < 0.15
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "film"])
+def test_changing_the_latent_changes_the_sdf(conditioning):
+    torch.manual_seed(1)
+    field = ConditionedSDFField(SDFFieldConfig(conditioning=conditioning, use_hash_grid=False), latent_dim=16)
+    points = random_points(500)
+    a = field.sdf(points, field.encode_latents(torch.randn(1, 16)))
+    b = field.sdf(points, field.encode_latents(torch.randn(1, 16)))
+    assert (a - b).abs().max() > 1e-5
+    same = field.sdf(points, field.encode_latents(torch.ones(1, 16)))
+    torch.testing.assert_close(same, field.sdf(points, field.encode_latents(torch.ones(1, 16))))
+
+
+def test_per_ray_codes_broadcast_over_samples():
+    torch.manual_seed(2)
+    field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
+    latents = torch.randn(3, 8)
+    positions = random_points(5 * 7).reshape(5, 7, 3)
+    index = torch.tensor([0, 2, 1, 1, 0])
+    batched = field.sdf(positions, field.encode_latents(latents).take(index).unsqueeze(1))
+    for ray in range(5):
+        single = field.sdf(positions[ray], field.encode_latents(latents[index[ray] : index[ray] + 1]))
+        torch.testing.assert_close(batched[ray], single)
+
+
+def test_forward_geonetwork_uses_the_selected_latent():
+    torch.manual_seed(3)
+    field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
+    with torch.no_grad():
+        field.latent_to_geo.weight.mul_(100.0)
+    points = random_points(100)
+    z = torch.randn(1, 8)
+    field.select_latent(z)
+    out = field.forward_geonetwork(points)
+    assert out.shape == (100, 1 + field.config.geo_feat_dim)
+    torch.testing.assert_close(out[:, :1], field.sdf(points, field.encode_latents(z)))
+
+
+def test_implementation_selection(monkeypatch):
+    assert resolve_implementation("torch") == "torch"
+    monkeypatch.setattr(field_module, "tcnn_available", lambda: False)
+    assert resolve_implementation("auto") == "torch"
+    with pytest.raises(RuntimeError, match="tinycudann"):
+        resolve_implementation("tcnn")
+    monkeypatch.setattr(field_module, "tcnn_available", lambda: True)
+    assert resolve_implementation("auto") == "tcnn"
+    assert resolve_implementation("tcnn") == "tcnn"

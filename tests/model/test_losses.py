@@ -1,0 +1,48 @@
+"""Losses and metrics against closed forms."""
+
+import math
+
+import torch
+
+from gansvr_ns.model.losses import eikonal, rotation_error_deg, silhouette_iou, uncertainty_l1
+
+
+def test_optimal_sigma_tracks_the_residual():
+    torch.manual_seed(0)
+    target = torch.rand(200, 3)
+    residual = torch.rand(200, 1) * 0.5 + 0.05  # the same absolute error on every channel
+    pred = target + residual * torch.sign(torch.randn(200, 3))
+    log_sigma = torch.zeros(200, 1, requires_grad=True)
+    opt = torch.optim.Adam([log_sigma], lr=0.05)
+    weight = torch.ones(200, 1)
+    for _ in range(1500):
+        opt.zero_grad()
+        uncertainty_l1(pred, target, log_sigma.exp(), weight).backward()
+        opt.step()
+    torch.testing.assert_close(log_sigma.exp(), residual, atol=5e-3, rtol=0.02)
+
+
+def test_uncertainty_loss_value_and_mask():
+    pred, target = torch.zeros(2, 3), torch.full((2, 3), 0.5)
+    sigma = torch.tensor([[0.25], [1.0]])
+    loss = uncertainty_l1(pred, target, sigma, torch.tensor([[1.0], [0.0]]))
+    assert math.isclose(loss.item(), 0.5 / 0.25 + math.log(0.25), rel_tol=1e-6)
+
+
+def test_eikonal_is_zero_for_unit_gradients():
+    g = torch.nn.functional.normalize(torch.randn(100, 3), dim=-1)
+    assert eikonal(g).item() < 1e-10
+    assert math.isclose(eikonal(2 * g).item(), 1.0, rel_tol=1e-5)
+
+
+def test_rotation_error_of_a_known_rotation():
+    angle = math.radians(12.0)
+    rz = torch.tensor([[math.cos(angle), -math.sin(angle), 0], [math.sin(angle), math.cos(angle), 0], [0, 0, 1.0]])
+    err = rotation_error_deg(torch.eye(3)[None], rz[None])
+    assert abs(err.item() - 12.0) < 1e-3
+
+
+def test_silhouette_iou():
+    acc = torch.tensor([[0.9], [0.9], [0.1], [0.1]])
+    mask = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
+    assert math.isclose(silhouette_iou(acc, mask).item(), 1 / 3, rel_tol=1e-6)
