@@ -108,10 +108,10 @@ def predict_class_mask(model: nn.Module, images: Tensor, class_index: int) -> Te
 
 
 def resize_masks(masks: Tensor, size: tuple) -> Tensor:
-    """Resize bool masks [B, H, W] to size (h, w): area-weighted coverage > 0.5."""
+    """Resize bool masks [B, H, W] to size (h, w): the fraction of each output pixel covered (area mode) > 0.5."""
     if tuple(masks.shape[-2:]) == tuple(size):
         return masks
-    coverage = F.interpolate(masks[:, None].float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+    coverage = F.interpolate(masks[:, None].float(), size=size, mode="area")
     return coverage[:, 0] > 0.5
 
 

@@ -110,7 +110,7 @@ def entrypoint() -> None:
     try:
         config.main()
     except (ValueError, fmt.FormatError) as err:
-        CONSOLE.print(f"[red]gansvr-reconstruct: {err}")
+        print(f"gansvr-reconstruct: {err}", file=sys.stderr)
         sys.exit(2)
 
 
