@@ -480,8 +480,10 @@ def load_stylegan2(path: Path | str, device: str | torch.device = "cpu") -> Styl
     state = ckpt["g_ema"]
     arch = infer_arch(state, path)
     check_state_dict(state, arch, path)
-    generator = StyleGan2Generator(arch)
-    generator.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # no random initialisation: every tensor comes from the checkpoint
+        generator = StyleGan2Generator(arch)
+    generator.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
+    generator.latent_avg = torch.zeros(arch.style_dim)
     generator.latent_avg_source = "checkpoint"
     if ckpt.get("latent_avg") is not None:
         latent_avg = ckpt["latent_avg"]

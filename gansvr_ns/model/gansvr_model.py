@@ -7,6 +7,7 @@ export) use the selected instance, chosen by `select_condition(image)`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type
@@ -19,10 +20,12 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.model_components.ray_samplers import NeuSSampler
 from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.viewer.viewer_elements import ViewerDropdown
 from torch import Tensor, nn
 from torch.nn import Parameter
 
 from gansvr_ns.compat import allow_nerfstudio_checkpoints
+from gansvr_ns.data.format import load_rgb
 from gansvr_ns.model import losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
@@ -75,6 +78,9 @@ class GanSvrModelConfig(ModelConfig):
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))
     """Refinement of the rough poses of every (instance, view) camera."""
+    render_instance: str = ""
+    """Instance (an id of any split) whose latent the viewer and `ns-export` render. Empty: the first test
+    instance. The environment variable GANSVR_INSTANCE overrides it."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -111,6 +117,19 @@ class GanSvrModel(Model):
         metadata = self.kwargs.get("metadata") or {}
         self.true_poses = metadata.get("true_poses")
         self.train_poses = metadata.get("rough_poses")
+        self.catalog: List[dict] = list(metadata.get("catalog", []))
+        self.selected_instance: Optional[str] = None
+        self._selected_image: Optional[Tensor] = None
+        self.register_load_state_dict_post_hook(lambda module, keys: module.select_instance())
+        self.instance_control = None
+        if self.catalog:
+            default = self.default_instance()
+            choices = self.instance_choices()
+            self.instance_control = ViewerDropdown(
+                "Instance", default if default in choices else choices[0], choices,
+                cb_hook=lambda element: self.select_instance(element.value),
+                hint="Which instance's input image conditions the rendering (test instances first)",
+            )
 
     # ------------------------------------------------------------------------------------------
     # Conditioning.
@@ -134,6 +153,47 @@ class GanSvrModel(Model):
         self.eval()
         self.field.select_latent(self.encode(image))
         self.train(was_training)
+
+    def default_instance(self) -> Optional[str]:
+        """GANSVR_INSTANCE, else the config's `render_instance`, else the first test (or any) instance."""
+        wanted = os.environ.get("GANSVR_INSTANCE") or self.config.render_instance
+        if wanted:
+            return wanted
+        for split in ("test", "val", "train"):
+            ids = [entry["id"] for entry in self.catalog if entry["split"] == split]
+            if ids:
+                return ids[0]
+        return None
+
+    def select_instance(self, instance_id: Optional[str] = None) -> None:
+        """Render `instance_id` (default: `default_instance()`) in the viewer and export it with `ns-export`."""
+        instance_id = instance_id or self.default_instance()
+        if instance_id is None:
+            return
+        entry = next((e for e in self.catalog if e["id"] == instance_id), None)
+        if entry is None:
+            known = ", ".join(e["id"] for e in self.catalog[:5])
+            raise ValueError(f"unknown instance '{instance_id}' (the run's dataset has e.g. {known})")
+        image = torch.from_numpy(load_rgb(Path(entry["input"]))).permute(2, 0, 1)[None]
+        self.selected_instance, self._selected_image = instance_id, image
+        self.select_condition(image)
+
+    def instance_choices(self) -> List[str]:
+        """Instance ids that can be selected, test instances first."""
+        order = {"test": 0, "val": 1, "train": 2}
+        return [e["id"] for e in sorted(self.catalog, key=lambda e: order.get(e["split"], 3))]
+
+    def get_outputs_for_camera(self, camera, obb_box=None) -> Dict[str, Tensor]:
+        """Render a camera for the selected instance, re-encoding its image so that training progress shows."""
+        if self._selected_image is None:
+            self.select_instance()
+        return self.render_for_image(camera, self._selected_image, obb_box)
+
+    def render_for_image(self, camera, image: Optional[Tensor], obb_box=None) -> Dict[str, Tensor]:
+        """Render a camera conditioned on `image` (None: the current selection)."""
+        if image is not None:
+            self.select_condition(image)
+        return super().get_outputs_for_camera(camera, obb_box=obb_box)
 
     def _ray_code(self, ray_bundle: RayBundle) -> LatentCode:
         index = (ray_bundle.metadata or {}).get("instance")

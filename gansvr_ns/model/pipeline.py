@@ -53,8 +53,7 @@ class GanSvrPipeline(VanillaPipeline):
     def _render_eval_image(self, camera, batch):
         """Render one held-out view conditioned on its instance's input image, keeping the viewer's choice."""
         previous = self.model.field.selected
-        self.model.select_condition(batch["condition_images"])
-        outputs = self.model.get_outputs_for_camera(camera)
+        outputs = self.model.render_for_image(camera, batch["condition_images"])
         self.model.field.selected = previous
         return outputs
 
