@@ -67,7 +67,7 @@ def make_blur_kernel(taps: Sequence[float] = BLUR_TAPS, gain: float = 1.0) -> Te
 def upfirdn2d(x: Tensor, kernel: Tensor, up: int = 1, pad: Tuple[int, int] = (0, 0)) -> Tensor:
     """Upsample by zero insertion, pad, then filter: y = correlate(pad(zero_insert(x, up)), flip(kernel)).
 
-    Zero insertion puts x[i] at 2i (for up=2) of a length up*H signal; `pad = (p0, p1)` adds p0 zeros
+    Zero insertion puts x[i] at up*i of a length up*H signal; `pad = (p0, p1)` adds p0 zeros
     before and p1 after on both axes, so the output side is up*H + p0 + p1 - K + 1.
     x: [B, C, H, W]; kernel: [K, K]; applied to every channel independently.
     """

@@ -28,6 +28,7 @@ from gansvr_ns.generators.viewcodes import (
     DEFAULT_MIX_LAYERS,
     DEFAULT_TRUNCATION,
     ViewCode,
+    ViewCodeSet,
     check_against_generator,
     load_view_codes,
     mix_views,
@@ -79,8 +80,9 @@ class SheetConfig:
             raise ValueError("need at least one --content-seeds, --tile >= 8, --columns >= 1 and --num-seeds >= 1")
         generator = load_stylegan2(self.checkpoint, self.device)
         codes, captions, mix_layers, psi = self._candidates()
-        if not 1 <= mix_layers < generator.n_latent:
-            raise ValueError(f"mix_layers must lie in [1, {generator.n_latent}), got {mix_layers}")
+        where = self.view_codes or "--mix-layers"
+        check_against_generator(ViewCodeSet(tuple(codes), mix_layers, psi), generator.arch.style_dim,
+                                generator.n_latent, where)
         w_plus = sheet_latents(generator, codes, self.content_seeds, mix_layers, psi)
         tiles = render_tiles(generator, w_plus, self.crop, self.tile, self.batch_size)
         sheet = layout_sheet(tiles, captions, self.columns)
