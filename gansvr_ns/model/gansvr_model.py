@@ -24,7 +24,7 @@ from nerfstudio.viewer.viewer_elements import ViewerDropdown
 from torch import Tensor, nn
 from torch.nn import Parameter
 
-from gansvr_ns.compat import allow_nerfstudio_checkpoints
+from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_exporter
 from gansvr_ns.data.format import load_rgb
 from gansvr_ns.model import losses
 from gansvr_ns.model.encoder import ImageEncoder
@@ -33,6 +33,7 @@ from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
 allow_nerfstudio_checkpoints()
+patch_nerfstudio_exporter()
 
 
 @dataclass

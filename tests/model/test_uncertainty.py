@@ -1,0 +1,64 @@
+"""The two uncertainty sources and one training step of the whole model with each of them."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gansvr_ns.method_config import gansvr_config
+from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
+
+
+def test_image_head_reads_each_rays_own_pixel():
+    torch.manual_seed(0)
+    head = ImageUncertaintyHead(sigma_min=0.05)
+    views = torch.rand(3, 3, 16, 20)
+    maps = head(views)
+    assert maps.shape == (3, 1, 16, 20) and (maps >= 0.05).all()
+    ray_view = torch.tensor([0, 2, 1, 2])
+    ray_pixel = torch.tensor([[0, 0], [15, 19], [7, 3], [4, 11]])
+    sigma = head.at_pixels(views, ray_view, ray_pixel)
+    expected = torch.stack([maps[v, 0, y, x] for v, (y, x) in zip(ray_view.tolist(), ray_pixel.tolist())])[:, None]
+    torch.testing.assert_close(sigma, expected)
+
+
+def test_uncertainty_field_depends_on_the_view_and_falls_back_to_the_mean_embedding():
+    torch.manual_seed(1)
+    field = UncertaintyField(geo_feat_dim=5, latent_dim=4, num_views=10)
+    with torch.no_grad():
+        field.view_embedding.weight.normal_()
+    geo, latent = torch.randn(2, 7, 5), torch.randn(2, 1, 4)
+    a = field(geo, latent, torch.tensor([0, 0]))
+    b = field(geo, latent, torch.tensor([3, 3]))
+    assert a.shape == (2, 7, 1) and (a >= 0).all()
+    assert not torch.allclose(a, b)
+    mean = field(geo, latent, None)
+    embed = field.view_embedding.weight.mean(0)
+    h = torch.relu(field.geo(geo) + field.latent_proj(latent) + field.view(embed))
+    torch.testing.assert_close(mean, torch.nn.functional.softplus(field.out(h)))
+
+
+@pytest.mark.parametrize("uncertainty,conditioning", [("image", "concat"), ("field", "film"), ("none", "concat")])
+def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning):
+    torch.manual_seed(0)
+    config = gansvr_config()
+    config.pipeline.datamanager.data = ellipsoids
+    config.pipeline.datamanager.rays_per_view = 16
+    model_config = config.pipeline.model
+    model_config.uncertainty = uncertainty
+    model_config.sdf_field.conditioning = conditioning
+    model_config.num_samples = model_config.num_samples_importance = 8
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    pipeline.train()
+    _, losses, metrics = pipeline.get_train_loss_dict(step=0)
+    assert {"rgb_loss", "mask_loss", "eikonal_loss", "camera_opt_regularizer"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert "pose_rotation_error_deg" in metrics
+    sum(losses.values()).backward()
+    model = pipeline.model
+    assert model.encoder.head.weight.grad.abs().sum() > 0
+    assert model.field.output.weight.grad.abs().sum() > 0
+    heads = {"image": model.image_uncertainty, "field": model.uncertainty_field, "none": None}[uncertainty]
+    if heads is not None:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.parameters())
+    assert set(pipeline.get_param_groups()) >= {"fields", "encoder", "camera_opt"}
