@@ -1,0 +1,205 @@
+"""The gansvr DataManager: per step, a few instances, rays from their pseudo views, and their input images.
+
+Every image and mask is preloaded as a tensor, so a training step does no disk I/O. A step draws
+`instances_per_batch` instances of the train split, `views_per_instance` of each one's pseudo views and
+`rays_per_view` random pixels of each view. Besides the rays' RGB and mask values, the batch carries the
+instances' conditioning images (for the encoder), one more view of each instance (for the optional
+latent-consistency loss) and the drawn views (for the image-space uncertainty head).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Tuple, Type
+
+import numpy as np
+import torch
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.data.datamanagers.base_datamanager import DataManager, DataManagerConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.model_components.ray_generators import RayGenerator
+from rich.progress import track
+from torch import Tensor
+
+from gansvr_ns.data import format as fmt
+from gansvr_ns.data.dataparser import GanSvrDataParserConfig
+
+
+@dataclass
+class GanSvrDataManagerConfig(DataManagerConfig):
+    """Samples rays of a few instances per step, with their conditioning images."""
+
+    _target: Type = field(default_factory=lambda: GanSvrDataManager)
+    dataparser: GanSvrDataParserConfig = field(default_factory=GanSvrDataParserConfig)
+    """Reads the pseudo-view dataset."""
+    instances_per_batch: int = 4
+    """Instances drawn per training step (the encoder's batch size)."""
+    views_per_instance: int = 4
+    """Pseudo views drawn per instance per step."""
+    rays_per_view: int = 64
+    """Random pixels drawn per drawn view."""
+    condition_view_probability: float = 0.5
+    """Chance that an instance is conditioned on one of its own pseudo views instead of its input image during
+    training: every view shows the same object, so this multiplies the encoder's training images."""
+    eval_split: Literal["val", "test"] = "val"
+    """Held-out instances used for evaluation during training."""
+    seed: int = 0
+    """Seed of the ray and instance sampling."""
+
+
+@dataclass
+class SplitData:
+    """One split held in memory: cameras, views, masks and the input image of every instance."""
+
+    cameras: Cameras
+    images: Tensor  # uint8 [num_cameras, H, W, 3]
+    masks: Tensor  # bool [num_cameras, H, W]
+    inputs: Tensor  # float [num_instances, 3, H, W]
+    camera_instance: Tensor  # long [num_cameras]
+    instance_cameras: List[Tensor]  # camera indices of each instance
+
+
+def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
+    """Read every view, mask and input image of a split into tensors."""
+    outputs = dataset._dataparser_outputs
+    meta = outputs.metadata
+    images, masks = [], []
+    for image_path, mask_path in track(
+        list(zip(outputs.image_filenames, outputs.mask_filenames)), description=progress_label, transient=True
+    ):
+        images.append(torch.from_numpy((fmt.load_rgb(image_path) * 255.0 + 0.5).astype(np.uint8)))
+        masks.append(torch.from_numpy(fmt.load_mask(mask_path)))
+    inputs = [torch.from_numpy(fmt.load_rgb(p)).permute(2, 0, 1) for p in meta["input_images"]]
+    camera_instance = meta["camera_instance"]
+    return SplitData(
+        cameras=outputs.cameras,
+        images=torch.stack(images),
+        masks=torch.stack(masks),
+        inputs=torch.stack(inputs),
+        camera_instance=camera_instance,
+        instance_cameras=[torch.nonzero(camera_instance == k)[:, 0] for k in range(len(meta["instance_ids"]))],
+    )
+
+
+class GanSvrDataManager(DataManager):
+    """Serves rays, per-ray targets and conditioning images; see the module docstring."""
+
+    config: GanSvrDataManagerConfig
+
+    def __init__(
+        self,
+        config: GanSvrDataManagerConfig,
+        device: torch.device | str = "cpu",
+        test_mode: Literal["test", "val", "inference"] = "val",
+        world_size: int = 1,
+        local_rank: int = 0,
+        **kwargs,
+    ):
+        self.config = config
+        self.device = device
+        self.test_mode = test_mode
+        if config.data is not None:
+            config.dataparser.data = config.data
+        self.dataparser = config.dataparser.setup()
+        self.includes_time = False
+        self.train_dataparser_outputs = self.dataparser.get_dataparser_outputs(split="train")
+        self.train_dataset = InputDataset(self.train_dataparser_outputs)
+        self.eval_dataset = InputDataset(self.dataparser.get_dataparser_outputs(split=config.eval_split))
+        self.rng = random.Random(config.seed)
+        super().__init__()
+        self.train_data = self.eval_data = None
+        if test_mode != "inference":
+            self.train_data = load_split(self.train_dataset, "Loading train views")
+            self.eval_data = load_split(self.eval_dataset, "Loading eval views")
+        self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(device))
+        self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(device))
+
+    # nerfstudio's DataManager.__init__ calls these to build iterators; the batches are drawn on demand instead.
+    def setup_train(self):
+        pass
+
+    def setup_eval(self):
+        pass
+
+    def get_train_rays_per_batch(self) -> int:
+        return self.config.instances_per_batch * self.config.views_per_instance * self.config.rays_per_view
+
+    def get_eval_rays_per_batch(self) -> int:
+        return self.get_train_rays_per_batch()
+
+    def get_datapath(self):
+        return self.config.dataparser.data
+
+    def get_param_groups(self) -> Dict[str, List]:
+        return {}
+
+    def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.train_count += 1
+        return self._ray_batch(self.train_data, self.train_ray_generator, self.config.condition_view_probability)
+
+    def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
+        self.eval_count += 1
+        return self._ray_batch(self.eval_data, self.eval_ray_generator, 0.0)
+
+    def next_eval_image(self, step: int) -> Tuple[Cameras, Dict]:
+        """One whole held-out view, with its instance's input image as the condition."""
+        data = self.eval_data
+        assert data is not None, "eval data is not loaded in inference mode"
+        index = self.rng.randrange(len(data.camera_instance))
+        return self.eval_image(index)
+
+    def eval_image(self, index: int) -> Tuple[Cameras, Dict]:
+        """Camera `index` of the eval split and its batch (image, mask, condition image)."""
+        data = self.eval_data
+        instance = int(data.camera_instance[index])
+        camera = data.cameras[index : index + 1].to(self.device)
+        batch = {
+            "image": data.images[index].float().div(255.0).to(self.device),
+            "mask": data.masks[index, ..., None].float().to(self.device),
+            "condition_images": data.inputs[instance : instance + 1].to(self.device),
+            "view_images": data.images[index : index + 1].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
+            "instance": instance,
+        }
+        return camera, batch
+
+    def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float):
+        """Draw instances, views and pixels; return the rays and the batch of targets and images.
+
+        The rays' metadata `instance` indexes the batch's `condition_images`; `ray_view` indexes `view_images`.
+        """
+        assert data is not None, "no data is loaded in inference mode"
+        cfg = self.config
+        gen = self._torch_rng()
+        chosen = self.rng.sample(range(len(data.instance_cameras)), min(cfg.instances_per_batch, len(data.inputs)))
+        cams, view_instance, conds, others = [], [], [], []
+        for slot, k in enumerate(chosen):
+            own = data.instance_cameras[k]
+            picks = own[torch.randperm(len(own), generator=gen)[: cfg.views_per_instance]]
+            cams.append(picks)
+            view_instance.append(torch.full((len(picks),), slot, dtype=torch.long))
+            view_image = data.images[int(own[self.rng.randrange(len(own))])].permute(2, 0, 1).float().div(255.0)
+            conds.append(view_image if self.rng.random() < view_probability else data.inputs[k])
+            others.append(data.images[int(own[self.rng.randrange(len(own))])].permute(2, 0, 1).float().div(255.0))
+        cams, view_instance = torch.cat(cams), torch.cat(view_instance)
+        height, width = data.images.shape[1:3]
+        ray_view = torch.arange(len(cams)).repeat_interleave(cfg.rays_per_view)
+        ray_cam = cams[ray_view]
+        y = torch.randint(0, height, (len(ray_view),), generator=gen)
+        x = torch.randint(0, width, (len(ray_view),), generator=gen)
+        ray_bundle = ray_generator(torch.stack([ray_cam, y, x], dim=-1).to(self.device))
+        ray_bundle.metadata = {"instance": view_instance[ray_view][:, None].to(self.device)}
+        batch = {
+            "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
+            "mask": data.masks[ray_cam, y, x][:, None].float().to(self.device),
+            "condition_images": torch.stack(conds).to(self.device),
+            "consistency_images": torch.stack(others).to(self.device),
+            "view_images": data.images[cams].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
+            "ray_view": ray_view.to(self.device),
+            "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
+        }
+        return ray_bundle, batch
+
+    def _torch_rng(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.rng.getrandbits(63))

@@ -1,0 +1,410 @@
+"""Reading and writing the pseudo-view dataset format `gansvr-pseudoviews/1` (see FORMAT.md).
+
+Every data source writes through this module and every reader (dataparser, evaluation) reads through
+it. Readers never modify files; every problem is reported as one `FormatError` whose message names
+the file and what is wrong.
+
+This module must stay light (numpy, PIL, json): the dataparser imports it while nerfstudio's own
+dataparser registry is still importing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import numpy as np
+from PIL import Image
+
+FORMAT_ID = "gansvr-pseudoviews/1"
+INSTANCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+SPLITS = ("train", "val", "test")
+
+
+class FormatError(ValueError):
+    """A dataset that does not follow the format. The message is one line: `<file>: <what is wrong>`."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass
+class ViewRecord:
+    """One pseudo view of an instance, with paths resolved against the instance folder."""
+
+    image_path: Path
+    mask_path: Path
+    transform_matrix: np.ndarray
+    """4x4 camera-to-world (OpenGL), the rough pose a method starts from."""
+    transform_matrix_true: Optional[np.ndarray] = None
+    azimuth_deg: Optional[float] = None
+    elevation_deg: Optional[float] = None
+    distance: Optional[float] = None
+    intrinsics: Optional[Dict[str, float]] = None
+    """Per-view override of the dataset intrinsics (fx, fy, cx, cy in pixels)."""
+
+
+@dataclass
+class InstanceRecord:
+    """One object instance: its input view, its pseudo views and its optional ground-truth mesh."""
+
+    instance_id: str
+    folder: Path
+    input_path: Path
+    input_mask_path: Optional[Path]
+    input_camera: Dict
+    views: List[ViewRecord]
+    mesh_path: Optional[Path]
+
+
+@dataclass
+class DatasetInfo:
+    """The contents of `dataset.json`."""
+
+    root: Path
+    category: str
+    source: str
+    image_size: Tuple[int, int]
+    """(height, width) of every view and input."""
+    intrinsics: Dict[str, float]
+    splits: Dict[str, List[str]]
+    generator: Dict = field(default_factory=dict)
+
+    def instances(self, split: str) -> List[str]:
+        """Instance ids of a split; an empty or unknown split is an error."""
+        ids = self.splits.get(split, [])
+        if not ids:
+            raise FormatError(self.root / "dataset.json", f"split '{split}' is empty or missing")
+        return list(ids)
+
+
+# ----------------------------------------------------------------------------------------------
+# Geometry helpers shared by every source.
+
+
+def orbit_pose(azimuth_deg: float, elevation_deg: float, distance: float) -> np.ndarray:
+    """Camera-to-world matrix (OpenGL) of a camera on the orbit of the canonical frame.
+
+    The camera sits at d * (cos e cos a, cos e sin a, sin e), looks at the origin and uses world +z as
+    its up hint. Its -z axis is the viewing direction, +y is up in the image and +x is right.
+    """
+    a, e = np.deg2rad(azimuth_deg), np.deg2rad(elevation_deg)
+    position = distance * np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])
+    backward = position / np.linalg.norm(position)  # camera +z points away from the target
+    right = np.cross(np.array([0.0, 0.0, 1.0]), backward)
+    if np.linalg.norm(right) < 1e-8:  # looking straight down or up: any horizontal right axis works
+        right = np.array([-np.sin(a), np.cos(a), 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(backward, right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, up, backward, position
+    return pose
+
+
+def check_rigid(matrix, where: Path, key: str, atol: float = 1e-3) -> np.ndarray:
+    """Return `matrix` as a float64 4x4 array, or raise if it is not a rigid transform."""
+    try:
+        m = np.asarray(matrix, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise FormatError(where, f"{key} is not a numeric matrix") from None
+    if m.shape != (4, 4):
+        raise FormatError(where, f"{key} must be 4x4, got shape {'x'.join(map(str, m.shape)) or 'scalar'}")
+    if not np.all(np.isfinite(m)):
+        raise FormatError(where, f"{key} has non-finite entries")
+    rotation = m[:3, :3]
+    if not np.allclose(m[3], [0, 0, 0, 1], atol=atol):
+        raise FormatError(where, f"{key} last row must be [0, 0, 0, 1]")
+    if not np.allclose(rotation.T @ rotation, np.eye(3), atol=atol) or np.linalg.det(rotation) < 0:
+        raise FormatError(where, f"{key} is not a rigid transform (rotation part not orthonormal)")
+    return m
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading.
+
+
+def _load_json(path: Path) -> Dict:
+    if not path.is_file():
+        raise FormatError(path, "file is missing")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise FormatError(path, f"not valid JSON (line {err.lineno}: {err.msg})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FormatError(path, f"cannot be read ({err.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise FormatError(path, "must contain a JSON object")
+    return data
+
+
+def _intrinsics(value, where: Path, key: str) -> Dict[str, float]:
+    if not isinstance(value, dict) or any(k not in value for k in ("fx", "fy", "cx", "cy")):
+        raise FormatError(where, f"{key} must be an object with fx, fy, cx, cy")
+    try:
+        return {k: float(value[k]) for k in ("fx", "fy", "cx", "cy")}
+    except (TypeError, ValueError):
+        raise FormatError(where, f"{key} values must be numbers") from None
+
+
+def read_dataset(root: Path | str) -> DatasetInfo:
+    """Read and check `<root>/dataset.json` (not the instances)."""
+    root = Path(root)
+    path = root / "dataset.json"
+    if not root.is_dir():
+        raise FormatError(root, "dataset folder does not exist")
+    data = _load_json(path)
+    if data.get("format") != FORMAT_ID:
+        raise FormatError(path, f"unknown format {data.get('format')!r}, expected '{FORMAT_ID}'")
+    size = data.get("image_size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
+        raise FormatError(path, "image_size must be [height, width] in pixels")
+    splits = data.get("splits")
+    if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
+        raise FormatError(path, "splits must map split names to lists of instance ids")
+    for ids in splits.values():
+        for instance_id in ids:
+            if not isinstance(instance_id, str) or not INSTANCE_ID_PATTERN.match(instance_id):
+                raise FormatError(path, f"invalid instance id {instance_id!r}")
+    return DatasetInfo(
+        root=root,
+        category=str(data.get("category", "")),
+        source=str(data.get("source", "")),
+        image_size=(size[0], size[1]),
+        intrinsics=_intrinsics(data.get("intrinsics"), path, "intrinsics"),
+        splits={k: list(v) for k, v in splits.items()},
+        generator=data.get("generator") or {},
+    )
+
+
+def image_size_of(path: Path) -> Tuple[int, int]:
+    """(height, width) of an image file, reading only its header."""
+    if not path.is_file():
+        raise FormatError(path, "file is missing")
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (OSError, SyntaxError):
+        raise FormatError(path, "not a readable image") from None
+    return height, width
+
+
+def read_instance(info: DatasetInfo, instance_id: str, check_images: bool = True) -> InstanceRecord:
+    """Read and check one instance's `cameras.json` and, with `check_images`, the image files it names."""
+    folder = info.root / instance_id
+    if not folder.is_dir():
+        raise FormatError(folder, "instance folder named in dataset.json is missing")
+    cam_path = folder / "cameras.json"
+    cameras = _load_json(cam_path)
+    input_camera = cameras.get("input", {})
+    if not isinstance(input_camera, dict):
+        raise FormatError(cam_path, "input must be an object")
+    if "transform_matrix" in input_camera:
+        check_rigid(input_camera["transform_matrix"], cam_path, "input.transform_matrix")
+    entries = cameras.get("views")
+    if not isinstance(entries, list) or not entries:
+        raise FormatError(cam_path, "views must be a non-empty list")
+    views = [_read_view(entry, i, folder, cam_path) for i, entry in enumerate(entries)]
+    input_path = folder / "input.png"
+    input_mask = folder / "input_mask.png"
+    mesh = folder / "mesh.ply"
+    record = InstanceRecord(
+        instance_id=instance_id,
+        folder=folder,
+        input_path=input_path,
+        input_mask_path=input_mask if input_mask.exists() else None,
+        input_camera=input_camera,
+        views=views,
+        mesh_path=mesh if mesh.exists() else None,
+    )
+    if check_images:
+        _check_image_sizes(info, record)
+    return record
+
+
+def _read_view(entry, index: int, folder: Path, cam_path: Path) -> ViewRecord:
+    key = f"views[{index}]"
+    if not isinstance(entry, dict) or "file" not in entry or "mask" not in entry or "transform_matrix" not in entry:
+        raise FormatError(cam_path, f"{key} needs file, mask and transform_matrix")
+    true_pose = entry.get("transform_matrix_true")
+    intrinsics = entry.get("intrinsics")
+
+    def _opt_float(name: str) -> Optional[float]:
+        value = entry.get(name)
+        return None if value is None else float(value)
+
+    return ViewRecord(
+        image_path=folder / entry["file"],
+        mask_path=folder / entry["mask"],
+        transform_matrix=check_rigid(entry["transform_matrix"], cam_path, f"{key}.transform_matrix"),
+        transform_matrix_true=None
+        if true_pose is None
+        else check_rigid(true_pose, cam_path, f"{key}.transform_matrix_true"),
+        azimuth_deg=_opt_float("azimuth_deg"),
+        elevation_deg=_opt_float("elevation_deg"),
+        distance=_opt_float("distance"),
+        intrinsics=None if intrinsics is None else _intrinsics(intrinsics, cam_path, f"{key}.intrinsics"),
+    )
+
+
+def _check_image_sizes(info: DatasetInfo, record: InstanceRecord) -> None:
+    expected = info.image_size
+    for path in [record.input_path] + [p for p in [record.input_mask_path] if p is not None]:
+        size = image_size_of(path)
+        if size != expected:
+            raise FormatError(path, f"size {size[0]}x{size[1]} differs from image_size {expected[0]}x{expected[1]}")
+    for view in record.views:
+        size = image_size_of(view.image_path)
+        if size != expected:
+            raise FormatError(
+                view.image_path, f"size {size[0]}x{size[1]} differs from image_size {expected[0]}x{expected[1]}"
+            )
+        mask_size = image_size_of(view.mask_path)
+        if mask_size != size:
+            raise FormatError(
+                view.mask_path, f"mask size {mask_size[0]}x{mask_size[1]} differs from its view {size[0]}x{size[1]}"
+            )
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    """An RGB image as float32 in [0, 1], shape (H, W, 3)."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, SyntaxError):
+        raise FormatError(path, "not a readable image") from None
+
+
+def load_mask(path: Path) -> np.ndarray:
+    """A mask as bool (H, W): a value > 127 is object."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L")) > 127
+    except (OSError, SyntaxError):
+        raise FormatError(path, "not a readable mask") from None
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing. Sources build a dataset inside `staging_dir` and it appears complete or not at all.
+
+
+def save_rgb(path: Path, rgb: np.ndarray) -> None:
+    """Write an (H, W, 3) float image in [0, 1] or uint8 image as an 8-bit PNG, deterministically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if rgb.dtype != np.uint8:
+        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    Image.fromarray(rgb, mode="RGB").save(path, format="PNG", optimize=False)
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    """Write a boolean (H, W) mask as an 8-bit single-channel PNG (255 object, 0 background)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L").save(path, format="PNG", optimize=False)
+
+
+def _to_list(matrix: np.ndarray) -> List[List[float]]:
+    return [[round(float(v), 8) for v in row] for row in np.asarray(matrix)]
+
+
+def view_entry(
+    index: int,
+    transform_matrix: np.ndarray,
+    transform_matrix_true: Optional[np.ndarray] = None,
+    azimuth_deg: Optional[float] = None,
+    elevation_deg: Optional[float] = None,
+    distance: Optional[float] = None,
+) -> Dict:
+    """The `cameras.json` entry of view `index`, whose files are `views/NNN.png` and `masks/NNN.png`."""
+    entry: Dict = {
+        "file": f"views/{index:03d}.png",
+        "mask": f"masks/{index:03d}.png",
+        "transform_matrix": _to_list(transform_matrix),
+    }
+    if transform_matrix_true is not None:
+        entry["transform_matrix_true"] = _to_list(transform_matrix_true)
+    for key, value in (("azimuth_deg", azimuth_deg), ("elevation_deg", elevation_deg), ("distance", distance)):
+        if value is not None:
+            entry[key] = round(float(value), 6)
+    return entry
+
+
+def input_entry(transform_matrix: Optional[np.ndarray], **labels: Optional[float]) -> Dict:
+    """The `cameras.json` entry of the input view (pose where known, plus azimuth/elevation/distance)."""
+    entry: Dict = {}
+    if transform_matrix is not None:
+        entry["transform_matrix"] = _to_list(transform_matrix)
+    entry.update({k: round(float(v), 6) for k, v in labels.items() if v is not None})
+    return entry
+
+
+def write_json(path: Path, data: Dict) -> None:
+    """Write JSON deterministically (sorted keys are not used: the format's key order reads better)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_cameras(folder: Path, input_camera: Dict, views: List[Dict]) -> None:
+    write_json(folder / "cameras.json", {"input": input_camera, "views": views})
+
+
+def dataset_json(
+    category: str,
+    source: str,
+    image_size: Tuple[int, int],
+    intrinsics: Dict[str, float],
+    splits: Dict[str, List[str]],
+    generator: Dict,
+) -> Dict:
+    return {
+        "format": FORMAT_ID,
+        "category": category,
+        "source": source,
+        "image_size": [int(image_size[0]), int(image_size[1])],
+        "intrinsics": {k: round(float(intrinsics[k]), 6) for k in ("fx", "fy", "cx", "cy")},
+        "splits": {k: list(v) for k, v in splits.items()},
+        "generator": generator,
+    }
+
+
+def split_ids(ids: List[str], fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Dict[str, List[str]]:
+    """Split ids in order into train/val/test by fractions; val and test get at least one each when possible."""
+    n = len(ids)
+    n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
+    n_val = max(1, round(n * fractions[1])) if n >= 3 else 0
+    n_train = n - n_val - n_test
+    return {"train": ids[:n_train], "val": ids[n_train : n_train + n_val], "test": ids[n_train + n_val :]}
+
+
+@contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """Build a dataset in a temporary sibling folder and move it to `out` only when complete.
+
+    An interrupted run leaves at most a `.<name>.partial-*` folder beside `out`, never a folder at `out`
+    that reads as a dataset. `out` must not exist yet (or be an empty folder).
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FormatError(out, "output folder already exists and is not empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""The gansvr-data dataparser: reading a good dataset, and one clear error per broken input."""
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gansvr_ns.data import format as fmt
+from gansvr_ns.data.dataparser import GanSvrDataParserConfig
+
+
+def parse(root: Path, split: str = "train"):
+    return GanSvrDataParserConfig(data=root).setup().get_dataparser_outputs(split=split)
+
+
+def snapshot(root: Path):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def test_reads_cameras_and_metadata(ellipsoids):
+    info = fmt.read_dataset(ellipsoids)
+    out = parse(ellipsoids)
+    train = info.splits["train"]
+    assert len(out.image_filenames) == len(train) * 6 == out.cameras.camera_to_worlds.shape[0]
+    assert out.metadata["instance_ids"] == train
+    assert out.metadata["camera_instance"].tolist() == [k for k in range(len(train)) for _ in range(6)]
+    assert out.scene_box.aabb.tolist() == [[-1, -1, -1], [1, 1, 1]]
+    assert out.metadata["true_poses"].shape == (len(train) * 6, 3, 4)
+    first = json.loads((ellipsoids / train[0] / "cameras.json").read_text())["views"][0]["transform_matrix"]
+    torch.testing.assert_close(out.cameras.camera_to_worlds[0], torch.tensor(first, dtype=torch.float32)[:3])
+    assert float(out.cameras.fx[0]) == pytest.approx(24 * 1.1)
+    assert [Path(p).name for p in out.metadata["input_images"]] == ["input.png"] * len(train)
+    test = parse(ellipsoids, "test")
+    assert test.metadata["instance_ids"] == info.splits["test"]
+
+
+def test_nerfstudio_rays_of_a_camera_reproduce_its_mask(ellipsoids):
+    """Rays that nerfstudio generates from the parsed camera hit mesh.ply exactly where the mask says object."""
+    import open3d as o3d
+
+    out = parse(ellipsoids)
+    index = 3
+    rays = out.cameras.generate_rays(camera_indices=index)
+    mesh = o3d.t.io.read_triangle_mesh(str(Path(out.metadata["meshes"][0])))
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(mesh)
+    query = torch.cat([rays.origins, rays.directions], dim=-1).reshape(-1, 6).numpy().astype(np.float32)
+    hit = np.isfinite(scene.cast_rays(o3d.core.Tensor(query))["t_hit"].numpy()).reshape(rays.shape)
+    mask = fmt.load_mask(Path(out.mask_filenames[index]))
+    iou = (hit & mask).sum() / (hit | mask).sum()
+    assert iou > 0.9
+
+
+def _break_delete_dataset_json(root: Path):
+    (root / "dataset.json").unlink()
+    return root / "dataset.json", "missing"
+
+
+def _break_not_json(root: Path):
+    (root / "dataset.json").write_text("{not json")
+    return root / "dataset.json", "not valid JSON"
+
+
+def _break_format(root: Path):
+    data = json.loads((root / "dataset.json").read_text())
+    data["format"] = "something-else/9"
+    (root / "dataset.json").write_text(json.dumps(data))
+    return root / "dataset.json", "unknown format"
+
+
+def _first_train(root: Path) -> Path:
+    return root / json.loads((root / "dataset.json").read_text())["splits"]["train"][0]
+
+
+def _break_delete_mask(root: Path):
+    mask = _first_train(root) / "masks" / "002.png"
+    mask.unlink()
+    return mask, "missing"
+
+
+def _break_matrix_2x2(root: Path):
+    cams = _first_train(root) / "cameras.json"
+    data = json.loads(cams.read_text())
+    data["views"][1]["transform_matrix"] = [[1, 0], [0, 1]]
+    cams.write_text(json.dumps(data))
+    return cams, "4x4"
+
+
+def _break_not_rigid(root: Path):
+    cams = _first_train(root) / "cameras.json"
+    data = json.loads(cams.read_text())
+    data["views"][0]["transform_matrix"][0][0] = 3.0
+    cams.write_text(json.dumps(data))
+    return cams, "not a rigid transform"
+
+
+def _break_view_size(root: Path):
+    view = _first_train(root) / "views" / "001.png"
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(view)
+    return view, "differs from image_size"
+
+
+def _break_mask_size(root: Path):
+    mask = _first_train(root) / "masks" / "003.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(mask)
+    return mask, "differs from its view"
+
+
+def _break_empty_split(root: Path):
+    data = json.loads((root / "dataset.json").read_text())
+    data["splits"]["train"] = []
+    (root / "dataset.json").write_text(json.dumps(data))
+    return root / "dataset.json", "split 'train' is empty"
+
+
+def _break_instance_folder(root: Path):
+    folder = _first_train(root)
+    shutil.rmtree(folder)
+    return folder, "missing"
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        _break_delete_dataset_json, _break_not_json, _break_format, _break_delete_mask, _break_matrix_2x2,
+        _break_not_rigid, _break_view_size, _break_mask_size, _break_empty_split, _break_instance_folder,
+    ],
+)
+def test_broken_inputs_give_one_line_naming_the_file(ellipsoids, breaker):
+    path, words = breaker(ellipsoids)
+    before = snapshot(ellipsoids)
+    with pytest.raises(fmt.FormatError) as info:
+        parse(ellipsoids)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert re.search(re.escape(words), message)
+    assert snapshot(ellipsoids) == before
