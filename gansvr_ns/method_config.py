@@ -51,6 +51,7 @@ def gansvr_config() -> TrainerConfig:
             "encoder": _adam(1e-3, 1e-4),
             "uncertainty": _adam(1e-3, 1e-4),
             "camera_opt": _adam(1e-3, 1e-4),
+            "alignment": _adam(1e-3, 1e-4),
         },
         viewer=ViewerConfig(num_rays_per_chunk=4096),
         vis="tensorboard",

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Tuple, Type
+from pathlib import Path
+from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from torch import Tensor
 
 from gansvr_ns.data import format as fmt
 from gansvr_ns.data.dataparser import GanSvrDataParserConfig
+from gansvr_ns.model.alignment import load_real_images
 
 
 @dataclass
@@ -47,6 +49,8 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     """Held-out instances used for evaluation during training."""
     seed: int = 0
     """Seed of the ray and instance sampling."""
+    real_images: Optional[Path] = None
+    """Optional folder of unlabeled photos of the category: turns on real-image domain alignment of the encoder."""
 
 
 @dataclass
@@ -106,13 +110,17 @@ class GanSvrDataManager(DataManager):
         self.includes_time = False
         self.train_dataparser_outputs = self.dataparser.get_dataparser_outputs(split="train")
         self.train_dataset = InputDataset(self.train_dataparser_outputs)
+        # The model builds its alignment modules from this flag, so a loaded run rebuilds the same modules.
+        self.train_dataset.metadata["real_images"] = config.real_images is not None
         self.eval_dataset = InputDataset(self.dataparser.get_dataparser_outputs(split=config.eval_split))
         self.rng = random.Random(config.seed)
         super().__init__()
-        self.train_data = self.eval_data = None
+        self.train_data = self.eval_data = self.real_images = None
         if test_mode != "inference":
             self.train_data = load_split(self.train_dataset, "Loading train views")
             self.eval_data = load_split(self.eval_dataset, "Loading eval views")
+            if config.real_images is not None:
+                self.real_images = load_real_images(Path(config.real_images), self.train_data.images.shape[1:3])
         self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(device))
         self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(device))
 
@@ -137,7 +145,13 @@ class GanSvrDataManager(DataManager):
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1
-        return self._ray_batch(self.train_data, self.train_ray_generator, self.config.condition_view_probability)
+        ray_bundle, batch = self._ray_batch(
+            self.train_data, self.train_ray_generator, self.config.condition_view_probability
+        )
+        if self.real_images is not None:
+            picks = [self.rng.randrange(len(self.real_images)) for _ in range(len(batch["condition_images"]))]
+            batch["real_images"] = self.real_images[picks].to(self.device)
+        return ray_bundle, batch
 
     def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
         self.eval_count += 1

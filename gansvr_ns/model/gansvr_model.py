@@ -27,6 +27,7 @@ from torch.nn import Parameter
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_exporter
 from gansvr_ns.data.format import load_rgb
 from gansvr_ns.model import losses
+from gansvr_ns.model.alignment import DomainAlignment
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
@@ -79,6 +80,10 @@ class GanSvrModelConfig(ModelConfig):
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))
     """Refinement of the rough poses of every (instance, view) camera."""
+    alignment_loss_mult: float = 0.1
+    """Weight of the adversarial latent alignment with real photos (used with --pipeline.datamanager.real-images)."""
+    autoencoder_loss_mult: float = 1.0
+    """Weight of the autoencoder branch that decodes images from latents (with real-image alignment)."""
     render_instance: str = ""
     """Instance (an id of any split) whose latent the viewer and `ns-export` render. Empty: the first test
     instance. The environment variable GANSVR_INSTANCE overrides it."""
@@ -116,6 +121,7 @@ class GanSvrModel(Model):
         self._batch_code: Optional[LatentCode] = None
         self._batch_latents: Optional[Tensor] = None
         metadata = self.kwargs.get("metadata") or {}
+        self.alignment = DomainAlignment(cfg.latent_dim) if metadata.get("real_images") else None
         self.true_poses = metadata.get("true_poses")
         self.train_poses = metadata.get("rough_poses")
         self.catalog: List[dict] = list(metadata.get("catalog", []))
@@ -210,6 +216,8 @@ class GanSvrModel(Model):
         heads = [m for m in (self.image_uncertainty, self.uncertainty_field) if m is not None]
         if heads:
             groups["uncertainty"] = [p for m in heads for p in m.parameters()]
+        if self.alignment is not None:
+            groups["alignment"] = list(self.alignment.parameters())
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
 
@@ -280,12 +288,25 @@ class GanSvrModel(Model):
         if self.training:
             loss_dict["eikonal_loss"] = cfg.eikonal_loss_mult * losses.eikonal(outputs["eik_grad"])
             self.camera_optimizer.get_loss_dict(loss_dict)
+            if self.alignment is not None and "real_images" in batch:
+                loss_dict.update(self.alignment_losses(batch))
             if cfg.latent_consistency_mult > 0 and "consistency_images" in batch:
                 other = self.encode(batch["consistency_images"])
                 loss_dict["latent_consistency"] = cfg.latent_consistency_mult * (
                     (other - self._batch_latents) ** 2
                 ).sum(-1).mean()
         return loss_dict
+
+    def alignment_losses(self, batch: Dict) -> Dict[str, Tensor]:
+        """Adversarial alignment of real-photo latents with pseudo-view latents, and the autoencoder branch."""
+        real = self.encode(batch["real_images"])
+        pseudo = self._batch_latents
+        images = torch.cat([batch["condition_images"], batch["real_images"]])
+        return {
+            "alignment_loss": self.config.alignment_loss_mult * self.alignment.adversarial_loss(pseudo, real),
+            "autoencoder_loss": self.config.autoencoder_loss_mult
+            * self.alignment.reconstruction_loss(torch.cat([pseudo, real]), images),
+        }
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         metrics = {
