@@ -53,6 +53,10 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     """Optional folder of unlabeled photos of the category: turns on real-image domain alignment of the encoder."""
 
 
+class DataError(SystemExit):
+    """Bad input data: ends `ns-train` and the other tools with this one line instead of a traceback."""
+
+
 @dataclass
 class SplitData:
     """One split held in memory: cameras, views, masks and the input image of every instance."""
@@ -106,6 +110,14 @@ class GanSvrDataManager(DataManager):
         self.test_mode = test_mode
         if config.data is not None:
             config.dataparser.data = config.data
+        try:
+            self._load(config, test_mode)
+        except (fmt.FormatError, ValueError) as err:
+            raise DataError(f"gansvr: {err}") from None
+        self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(device))
+        self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(device))
+
+    def _load(self, config: GanSvrDataManagerConfig, test_mode: str) -> None:
         self.dataparser = config.dataparser.setup()
         self.includes_time = False
         self.train_dataparser_outputs = self.dataparser.get_dataparser_outputs(split="train")
@@ -121,8 +133,6 @@ class GanSvrDataManager(DataManager):
             self.eval_data = load_split(self.eval_dataset, "Loading eval views")
             if config.real_images is not None:
                 self.real_images = load_real_images(Path(config.real_images), self.train_data.images.shape[1:3])
-        self.train_ray_generator = RayGenerator(self.train_dataset.cameras.to(device))
-        self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(device))
 
     # nerfstudio's DataManager.__init__ calls these to build iterators; the batches are drawn on demand instead.
     def setup_train(self):

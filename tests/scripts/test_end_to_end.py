@@ -72,3 +72,33 @@ def test_reconstruct_rejects_bad_inputs(trained_run, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "not a gansvr run" in result.stdout + result.stderr
+
+
+def test_train_with_real_image_alignment(trained_run, tmp_path):
+    work, data, _ = trained_run
+    real = tmp_path / "photos"
+    real.mkdir()
+    for i, instance in enumerate(sorted(p for p in data.iterdir() if p.is_dir())[:3]):
+        (real / f"photo_{i}.png").write_bytes((instance / "input.png").read_bytes())
+    run(BIN / "ns-train", "gansvr", "--data", data, "--output-dir", tmp_path / "outputs", "--timestamp", "aligned",
+        *FAST, "--pipeline.datamanager.real-images", real, cwd=work)
+    assert (tmp_path / "outputs" / data.name / "gansvr" / "aligned" / "config.yml").is_file()
+
+
+def test_ns_train_reports_bad_data_in_one_line(trained_run, tmp_path):
+    work, data, _ = trained_run
+    empty = tmp_path / "no-photos"
+    empty.mkdir()
+    result = subprocess.run([str(BIN / "ns-train"), "gansvr", "--data", str(data), "--output-dir", str(tmp_path),
+                             *FAST, "--pipeline.datamanager.real-images", str(empty)], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "no-photos: no images" in result.stderr
+    assert "Traceback" not in result.stderr
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "dataset.json").write_text("{oops")
+    result = subprocess.run([str(BIN / "ns-train"), "gansvr", "--data", str(broken), "--output-dir", str(tmp_path),
+                             *FAST], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"{broken / 'dataset.json'}: not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -29,7 +29,7 @@ STREAMS = ("shape", "cameras", "look", "pose_noise", "color_flaw", "blob_flaw", 
 class ProceduralConfig:
     """Generate a procedural pseudo-view dataset (random cars, chairs or airplanes) with ground-truth meshes."""
 
-    out: Path = Path("data/procedural")
+    out: Path
     """Output folder; must not exist yet (or be empty)."""
     category: Category = "car"
     """Object category."""
@@ -57,8 +57,8 @@ class ProceduralConfig:
     """Blob radius as a fraction of the image size."""
     mask_flaw_fraction: float = 0.0
     """Fraction of views whose mask is wrong: eroded, dilated or holed."""
-    mask_flaw_strength: float = 0.04
-    """Size of mask errors as a fraction of the image size (erosion/dilation radius, hole radius)."""
+    mask_flaw_strength: float = 0.03
+    """Size of mask errors as a fraction of the image size (erosion/dilation radius, half the hole radius)."""
     split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
     """Train, val and test fractions of the instances."""
     mesh_resolution: int = 96
@@ -295,14 +295,14 @@ def blob_flaw(rgb: np.ndarray, mask: np.ndarray, radius: float, rng: np.random.G
     out = rgb
     for _ in range(int(rng.integers(1, 3))):
         radii = tuple(radius * mask.shape[0] * rng.uniform(0.6, 1.2, size=2))
-        weight = soft_ellipse(mask.shape, _object_pixel(mask, rng), radii, rng.uniform(0.0, math.pi))[..., None]
+        weight = soft_ellipse(mask.shape, _object_pixel(mask, rng), radii, rng.uniform(0.0, math.pi), 2.0)[..., None]
         out = out * (1.0 - weight) + _noise_texture(rng, *mask.shape) * weight
     return out
 
 
 def mask_flaw(mask: np.ndarray, strength: float, rng: np.random.Generator) -> Tuple[np.ndarray, str]:
     """A wrong mask: eroded or dilated by a disc of radius r = max(1, round(strength * size)), or with 1-3
-    holes of radius r..2r punched at object pixels. Returns the new mask and the kind of error."""
+    holes of radius 2r..4r punched at object pixels. Returns the new mask and the kind of error."""
     from scipy.ndimage import binary_dilation, binary_erosion
 
     r = max(1, int(round(strength * mask.shape[0])))
@@ -315,7 +315,7 @@ def mask_flaw(mask: np.ndarray, strength: float, rng: np.random.Generator) -> Tu
         return binary_dilation(mask, structure=disc), mode
     holes = np.zeros(mask.shape)
     for _ in range(int(rng.integers(1, 4))):
-        size = r * rng.uniform(1.0, 2.0)
+        size = r * rng.uniform(2.0, 4.0)
         holes = np.maximum(holes, soft_ellipse(mask.shape, _object_pixel(mask, rng), (size, size), 0.0))
     return mask & (holes < 0.5), mode
 
