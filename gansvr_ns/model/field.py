@@ -45,8 +45,11 @@ def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal[
 class SDFFieldConfig:
     """Architecture of the conditioned SDF field (part of the model config; `ns-export` looks for it)."""
 
+    architecture: Literal["conditioned", "hypernetwork"] = "conditioned"
+    """conditioned: one shared SDF MLP that takes the latent (see `conditioning`); hypernetwork: the latent is
+    mapped to the weights of a small per-instance SDF MLP (the authors' design; width `hyper_hidden_dim`)."""
     conditioning: Literal["concat", "film"] = "concat"
-    """How the latent enters the SDF MLP: a first-layer bias (concatenation) or FiLM on every hidden layer."""
+    """How the latent enters the shared SDF MLP: a first-layer bias (concatenation) or FiLM on every hidden layer."""
     hidden_dim: int = 64
     """Width of the SDF MLP."""
     num_layers: int = 3
@@ -73,6 +76,10 @@ class SDFFieldConfig:
     """Radius of the sphere the SDF starts as: the SDF is |x| - init_radius plus the MLP's residual."""
     softplus_beta: float = 100.0
     """Sharpness of the softplus activations of the SDF MLP."""
+    hyper_hidden_dim: int = 32
+    """Width of the per-instance SDF MLP whose weights the hypernetwork generates."""
+    hyper_width: int = 256
+    """Hidden width of the hypernetwork itself."""
     color_hidden_dim: int = 64
     """Width of the colour head."""
     color_layers: int = 2
@@ -122,12 +129,19 @@ class ConditionedSDFField(nn.Module):
                 implementation=resolve_implementation(config.implementation),
             )
             in_dim += self.hash_grid.get_out_dim()
-        hidden = config.hidden_dim
+        self.hyper = config.architecture == "hypernetwork"
+        hidden = config.hyper_hidden_dim if self.hyper else config.hidden_dim
         dims = [in_dim] + [hidden] * config.num_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.output = nn.Linear(hidden, 1 + config.geo_feat_dim)
         self.activation = nn.Softplus(beta=config.softplus_beta)
-        if config.conditioning == "concat":
+        if self.hyper:
+            # the shared layers above are the base weights; the hypernetwork adds a per-instance offset to all of them
+            num_params = sum(p.numel() for p in [*self.layers.parameters(), *self.output.parameters()])
+            self.latent_to_geo = nn.Sequential(
+                nn.Linear(latent_dim, config.hyper_width), nn.ReLU(), nn.Linear(config.hyper_width, num_params)
+            )
+        elif config.conditioning == "concat":
             self.latent_to_geo = nn.Linear(latent_dim, hidden, bias=False)
         else:
             self.latent_to_geo = nn.Linear(latent_dim, config.num_layers * 2 * hidden)
@@ -154,6 +168,11 @@ class ConditionedSDFField(nn.Module):
             nn.init.zeros_(layer.bias)
         nn.init.normal_(self.output.weight[:1], 0.0, 1e-4)
         nn.init.zeros_(self.output.bias)
+        if self.hyper:
+            last = self.latent_to_geo[-1]
+            nn.init.normal_(last.weight, 0.0, 1e-4 / math.sqrt(last.in_features))
+            nn.init.zeros_(last.bias)
+            return
         nn.init.normal_(self.latent_to_geo.weight, 0.0, 1e-2 / math.sqrt(self.latent_dim))
         if self.config.conditioning == "film":
             nn.init.zeros_(self.latent_to_geo.bias)
@@ -161,7 +180,10 @@ class ConditionedSDFField(nn.Module):
     def encode_latents(self, latents: Float[Tensor, "batch latent_dim"]) -> LatentCode:
         """Per-instance conditioning terms of a batch of latents."""
         geo = self.latent_to_geo(latents)
-        if self.config.conditioning == "film":
+        if self.hyper:
+            base = torch.cat([p.reshape(-1) for p in [*self.layers.parameters(), *self.output.parameters()]])
+            geo = geo + base
+        elif self.config.conditioning == "film":
             geo = geo.view(latents.shape[0], self.config.num_layers, 2, self.config.hidden_dim)
         return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents)
 
@@ -185,6 +207,10 @@ class ConditionedSDFField(nn.Module):
     def geometry(self, positions: Float[Tensor, "*batch 3"], code: LatentCode) -> Float[Tensor, "*batch out_dim"]:
         """SDF (column 0) and geometry features at `positions`; `code` broadcasts against `positions[..., 0]`."""
         h = self._inputs(positions)
+        if self.hyper:
+            out = self._hyper_mlp(h, code.geo)
+            sphere = positions.norm(dim=-1, keepdim=True) - self.config.init_radius
+            return torch.cat([out[..., :1] + sphere, out[..., 1:]], dim=-1)
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if self.config.conditioning == "concat":
@@ -196,6 +222,26 @@ class ConditionedSDFField(nn.Module):
         out = self.output(h)
         sphere = positions.norm(dim=-1, keepdim=True) - self.config.init_radius
         return torch.cat([out[..., :1] + sphere, out[..., 1:]], dim=-1)
+
+    def _hyper_mlp(self, h: Tensor, params: Tensor) -> Tensor:
+        """The per-instance MLP with generated weights: `params` is (1, P) for all points, or (R, 1, P) per ray
+        for `h` of shape (R, S, in)."""
+        offset = 0
+        layers = [*self.layers, self.output]
+        for i, layer in enumerate(layers):
+            n_in, n_out = layer.in_features, layer.out_features
+            # nn.Linear stores weight as (out, in), flattened before the bias
+            weight = params[..., offset : offset + n_in * n_out].reshape(*params.shape[:-1], n_out, n_in)
+            offset += n_in * n_out
+            bias = params[..., offset : offset + n_out]
+            offset += n_out
+            if weight.dim() == 3:  # one instance for every point
+                h = h @ weight[0].T + bias[0]
+            else:
+                h = torch.bmm(h, weight[:, 0].transpose(1, 2)) + bias
+            if i < len(layers) - 1:
+                h = self.activation(h)
+        return h
 
     def sdf(self, positions: Float[Tensor, "*batch 3"], code: LatentCode) -> Float[Tensor, "*batch 1"]:
         return self.geometry(positions, code)[..., :1]

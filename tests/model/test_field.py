@@ -74,3 +74,27 @@ def test_implementation_selection(monkeypatch):
     monkeypatch.setattr(field_module, "tcnn_available", lambda: True)
     assert resolve_implementation("auto") == "tcnn"
     assert resolve_implementation("tcnn") == "tcnn"
+
+
+def test_hypernetwork_field_starts_as_a_sphere_and_depends_on_the_latent():
+    torch.manual_seed(4)
+    config = SDFFieldConfig(architecture="hypernetwork", use_hash_grid=False, init_radius=0.4)
+    field = ConditionedSDFField(config, latent_dim=16)
+    points = random_points(2000)
+    geometry, gradient = field.sdf_and_gradient(points, field.encode_latents(torch.randn(1, 16)), create_graph=False)
+    torch.testing.assert_close(geometry[:, 0], points.norm(dim=-1) - 0.4, atol=0.02, rtol=0)
+    assert (gradient.norm(dim=-1) - 1).abs().mean() < 0.02
+    with torch.no_grad():
+        field.latent_to_geo[-1].weight.mul_(1000.0)
+    latents = torch.randn(3, 16)
+    codes = field.encode_latents(latents)
+    a = field.sdf(points, field.encode_latents(latents[:1]))
+    b = field.sdf(points, field.encode_latents(latents[1:2]))
+    assert (a - b).abs().max() > 1e-4
+    # per-ray evaluation agrees with evaluating each instance on its own
+    positions = points[:12].reshape(4, 3, 3)
+    index = torch.tensor([2, 0, 1, 2])
+    batched = field.sdf(positions, codes.take(index).unsqueeze(1))
+    for ray in range(4):
+        single = field.sdf(positions[ray], field.encode_latents(latents[index[ray] : index[ray] + 1]))
+        torch.testing.assert_close(batched[ray], single)
