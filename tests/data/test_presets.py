@@ -61,7 +61,7 @@ def test_resolve_preset_path(tmp_path):
 
 def test_generate_preset_announces_and_writes_a_dataset(tmp_path, preset_dir, capsys):
     options = {"category": "airplane", "num_instances": 3, "views": 2, "resolution": 16, "seed": 2,
-               "pose_noise_deg": 5.0, "blob_fraction": 0.5}  # fmt: skip
+               "pose_noise_deg": 5.0, "blob_fraction": 0.5}
     (preset_dir / "tiny-plane.json").write_text(json.dumps(options))
     out = tmp_path / "data" / "tiny-plane"
     assert presets.resolve_preset_path(out) == "tiny-plane"

@@ -39,7 +39,7 @@ def raycast_mask(mesh_path: Path, pose: np.ndarray, intrinsics, size) -> np.ndar
     height, width = size
     v, u = np.mgrid[0:height, 0:width] + 0.5
     camera = np.stack([(u - intrinsics["cx"]) / intrinsics["fx"], -(v - intrinsics["cy"]) / intrinsics["fy"],
-                       -np.ones_like(u)], -1)  # fmt: skip
+                       -np.ones_like(u)], -1)
     directions = camera @ pose[:3, :3].T
     origins = np.broadcast_to(pose[:3, 3], directions.shape)
     rays = o3d.core.Tensor(np.concatenate([origins, directions], -1).astype(np.float32))
@@ -55,7 +55,7 @@ def clean(request, tmp_path_factory) -> Path:
     """A flawless dataset of each category (3 instances x 4 views at 48 px)."""
     out = tmp_path_factory.mktemp("clean") / request.param
     return generate(ProceduralConfig(out=out, category=request.param, num_instances=3, views=4, resolution=48,
-                                     seed=5), progress=False)  # fmt: skip
+                                     seed=5), progress=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_rays_match_nerfstudio_cameras():
     intr = render.pinhole_intrinsics(16, 2.5)
     origins, directions = render.camera_rays(pose[None], intr, 16, 16)
     cameras = Cameras(camera_to_worlds=torch.tensor(pose[None, :3], dtype=torch.float32), width=16, height=16,
-                      **{k: torch.tensor([[v]]) for k, v in intr.items()})  # fmt: skip
+                      **{k: torch.tensor([[v]]) for k, v in intr.items()})
     bundle = cameras.generate_rays(camera_indices=0)
     torch.testing.assert_close(torch.tensor(directions[0], dtype=torch.float32), bundle.directions, atol=1e-5, rtol=0)
     torch.testing.assert_close(torch.tensor(origins[0], dtype=torch.float32), bundle.origins, atol=1e-5, rtol=0)

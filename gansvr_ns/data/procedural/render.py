@@ -151,9 +151,9 @@ class Light:
         """A key light from a random azimuth, 35-70 degrees above the horizon, with random strengths."""
         azimuth, elevation = rng.uniform(0.0, 2 * math.pi), math.radians(rng.uniform(35.0, 70.0))
         direction = (math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth),
-                     math.sin(elevation))  # fmt: skip
+                     math.sin(elevation))
         return Light(direction, key=float(rng.uniform(0.6, 0.85)), fill=float(rng.uniform(0.15, 0.3)),
-                     ambient=float(rng.uniform(0.22, 0.35)))  # fmt: skip
+                     ambient=float(rng.uniform(0.22, 0.35)))
 
 
 def shade(shape: Shape, points: Tensor, normals: Tensor, directions: Tensor, light: Light) -> Tensor:
@@ -249,6 +249,6 @@ def background(rng: np.random.Generator, height: int, width: int, hue: float) ->
     blending two colours whose hue is near `hue` (the instance's scene tint)."""
     style = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
     colors = [hsv_to_rgb((hue + rng.normal(0.0, 0.08)) % 1.0, rng.uniform(0.05, 0.6), rng.uniform(0.25, 0.95))
-              for _ in range(2)]  # fmt: skip
+              for _ in range(2)]
     weight = _pattern(style, rng, height, width)[..., None]
     return colors[0] * (1.0 - weight) + colors[1] * weight

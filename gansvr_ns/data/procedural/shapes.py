@@ -378,7 +378,7 @@ CAR_SPECS: Dict[str, Dict[str, Tuple[float, float]]] = {
     "van": dict(length=(4.6, 5.3), width=(0.38, 0.42), wheel=(0.33, 0.38), clearance=(0.5, 0.65),
                 body=(0.85, 1.0), front=(0.24, 0.32), rear=(-0.49, -0.46), cabin=(0.8, 1.0),
                 run_front=(0.4, 0.7), run_rear=(0.0, 0.08)),
-}  # fmt: skip
+}
 
 
 def build_car(rng: np.random.Generator) -> Tuple[str, List[Part], float]:
@@ -417,13 +417,13 @@ def _car_body(length: float, width: float, bottom: float, top: float, rng: np.ra
         Region((-INF, hy - light_y, hz - 0.08 - light_z), (-hx + 0.12, hy - 0.06, hz - 0.08), LIGHT_BACK),
     )
     return Part("box", dict(half=half, radius=_u(rng, 0.1, 0.22)), BODY, center=(0.0, 0.0, (top + bottom) / 2),
-                mirror=(None, 0.0, None), regions=regions)  # fmt: skip
+                mirror=(None, 0.0, None), regions=regions)
 
 
 def _car_cabin(
     front: float, rear: float, width: float, base: float, height: float, spec: Dict, material: int,
     rng: np.random.Generator,
-) -> Part:  # fmt: skip
+) -> Part:
     """Cabin as a polytope: floor sunk into the body, roof, sides leaning in, sloped windscreen and rear window."""
     run_front, run_rear = spec["run_front"] * height, spec["run_rear"] * height
     half_width = width / 2 * _u(rng, 0.86, 0.94)
@@ -437,17 +437,17 @@ def _car_cabin(
     )
     window = Region((-INF, -INF, _u(rng, 0.05, 0.09)), (INF, INF, height - _u(rng, 0.06, 0.1)), GLASS)
     return Part("planes", dict(planes=planes), material, center=(0.0, 0.0, base), mirror=(None, 0.0, None),
-                op="smooth", blend=0.08, regions=(window,))  # fmt: skip
+                op="smooth", blend=0.08, regions=(window,))
 
 
 def _pickup_bed(length: float, width: float, top: float, cabin_rear: float, rng: np.random.Generator) -> List[Part]:
     wall = _u(rng, 0.2, 0.35)
     back = -length / 2
     walls = Part("box", dict(half=((cabin_rear - back) / 2, width / 2, (wall + 0.1) / 2), radius=0.05), BODY,
-                 center=((cabin_rear + back) / 2, 0.0, top + (wall - 0.1) / 2))  # fmt: skip
+                 center=((cabin_rear + back) / 2, 0.0, top + (wall - 0.1) / 2))
     inner_back, inner_front = back + 0.12, cabin_rear - 0.1
     hollow = Part("box", dict(half=((inner_front - inner_back) / 2, width / 2 - 0.12, 0.6), radius=0.03), TRIM,
-                  center=((inner_front + inner_back) / 2, 0.0, top - 0.15 + 0.6), op="subtract")  # fmt: skip
+                  center=((inner_front + inner_back) / 2, 0.0, top - 0.15 + 0.6), op="subtract")
     return [walls, hollow]
 
 
@@ -459,28 +459,28 @@ def _car_wheels(length: float, width: float, wheel: float, rng: np.random.Genera
     tyre_width = _u(rng, 0.2, 0.3)
     y = width / 2 - tyre_width / 2 + _u(rng, 0.0, 0.03)
     arch = Part("cylinder", dict(axis=1, radius=wheel + 0.11, half_height=tyre_width / 2 + 0.12, rounding=0.02),
-                TRIM, center=(front, y + 0.1, wheel), mirror=mirror, op="subtract")  # fmt: skip
+                TRIM, center=(front, y + 0.1, wheel), mirror=mirror, op="subtract")
     tyre = Part("cylinder", dict(axis=1, radius=wheel, half_height=tyre_width / 2, rounding=0.05), RUBBER,
-                center=(front, y, wheel), mirror=mirror)  # fmt: skip
+                center=(front, y, wheel), mirror=mirror)
     hub = Part("cylinder", dict(axis=1, radius=wheel * _u(rng, 0.5, 0.65), half_height=tyre_width / 2 + 0.015,
-                                rounding=0.02), METAL, center=(front, y, wheel), mirror=mirror)  # fmt: skip
+                                rounding=0.02), METAL, center=(front, y, wheel), mirror=mirror)
     return [arch, tyre, hub]
 
 
 def _car_spoiler(
     kind: str, length: float, width: float, top: float, cabin_rear: float, height: float, spec: Dict,
     rng: np.random.Generator,
-) -> List[Part]:  # fmt: skip
+) -> List[Part]:
     material = TRIM if rng.random() < 0.5 else BODY
     if kind == "hatchback":  # roof spoiler over the rear window
         x = cabin_rear + spec["run_rear"] * height + 0.1  # the rear window's top edge
         return [Part("box", dict(half=(0.16, width * 0.4, 0.05), radius=0.03), material,
-                     center=(x, 0.0, top + height + 0.02))]  # fmt: skip
+                     center=(x, 0.0, top + height + 0.02))]
     x = -length / 2 + 0.3
     lift = _u(rng, 0.18, 0.28)
     wing = Part("box", dict(half=(0.15, width / 2 - 0.1, 0.05), radius=0.03), material, center=(x, 0.0, top + lift))
     stand = Part("box", dict(half=(0.06, 0.05, lift / 2 + 0.02), radius=0.02), material,
-                 center=(x + 0.02, width / 2 - 0.4, top + lift / 2), mirror=(None, 0.0, None))  # fmt: skip
+                 center=(x + 0.02, width / 2 - 0.4, top + lift / 2), mirror=(None, 0.0, None))
     return [stand, wing]
 
 
@@ -494,7 +494,7 @@ def build_chair(rng: np.random.Generator) -> Tuple[str, List[Part], float]:
     frame = ACCENT if rng.random() < 0.3 else BODY
     cushion = ACCENT if rng.random() < 0.6 else frame
     parts = [Part("box", dict(half=(depth / 2, width / 2, thick / 2), radius=min(0.03, thick / 2 - 0.005)), cushion,
-                  center=(0.0, 0.0, seat_bottom + thick / 2))]  # fmt: skip
+                  center=(0.0, 0.0, seat_bottom + thick / 2))]
     builders = {"four": _chair_four_legs, "pedestal": _chair_pedestal, "sled": _chair_sled}
     parts += builders[legs](depth, width, seat_bottom, frame, rng)
     tilt = math.radians(_u(rng, 0.0, 14.0))
@@ -506,7 +506,7 @@ def build_chair(rng: np.random.Generator) -> Tuple[str, List[Part], float]:
         lean = (-math.sin(tilt), 0.0, math.cos(tilt))
         center = tuple(c + half[2] * d for c, d in zip((back_x, 0.0, seat_bottom), lean))
         parts.append(Part("box", dict(half=half, radius=min(0.02, thickness - 0.005)), cushion,
-                          center=center, rotation=_rot_y(-tilt)))  # fmt: skip
+                          center=center, rotation=_rot_y(-tilt)))
     else:
         parts += _chair_rails(back_x, width, seat_bottom, height + thick, tilt, frame, cushion, rng)
     if legs != "sled" and rng.random() < 0.35:
@@ -521,26 +521,26 @@ def _chair_four_legs(depth: float, width: float, seat_bottom: float, material: i
     if rng.random() < 0.5:
         foot = radius * _u(rng, 0.7, 1.0)
         leg = Part("cone", dict(a=(x + splay, y + splay, foot), b=(x, y, seat_bottom + 0.01), r1=foot, r2=radius),
-                   material, mirror=corners)  # fmt: skip
+                   material, mirror=corners)
     else:
         leg = Part("box", dict(half=(radius, radius, seat_bottom / 2 + 0.005), radius=0.006), material,
-                   center=(x, y, seat_bottom / 2), mirror=corners)  # fmt: skip
+                   center=(x, y, seat_bottom / 2), mirror=corners)
     parts = [leg]
     if rng.random() < 0.4:  # stretchers between front and back legs
         z = _u(rng, 0.1, 0.2)
         slope = splay * (1.0 - z / seat_bottom)
         parts.append(Part("cone", dict(a=(0.0, y + slope, z), b=(x + slope, y + slope, z), r1=0.018, r2=0.018),
-                          material, mirror=corners))  # fmt: skip
+                          material, mirror=corners))
     return parts
 
 
 def _chair_pedestal(depth: float, width: float, seat_bottom: float, material: int, rng) -> List[Part]:
     reach = _u(rng, 0.24, 0.3) / math.sqrt(2.0)
     column = Part("cylinder", dict(axis=2, radius=_u(rng, 0.025, 0.04), half_height=(seat_bottom - 0.05) / 2,
-                                   rounding=0.005), METAL, center=(0.0, 0.0, (seat_bottom + 0.05) / 2))  # fmt: skip
+                                   rounding=0.005), METAL, center=(0.0, 0.0, (seat_bottom + 0.05) / 2))
     hub = Part("cylinder", dict(axis=2, radius=0.06, half_height=0.035, rounding=0.01), material, center=(0, 0, 0.08))
     spoke = Part("cone", dict(a=(0.0, 0.0, 0.08), b=(reach, reach, 0.03), r1=0.03, r2=0.028), material,
-                 mirror=(0.0, 0.0, None))  # fmt: skip
+                 mirror=(0.0, 0.0, None))
     return [column, hub, spoke]
 
 
@@ -551,7 +551,7 @@ def _chair_sled(depth: float, width: float, seat_bottom: float, material: int, r
     side = (None, 0.0, None)
     top = seat_bottom + 0.01
     segments = [((front, y, radius), (front - 0.03, y, top)), ((rear, y, radius), (rear + 0.03, y, top)),
-                ((rear, y, radius), (front, y, radius))]  # fmt: skip
+                ((rear, y, radius), (front, y, radius))]
     return [Part("cone", dict(a=a, b=b, r1=radius, r2=radius), material, mirror=side) for a, b in segments]
 
 
@@ -564,14 +564,14 @@ def _chair_rails(
     lean = np.array([-math.sin(tilt), 0.0, math.cos(tilt)])
     bottom = np.array([back_x, y, base])
     post = Part("cone", dict(a=tuple(bottom), b=tuple(bottom + height * lean), r1=radius, r2=radius), frame,
-                mirror=(None, 0.0, None))  # fmt: skip
+                mirror=(None, 0.0, None))
     parts = [post]
     rail_heights = [height - _u(rng, 0.04, 0.08)] + ([height * _u(rng, 0.45, 0.6)] if rng.random() < 0.5 else [])
     for i, h in enumerate(rail_heights):
         half_z = _u(rng, 0.04, 0.08) if i == 0 else 0.03
         center = np.array([back_x, 0.0, base]) + h * lean
         parts.append(Part("box", dict(half=(0.025, y, half_z), radius=0.01), cushion if i == 0 else frame,
-                          center=tuple(center), rotation=_rot_y(-tilt)))  # fmt: skip
+                          center=tuple(center), rotation=_rot_y(-tilt)))
     return parts
 
 
@@ -583,16 +583,16 @@ def _chair_arms(
     rear = back_x - (z - base) * math.tan(tilt)
     front = depth / 2 - 0.02
     rest = Part("box", dict(half=((front - rear) / 2 + 0.03, 0.035, 0.025), radius=0.01), material,
-                center=((front + rear) / 2, y, z), mirror=(None, 0.0, None))  # fmt: skip
+                center=((front + rear) / 2, y, z), mirror=(None, 0.0, None))
     post = Part("cone", dict(a=(front - 0.05, y, seat_top - 0.03), b=(front - 0.05, y, z), r1=0.022, r2=0.022),
-                material, mirror=(None, 0.0, None))  # fmt: skip
+                material, mirror=(None, 0.0, None))
     return [rest, post]
 
 
 def wing_planes(
     root_le: float, chord: float, span: float, sweep_deg: float, taper: float, half_thick: Tuple[float, float],
     dihedral_deg: float,
-) -> Tuple[Tuple[Tuple[float, float, float], float], ...]:  # fmt: skip
+) -> Tuple[Tuple[Tuple[float, float, float], float], ...]:
     """Planform polytope of a half wing in y >= 0 (to be mirrored in y), root chord at y = 0, tip at y = span.
 
     Leading edge x = root_le - y tan(sweep); trailing edge from root_le - chord to the tip's leading edge minus
@@ -651,7 +651,7 @@ def build_airplane(rng: np.random.Generator) -> Tuple[str, List[Part], float]:
              BODY, mirror=y_sym, regions=cockpit),
         Part("cone", dict(a=(-0.45, 0, 0), b=(-1.0 + tail_r, 0, tail_z), r1=radius, r2=tail_r), BODY, mirror=y_sym,
              regions=(Region((-INF, -INF, -INF), (-0.9, INF, INF), METAL),) if kind == "jet" else ()),
-    ]  # fmt: skip
+    ]
     builders = {"airliner": _airliner, "jet": _jet, "prop": _prop_plane, "bizjet": _bizjet}
     parts += builders[kind](radius, tail_z, rng)
     return kind, parts, 1.6
@@ -675,7 +675,7 @@ def _tail(radius: float, tail_z: float, rng, t_tail: bool = False, twin: bool = 
     else:
         stab_le, stab_z = -0.98 + stab_chord + _u(rng, 0.0, 0.08), tail_z * 0.8
     stab = wing_planes(stab_le, stab_chord, stab_span, _u(rng, 22.0, 38.0), _u(rng, 0.35, 0.55), (0.03, 0.028),
-                       _u(rng, 0.0, 5.0))  # fmt: skip
+                       _u(rng, 0.0, 5.0))
     parts.append(Part("planes", dict(planes=stab), BODY, center=(0.0, 0.0, stab_z), mirror=(None, 0.0, None)))
     return parts
 
@@ -685,7 +685,7 @@ def _wing(rng, root_le, chord, span, sweep, taper, dihedral, z, material=BODY) -
     planes = wing_planes(root_le, chord, span, sweep, taper, half_thick, dihedral)
     geometry = dict(root_le=root_le, sweep=sweep, dihedral=dihedral, z=z, half_thick=half_thick, span=span)
     return Part("planes", dict(planes=planes), material, center=(0.0, 0.0, z), mirror=(None, 0.0, None),
-                op="smooth", blend=0.03), geometry  # fmt: skip
+                op="smooth", blend=0.03), geometry
 
 
 def _under_wing_nacelle(wing: Dict, y: float, radius: float, length: float) -> Part:
@@ -695,12 +695,12 @@ def _under_wing_nacelle(wing: Dict, y: float, radius: float, length: float) -> P
     z = wing["z"] + y * math.tan(math.radians(wing["dihedral"])) - thick - radius * 0.6
     front = le + length * 0.35
     return Part("cone", dict(a=(front - length, y, z), b=(front, y, z), r1=radius * 0.8, r2=radius), METAL,
-                mirror=(None, 0.0, None))  # fmt: skip
+                mirror=(None, 0.0, None))
 
 
 def _airliner(radius: float, tail_z: float, rng) -> List[Part]:
     wing, geo = _wing(rng, _u(rng, 0.15, 0.3), _u(rng, 0.38, 0.5), _u(rng, 0.85, 1.1), _u(rng, 22.0, 35.0),
-                      _u(rng, 0.25, 0.4), _u(rng, 3.0, 7.0), -radius * 0.45)  # fmt: skip
+                      _u(rng, 0.25, 0.4), _u(rng, 3.0, 7.0), -radius * 0.45)
     parts = [wing]
     engine_r, engine_len = _u(rng, 0.05, 0.07), _u(rng, 0.25, 0.35)
     parts.append(_under_wing_nacelle(geo, geo["span"] * _u(rng, 0.3, 0.38), engine_r, engine_len))
@@ -711,48 +711,48 @@ def _airliner(radius: float, tail_z: float, rng) -> List[Part]:
 
 def _jet(radius: float, tail_z: float, rng) -> List[Part]:
     wing, _ = _wing(rng, _u(rng, 0.25, 0.45), _u(rng, 0.9, 1.15), _u(rng, 0.5, 0.7), _u(rng, 45.0, 60.0),
-                    _u(rng, 0.08, 0.2), _u(rng, -3.0, 0.0), 0.0)  # fmt: skip
+                    _u(rng, 0.08, 0.2), _u(rng, -3.0, 0.0), 0.0)
     canopy = Part("ellipsoid", dict(radii=(_u(rng, 0.18, 0.25), radius * 0.55, radius * 0.6)), GLASS,
-                  center=(_u(rng, 0.4, 0.55), 0.0, radius * 0.7), op="smooth", blend=0.02)  # fmt: skip
+                  center=(_u(rng, 0.4, 0.55), 0.0, radius * 0.7), op="smooth", blend=0.02)
     parts = [wing, canopy]
     if rng.random() < 0.6:
         parts.append(Part("box", dict(half=(0.2, 0.05, 0.07), radius=0.02), TRIM,
-                          center=(0.1, radius + 0.02, -radius * 0.2), mirror=(None, 0.0, None)))  # fmt: skip
+                          center=(0.1, radius + 0.02, -radius * 0.2), mirror=(None, 0.0, None)))
     return parts + _tail(radius, tail_z * 0.3, rng, twin=rng.random() < 0.5)
 
 
 def _prop_plane(radius: float, tail_z: float, rng) -> List[Part]:
     high = rng.random() < 0.5
     wing, geo = _wing(rng, _u(rng, 0.2, 0.35), _u(rng, 0.25, 0.35), _u(rng, 0.9, 1.2), _u(rng, 0.0, 6.0),
-                      _u(rng, 0.55, 1.0), _u(rng, 1.0, 5.0), radius * (0.85 if high else -0.5))  # fmt: skip
+                      _u(rng, 0.55, 1.0), _u(rng, 1.0, 5.0), radius * (0.85 if high else -0.5))
     parts = [wing]
     if rng.random() < 0.35:  # twin engines with spinners on the wings
         y = geo["span"] * _u(rng, 0.3, 0.4)
         nacelle = _under_wing_nacelle(geo, y, _u(rng, 0.05, 0.065), _u(rng, 0.3, 0.4))
         front = nacelle.params["b"]
         spinner = Part("cone", dict(a=front, b=(front[0] + 0.06, front[1], front[2]), r1=0.035, r2=0.015), METAL,
-                       mirror=(None, 0.0, None))  # fmt: skip
+                       mirror=(None, 0.0, None))
         parts += [nacelle, spinner]
     else:
         parts.append(Part("cone", dict(a=(0.95, 0, 0), b=(1.06, 0, 0), r1=radius * 0.45, r2=0.02), METAL))
         angle = _u(rng, 0.0, math.pi)
         c, s = math.cos(angle), math.sin(angle)
         blade = Part("box", dict(half=(0.03, 0.035, 0.3), radius=0.015), TRIM, center=(1.0, 0.0, 0.0),
-                     rotation=((1.0, 0.0, 0.0), (0.0, c, -s), (0.0, s, c)))  # fmt: skip
+                     rotation=((1.0, 0.0, 0.0), (0.0, c, -s), (0.0, s, c)))
         parts.append(blade)
     return parts + _tail(radius, tail_z, rng)
 
 
 def _bizjet(radius: float, tail_z: float, rng) -> List[Part]:
     wing, _ = _wing(rng, _u(rng, 0.05, 0.2), _u(rng, 0.35, 0.45), _u(rng, 0.75, 0.95), _u(rng, 25.0, 35.0),
-                    _u(rng, 0.3, 0.45), _u(rng, 2.0, 5.0), -radius * 0.45)  # fmt: skip
+                    _u(rng, 0.3, 0.45), _u(rng, 2.0, 5.0), -radius * 0.45)
     engine_r = _u(rng, 0.045, 0.06)
     y = radius + engine_r + 0.03
     z = radius * 0.4
     nacelle = Part("cone", dict(a=(-0.7, y, z), b=(-0.38, y, z), r1=engine_r * 0.8, r2=engine_r), METAL,
-                   mirror=(None, 0.0, None))  # fmt: skip
+                   mirror=(None, 0.0, None))
     pylon = Part("box", dict(half=(0.08, y / 2, 0.025), radius=0.01), BODY, center=(-0.55, y / 2, z),
-                 mirror=(None, 0.0, None))  # fmt: skip
+                 mirror=(None, 0.0, None))
     return [wing, pylon, nacelle] + _tail(radius, tail_z, rng, t_tail=True)
 
 
@@ -773,7 +773,7 @@ PAINTS = {  # (hue, saturation, value) centres of common finishes per category
             (0.62, 0.6, 0.25), (0.33, 0.5, 0.35), (0.14, 0.8, 0.9), (0.07, 0.85, 0.85), (0.1, 0.3, 0.75)],
     "chair": [(0.07, 0.6, 0.45), (0.08, 0.5, 0.65), (0.06, 0.7, 0.3), (0, 0, 0.1), (0, 0, 0.85), (0, 0, 0.6)],
     "airplane": [(0, 0, 0.93), (0, 0, 0.93), (0, 0, 0.8), (0.6, 0.1, 0.7), (0.25, 0.2, 0.4), (0.58, 0.3, 0.85)],
-}  # fmt: skip
+}
 
 
 def _paint(rng: np.random.Generator, category: str) -> np.ndarray:
@@ -794,7 +794,7 @@ def palette(category: str, rng: np.random.Generator) -> Tuple[np.ndarray, np.nda
     metal = np.full(3, _u(rng, 0.45, 0.75))
     trim = np.full(3, _u(rng, 0.08, 0.2))
     colors = np.stack([body, accent, glass, rubber, metal, np.array([0.95, 0.93, 0.82]), np.array([0.75, 0.06, 0.05]),
-                       trim])  # fmt: skip
+                       trim])
     shine = _u(rng, 0.15, 0.5)
     specular = np.array([shine, shine, 0.8, 0.05, 0.6, 0.5, 0.4, 0.1])
     return colors, specular

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Literal, Tuple
 
@@ -82,7 +82,7 @@ class ProceduralConfig:
             (len(self.split_fractions) == 3 and min(self.split_fractions) >= 0
              and abs(sum(self.split_fractions) - 1.0) < 1e-6,
              f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}"),
-        ]  # fmt: skip
+        ]
         for name in ("color_flaw_fraction", "color_flaw_strength", "blob_fraction", "mask_flaw_fraction"):
             value = getattr(self, name)
             checks.append((0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}"))
@@ -126,7 +126,6 @@ class InstanceData:
     view_entries: List[Dict]
     vertices: np.ndarray
     faces: np.ndarray
-    flaws: Dict[int, List[str]] = field(default_factory=dict)
 
 
 def instance_rngs(config: ProceduralConfig, index: int) -> Dict[str, np.random.Generator]:
@@ -193,13 +192,12 @@ def make_instance(config: ProceduralConfig, index: int) -> InstanceData:
         input_rgb=to_uint8(images[-1]),
         input_mask=masks[-1],
         input_camera=input_entry(poses[-1], azimuth_deg=azimuth[-1], elevation_deg=elevation[-1],
-                                 distance=config.distance),  # fmt: skip
+                                 distance=config.distance),
         views=to_uint8(views),
         masks=view_masks,
         view_entries=entries,
         vertices=fitted.vertices,
         faces=fitted.faces,
-        flaws=flaws,
     )
 
 
@@ -285,7 +283,7 @@ def color_flaw(rgb: np.ndarray, mask: np.ndarray, strength: float, rng: np.rando
     out = np.where(mask[..., None], shifted, rgb)
     size = mask.shape[0] * rng.uniform(0.1, 0.2) * (0.5 + strength)
     patch = soft_ellipse(mask.shape, _object_pixel(mask, rng), (size, size * rng.uniform(0.5, 1.0)),
-                         rng.uniform(0.0, math.pi))  # fmt: skip
+                         rng.uniform(0.0, math.pi))
     weight = (patch * mask * strength)[..., None]
     return out * (1.0 - weight) + _noise_texture(rng, *mask.shape) * weight
 
@@ -347,9 +345,9 @@ def generator_record(config: ProceduralConfig, subtypes: Dict[str, str]) -> Dict
     import gansvr_ns
 
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()
-               if k not in ("out", "progress")}  # fmt: skip
+               if k not in ("out", "progress")}
     return {"name": "procedural", "version": gansvr_ns.__version__, **options,
-            "roll_noise_deg": config.pose_noise_deg / 2.0, "subtypes": subtypes}  # fmt: skip
+            "roll_noise_deg": config.pose_noise_deg / 2.0, "subtypes": subtypes}
 
 
 def generate(config: ProceduralConfig, progress: bool = True) -> Path:
