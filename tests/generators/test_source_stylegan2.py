@@ -53,6 +53,11 @@ def test_done_when_two_instances_of_eight_views_twice_identical(artefacts, tmp_p
         first_views.append(images[0])
     assert not np.array_equal(*first_views)  # two instances, two contents
 
+    from gansvr_ns.data.dataparser import GanSvrDataParserConfig  # the real consumer (imports nerfstudio)
+
+    outputs = GanSvrDataParserConfig(data=outs[0]).setup().get_dataparser_outputs("train")
+    assert len(outputs.image_filenames) == 16 and outputs.cameras.width.flatten().tolist() == [32] * 16
+
 
 def test_input_is_rendered_at_a_held_out_code(artefacts, tmp_path):
     labels = json.loads((artefacts / "labels.json").read_text())
@@ -67,13 +72,33 @@ def test_input_is_rendered_at_a_held_out_code(artefacts, tmp_path):
     assert record.input_mask_path is not None
 
 
+def write_user_masks(root: Path, size: int = 64, instances: int = 3, views: int = 8) -> Path:
+    """A distinct box mask per (instance, view) in the --masks-from layout <id>/masks/NNN.png."""
+    for k in range(instances):
+        for v in range(views):
+            mask = np.zeros((size, size), dtype=bool)
+            mask[4 * v : 4 * v + 32, 8 * k : 8 * k + 40] = True
+            fmt.save_mask(root / f"car_{k:04d}" / "masks" / f"{v:03d}.png", mask)
+    return root
+
+
 @pytest.fixture(scope="module")
-def reference(artefacts, tmp_path_factory) -> Path:
+def user_masks(tmp_path_factory) -> Path:
+    return write_user_masks(tmp_path_factory.mktemp("masks"))
+
+
+def fast_config(artefacts: Path, out: Path, user_masks: Path, **overrides) -> StyleGan2SourceConfig:
+    """The narrow generator with the user's masks (no segmenter): for the bookkeeping tests."""
+    return config(artefacts, out, segmenter_weights=None, masks_from=user_masks, **overrides)
+
+
+@pytest.fixture(scope="module")
+def reference(artefacts, user_masks, tmp_path_factory) -> Path:
     """An uninterrupted, unsharded run of 3 instances with the narrow generator."""
-    return config(artefacts, tmp_path_factory.mktemp("reference") / "out").main()
+    return fast_config(artefacts, tmp_path_factory.mktemp("reference") / "out", user_masks).main()
 
 
-def test_interrupted_run_is_completed_by_a_rerun(artefacts, reference, tmp_path, monkeypatch):
+def test_interrupted_run_is_completed_by_a_rerun(artefacts, user_masks, reference, tmp_path, monkeypatch):
     out = tmp_path / "out"
     original_write = InstanceRenderer.write
 
@@ -85,38 +110,36 @@ def test_interrupted_run_is_completed_by_a_rerun(artefacts, reference, tmp_path,
 
     monkeypatch.setattr(InstanceRenderer, "write", write_then_fail)
     with pytest.raises(RuntimeError, match="power cut"):
-        config(artefacts, out).main()
+        fast_config(artefacts, out, user_masks).main()
     assert (out / "car_0000").is_dir() and not (out / "car_0001").exists() and not (out / "dataset.json").exists()
     monkeypatch.setattr(InstanceRenderer, "write", original_write)
     kept = (out / "car_0000" / "cameras.json").stat().st_mtime_ns
-    config(artefacts, out).main()
+    fast_config(artefacts, out, user_masks).main()
     assert (out / "car_0000" / "cameras.json").stat().st_mtime_ns == kept  # not rewritten
     assert tree(out) == tree(reference)
 
 
-def test_shards_write_disjoint_parts_and_the_last_writes_dataset_json(artefacts, reference, tmp_path, monkeypatch):
+def test_shards_write_disjoint_parts_and_the_last_writes_dataset_json(artefacts, user_masks, reference, tmp_path,
+                                                                       monkeypatch):
     shared = tmp_path / "shared"
-    config(artefacts, shared, shard="0/2").main()
+    fast_config(artefacts, shared, user_masks, shard="0/2").main()
     assert sorted(p.name for p in shared.iterdir()) == [".gansvr-stylegan2.json", "car_0000", "car_0002"]
-    config(artefacts, shared, shard="1/2").main()
+    fast_config(artefacts, shared, user_masks, shard="1/2").main()
     assert tree(shared) == tree(reference)
 
-    # Shards on separate machines: copy the instance folders together, then a final run without --shard.
-    merged, other = tmp_path / "merged", tmp_path / "other"
-    config(artefacts, merged, shard="1/2").main()
-    config(artefacts, other, shard="0/2").main()
-    for name in ("car_0000", "car_0002"):
-        shutil.copytree(other / name, merged / name)
+    # Shards on separate machines: their folders copied together, then a final run without --shard.
+    merged = tmp_path / "merged"
+    shutil.copytree(shared, merged, ignore=shutil.ignore_patterns("dataset.json"))
     monkeypatch.setattr(InstanceRenderer, "render", lambda *args: pytest.fail("nothing should be rendered"))
-    config(artefacts, merged).main()
+    fast_config(artefacts, merged, user_masks).main()
     assert tree(merged) == tree(reference)
 
 
-def test_rerun_with_other_settings_is_refused(artefacts, reference, tmp_path, capsys):
+def test_rerun_with_other_settings_is_refused(artefacts, user_masks, reference, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(reference, copy)
     with pytest.raises(SystemExit) as exit_info:
-        config(artefacts, copy, seed=8, truncation=0.5).main()
+        fast_config(artefacts, copy, user_masks, seed=8, truncation=0.5).main()
     assert exit_info.value.code == 2
     assert "other settings (seed, truncation differ)" in capsys.readouterr().err
     (tmp_path / "busy").mkdir()
@@ -126,25 +149,19 @@ def test_rerun_with_other_settings_is_refused(artefacts, reference, tmp_path, ca
     assert "not a gansvr-generate stylegan2 output" in capsys.readouterr().err
 
 
-def test_user_masks_replace_the_segmenter(artefacts, tmp_path, capsys):
-    masks = tmp_path / "masks"
-    for k in range(3):
-        for v in range(8):
-            mask = np.zeros((64, 64), dtype=bool)
-            mask[4 * v : 4 * v + 32, 8 * k : 8 * k + 40] = True
-            fmt.save_mask(masks / f"car_{k:04d}" / "masks" / f"{v:03d}.png", mask)
-    out = config(artefacts, tmp_path / "out", segmenter_weights=None, masks_from=masks).main()
-    info = fmt.read_dataset(out)
+def test_user_masks_replace_the_segmenter(artefacts, reference, tmp_path, capsys):
+    masks = write_user_masks(tmp_path / "masks")
+    info = fmt.read_dataset(reference)
     assert info.generator["masks"] == {"from": "user folder"}
-    written = fmt.load_mask(out / "car_0002" / "masks" / "005.png")
-    expected = fmt.load_mask(masks / "car_0002" / "masks" / "005.png")[::2, ::2]
+    written = fmt.load_mask(reference / "car_0002" / "masks" / "005.png")
+    expected = fmt.load_mask(masks / "car_0002" / "masks" / "005.png")[::2, ::2]  # 64 px masks resized to 32
     assert np.array_equal(written, expected)
-    assert not (out / "car_0002" / "input_mask.png").exists()
+    assert not (reference / "car_0002" / "input_mask.png").exists()
 
     (masks / "car_0001" / "masks" / "003.png").unlink()
     capsys.readouterr()
     with pytest.raises(SystemExit):
-        config(artefacts, tmp_path / "out2", segmenter_weights=None, masks_from=masks).main()
+        fast_config(artefacts, tmp_path / "out2", masks).main()
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f"error: {masks / 'car_0001' / 'masks' / '003.png'}: mask missing " \
                   "(--masks-from expects <id>/masks/NNN.png per view)"

@@ -56,6 +56,8 @@ from gansvr_ns.generators.viewcodes import (
 )
 
 SETTINGS_FILE = ".gansvr-stylegan2.json"
+MaskPair = Tuple[np.ndarray, Optional[np.ndarray]]
+"""(view masks bool [V, H, W], input mask bool [H, W] or None)."""
 DEFAULT_DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -153,7 +155,8 @@ class StyleGan2SourceConfig:
 
     def _view_codes(self) -> ViewCodeSet:
         codes = load_view_codes(self.view_codes)
-        overrides = {k: v for k, v in (("mix_layers", self.mix_layers), ("truncation", self.truncation)) if v is not None}
+        given = (("mix_layers", self.mix_layers), ("truncation", self.truncation))
+        overrides = {k: v for k, v in given if v is not None}
         if "truncation" in overrides and not 0.0 < overrides["truncation"] <= 1.0:
             raise ValueError(f"--truncation must lie in (0, 1], got {self.truncation:g}")
         if "mix_layers" in overrides and overrides["mix_layers"] < 1:
@@ -266,7 +269,8 @@ def prepare_output(out: Path, settings: Dict) -> None:
                              "use a new --out or the same settings")
         return
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out}: exists, is not empty and has no {SETTINGS_FILE}: not a gansvr-generate stylegan2 output")
+        raise ValueError(f"{out}: exists, is not empty and has no {SETTINGS_FILE}: "
+                         "not a gansvr-generate stylegan2 output")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, settings)
 
@@ -287,7 +291,7 @@ class SegmenterMasks:
         self.model, self.class_index = model, class_index
         self.segment_width, self.batch_size = segment_width, batch_size
 
-    def __call__(self, instance_id: str, images: Tensor, size: Tuple[int, int]) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def __call__(self, instance_id: str, images: Tensor, size: Tuple[int, int]) -> MaskPair:
         """images: [V+1, 3, h, w] in [0, 1] (views, then the input) -> (bool [V, H, W], bool [H, W])."""
         h, w = images.shape[-2:]
         seg_size = (max(1, round(self.segment_width * h / w)), self.segment_width)
@@ -314,7 +318,7 @@ class FolderMasks:
                 if not path.is_file():
                     raise fmt.FormatError(path, "mask missing (--masks-from expects <id>/masks/NNN.png per view)")
 
-    def __call__(self, instance_id: str, images: Tensor, size: Tuple[int, int]) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    def __call__(self, instance_id: str, images: Tensor, size: Tuple[int, int]) -> MaskPair:
         views = np.stack([self._load(self.root / instance_id / "masks" / f"{v:03d}.png", size)
                           for v in range(images.shape[0] - 1)])
         input_path = self.root / instance_id / "input_mask.png"
