@@ -52,7 +52,8 @@ def make_ellipsoid_dataset(out: Path, num_instances: int = 6, views: int = 6, si
             mesh.export(folder / "mesh.ply")
         intrinsics = {"fx": focal, "fy": focal, "cx": size / 2, "cy": size / 2}
         splits = fmt.split_ids(ids)
-        fmt.write_json(tmp / "dataset.json", fmt.dataset_json("ellipsoid", "test", (size, size), intrinsics, splits, {}))
+        info = fmt.dataset_json("ellipsoid", "test", (size, size), intrinsics, splits, {})
+        fmt.write_json(tmp / "dataset.json", info)
     return out
 
 

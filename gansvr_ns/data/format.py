@@ -347,9 +347,9 @@ def input_entry(transform_matrix: Optional[np.ndarray], **labels: Optional[float
 
 
 def write_json(path: Path, data: Dict) -> None:
-    """Write JSON deterministically (sorted keys are not used: the format's key order reads better)."""
+    """Write JSON atomically (a per-process temporary file, then a rename), keys in the format's order."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
         f.write("\n")

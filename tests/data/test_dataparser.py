@@ -20,7 +20,8 @@ def parse(root: Path, split: str = "train"):
 
 
 def snapshot(root: Path):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def test_reads_cameras_and_metadata(ellipsoids):
