@@ -8,6 +8,10 @@
   UV texture with the model (`get_rgba_image`, millions of rays). `patch_nerfstudio_exporter` makes the first run
   on the CPU when CUDA is absent, and replaces the second, for gansvr models only, by vertex colours from the
   colour head (PLY, OBJ and GLB). Nothing of the exporter is copied: its functions are wrapped.
+- `ns-viewer` (and `ns-train --vis viewer`) starts viser's camera inside the unit sphere, i.e. inside a gansvr
+  object, and renders still frames at 512 px, which takes minutes per frame on a CPU. `patch_nerfstudio_viewer`
+  starts every client's camera on an orbit around the object and, without CUDA, the "Max res" slider at
+  `VIEWER_CPU_MAX_RES` (the user can raise it). Only gansvr runs are affected.
 """
 
 from __future__ import annotations
@@ -26,8 +30,13 @@ TEXTURE_MODULE = "nerfstudio.exporter.texture_utils"
 EXPORTER_SCRIPT = "nerfstudio.scripts.exporter"
 MARCHING_CUBES_FN = "generate_mesh_with_multires_marching_cubes"
 TEXTURE_FN = "export_textured_mesh"
+VIEWER_MODULE = "nerfstudio.viewer.viewer"
 MESH_STEM = "mesh"
 """The texture step writes `<output dir>/mesh.{ply,obj,glb}`, the name nerfstudio's own texture step uses."""
+VIEWER_CPU_MAX_RES = 128
+"""Start value of the viewer's "Max res" slider without CUDA (nerfstudio starts at 512)."""
+VIEWER_START_ORBIT = (30.0, 20.0, 3.0)
+"""Azimuth (deg), elevation (deg) and distance of each viewer client's first camera, in the object frame."""
 
 
 def allow_nerfstudio_checkpoints() -> None:
@@ -41,6 +50,12 @@ def allow_nerfstudio_checkpoints() -> None:
         from numpy.core.multiarray import scalar
     dtypes = [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
     add([scalar, np.dtype, *dtypes])
+
+
+def patch_nerfstudio_tools() -> None:
+    """Adapt the already imported parts of `ns-export` and `ns-viewer` to gansvr runs (idempotent)."""
+    patch_nerfstudio_exporter()
+    patch_nerfstudio_viewer()
 
 
 def patch_nerfstudio_exporter() -> None:
@@ -124,3 +139,49 @@ def write_vertex_colored_mesh(vertices: torch.Tensor, faces: torch.Tensor, model
     written = save_mesh(result, output_dir / MESH_STEM, MESH_FORMATS)
     console.print(f"gansvr: wrote vertex-coloured {', '.join(str(p) for p in written)}")
     return written
+
+
+def patch_nerfstudio_viewer() -> None:
+    """Give viewers of gansvr runs a start camera outside the object and, on a CPU, a low "Max res" (idempotent).
+
+    nerfstudio's viewer module is imported (by its trainer) before plugins are discovered, so calling this when
+    the gansvr model module is imported covers `ns-viewer` and `ns-train --vis viewer`.
+    """
+    viewer_class = getattr(sys.modules.get(VIEWER_MODULE), "Viewer", None)
+    if viewer_class is None or getattr(viewer_class.__init__, "__gansvr_wrapped__", False):
+        return
+    original = viewer_class.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        from gansvr_ns.model.gansvr_model import GanSvrModel
+
+        if isinstance(self.get_model(), GanSvrModel):
+            set_viewer_defaults(self)
+
+    __init__.__gansvr_wrapped__ = True
+    viewer_class.__init__ = __init__
+
+
+def set_viewer_defaults(viewer) -> None:
+    """Lower the "Max res" slider when CUDA is absent and start each new client on `VIEWER_START_ORBIT`."""
+    if not torch.cuda.is_available():
+        viewer.control_panel._max_res.value = VIEWER_CPU_MAX_RES
+    viewer.viser_server.on_client_connect(start_camera)
+
+
+def start_camera(client) -> None:
+    """Put a viser client's camera on `VIEWER_START_ORBIT`, looking at the origin with +z up (the object frame).
+
+    Viser units are nerfstudio's world units times `VISER_NERFSTUDIO_SCALE_RATIO`.
+    """
+    from nerfstudio.viewer.viewer import VISER_NERFSTUDIO_SCALE_RATIO
+
+    from gansvr_ns.data.format import orbit_pose
+
+    position = orbit_pose(*VIEWER_START_ORBIT)[:3, 3] * VISER_NERFSTUDIO_SCALE_RATIO
+    with client.atomic():
+        client.camera.up_direction = (0.0, 0.0, 1.0)
+        client.camera.position = tuple(float(v) for v in position)
+        client.camera.look_at = (0.0, 0.0, 0.0)

@@ -16,17 +16,23 @@ from nerfstudio.plugins.types import MethodSpecification
 
 from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
 from gansvr_ns.data.dataparser import GanSvrDataParserConfig
+from gansvr_ns.model.field import SDFFieldConfig, tcnn_available
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
 MAX_STEPS = 1500
 
 
-def _adam(lr: float, final: float, steps: int = MAX_STEPS):
-    return {
-        "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
-        "scheduler": ExponentialDecaySchedulerConfig(lr_final=final, max_steps=steps),
-    }
+POSE_WARMUP_STEPS = 300
+
+
+def _adam(lr: float, final: float, steps: int = MAX_STEPS, warmup: int = 0):
+    scheduler = ExponentialDecaySchedulerConfig(lr_final=final, max_steps=steps)
+    if warmup:
+        scheduler = ExponentialDecaySchedulerConfig(
+            lr_pre_warmup=1e-8, warmup_steps=warmup, lr_final=final, max_steps=steps
+        )
+    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
 
 def gansvr_config() -> TrainerConfig:
@@ -44,13 +50,16 @@ def gansvr_config() -> TrainerConfig:
         machine=MachineConfig(device_type="cuda" if cuda else "cpu"),
         pipeline=GanSvrPipelineConfig(
             datamanager=GanSvrDataManagerConfig(dataparser=GanSvrDataParserConfig()),
-            model=GanSvrModelConfig(),
+            # The pure-torch hash grid costs about ten times the SDF MLP per sample on a CPU (forward plus the
+            # eikonal double backward), so the grid is on by default only where tiny-cuda-nn runs.
+            model=GanSvrModelConfig(sdf_field=SDFFieldConfig(use_hash_grid=tcnn_available())),
         ),
         optimizers={
             "fields": _adam(5e-3, 5e-4),
             "encoder": _adam(1e-3, 1e-4),
             "uncertainty": _adam(1e-3, 1e-4),
-            "camera_opt": _adam(1e-3, 1e-4),
+            # poses are refined once the shapes are roughly right: blurry early geometry gives misleading pose gradients
+            "camera_opt": _adam(1e-3, 1e-4, warmup=POSE_WARMUP_STEPS),
             "alignment": _adam(1e-3, 1e-4),
         },
         viewer=ViewerConfig(num_rays_per_chunk=4096),

@@ -59,7 +59,8 @@ class SDFFieldConfig:
     num_frequencies: int = 4
     """Positional-encoding frequencies per axis."""
     use_hash_grid: bool = True
-    """Feed a multi-resolution hash grid to the SDF MLP besides the positional encoding."""
+    """Feed a multi-resolution hash grid to the SDF MLP besides the positional encoding (the gansvr method's
+    default turns it on only where tiny-cuda-nn runs: on a CPU the torch grid costs ~10x the MLP)."""
     hash_levels: int = 8
     """Hash grid levels."""
     hash_min_res: int = 8

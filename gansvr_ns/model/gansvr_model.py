@@ -24,7 +24,7 @@ from nerfstudio.viewer.viewer_elements import ViewerDropdown
 from torch import Tensor, nn
 from torch.nn import Parameter
 
-from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_exporter
+from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
 from gansvr_ns.data.format import load_rgb
 from gansvr_ns.model import losses
 from gansvr_ns.model.alignment import DomainAlignment
@@ -34,7 +34,7 @@ from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
 allow_nerfstudio_checkpoints()
-patch_nerfstudio_exporter()
+patch_nerfstudio_tools()
 
 
 @dataclass
@@ -72,8 +72,10 @@ class GanSvrModelConfig(ModelConfig):
     """Smallest uncertainty sigma."""
     rgb_loss_mult: float = 1.0
     """Weight of the (uncertainty-weighted) L1 colour loss inside the mask."""
-    mask_loss_mult: float = 1.0
-    """Weight of the silhouette BCE between rendered opacity and mask."""
+    mask_loss_mult: float = 10.0
+    """Weight of the silhouette BCE between rendered opacity and mask. The masks are the cleanest geometric signal;
+    the uncertainty-weighted RGB gradient is scaled by 1/sigma, so the silhouette needs the larger weight (the
+    authors weight mask:rgb as 20:1)."""
     eikonal_loss_mult: float = 0.1
     """Weight of the eikonal loss."""
     latent_consistency_mult: float = 0.0

@@ -10,11 +10,12 @@ With `--data`, every instance of the split is reconstructed from its `input.png`
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Literal, Optional, Tuple
+from typing import Callable, List, Literal, Optional, Tuple
 
 import torch
 import tyro
@@ -25,7 +26,7 @@ from rich.progress import track
 from gansvr_ns.data import format as fmt
 
 CONSOLE = Console()
-GANSVR_METHODS = ("gansvr",)
+GANSVR_METHODS = ("gansvr", "gansvr-voxel")
 
 
 @dataclass
@@ -50,14 +51,16 @@ class ReconstructConfig:
     def main(self) -> None:
         jobs = self.jobs()
         pipeline = load_pipeline(self.load_config)
-        from gansvr_ns.model.mesh import reconstruct_mesh, save_mesh
+        from gansvr_ns.model.mesh import save_mesh
+
+        reconstruct_mesh = mesh_reconstructor(pipeline.model)
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         timings, summary = [], {}
         for name, path in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
             image = torch.from_numpy(fmt.load_rgb(path)).permute(2, 0, 1)[None]
             start = time.perf_counter()
-            mesh = reconstruct_mesh(pipeline.model, image, self.resolution)
+            mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / name, self.format)
             summary[name] = {"image": str(path), "faces": int(len(mesh.faces)), "files": [str(p) for p in written]}
@@ -103,6 +106,16 @@ def load_pipeline(config_path: Path):
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
     return pipeline
+
+
+def mesh_reconstructor(model) -> Callable:
+    """(image, resolution) -> mesh of the run's method: the model's own `reconstruct_mesh` (gansvr-voxel: marching
+    cubes on the occupancy grid), else gansvr's SDF extraction."""
+    if hasattr(model, "reconstruct_mesh"):
+        return model.reconstruct_mesh
+    from gansvr_ns.model.mesh import reconstruct_mesh
+
+    return functools.partial(reconstruct_mesh, model)
 
 
 def entrypoint() -> None:

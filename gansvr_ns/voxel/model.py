@@ -87,6 +87,9 @@ class GanSvrVoxelModelConfig(ModelConfig):
     """Weight of the silhouette BCE against the masks (silhouette supervision)."""
     rgb_loss_mult: float = 1.0
     """Weight of the L1 colour loss inside the masks (both supervisions; it trains the colour channels)."""
+    binarize_loss_mult: float = 0.0
+    """Weight of the mean binary entropy of the occupancy, -o log o - (1 - o) log(1 - o), which pushes every cell to
+    empty or full (silhouette supervision: the masks alone are also met by a soft, foggy occupancy)."""
     mesh_level: float = 0.5
     """Occupancy level whose iso-surface is the reconstructed mesh."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))
@@ -109,6 +112,14 @@ def resolve_supervision(requested: str, meshes: List[Optional[Path]], input_imag
         raise ValueError(f"{path}: missing; supervision 'mesh' needs a mesh.ply for every train instance "
                          f"({len(missing)} of {len(meshes)} lack one; use 'auto' or 'silhouette')")
     return "mesh" if requested == "mesh" else "silhouette"
+
+
+def occupancy_entropy(logits: Tensor) -> Tensor:
+    """Mean binary entropy H(o) of o = sigmoid(logits), computed as BCE(logits, o).
+
+    dH / dlogit = -logit * o (1 - o): cells are pushed away from o = 1/2, ever more weakly as they near 0 or 1.
+    """
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.sigmoid(logits))
 
 
 def grid_iou(pred: Tensor, target: Tensor) -> Tensor:
@@ -270,6 +281,8 @@ class GanSvrVoxelModel(Model):
         loss_dict = {"rgb_loss": cfg.rgb_loss_mult * losses.masked_l1(outputs["rgb"], batch["image"], mask)}
         if self.supervision == "silhouette":
             loss_dict["mask_loss"] = cfg.mask_loss_mult * losses.silhouette_bce(outputs["accumulation"], mask)
+            if self.training and cfg.binarize_loss_mult > 0:
+                loss_dict["binarize_loss"] = cfg.binarize_loss_mult * occupancy_entropy(self._batch_logits[:, 0])
         if self.training:
             targets = self._batch_targets()
             if targets is not None:
