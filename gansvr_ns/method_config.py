@@ -62,7 +62,9 @@ def gansvr_config() -> TrainerConfig:
             "camera_opt": _adam(1e-3, 1e-4, warmup=POSE_WARMUP_STEPS),
             "alignment": _adam(1e-3, 1e-4),
         },
-        viewer=ViewerConfig(num_rays_per_chunk=4096),
+        # The viewer renders in chunks of the model's eval_num_rays_per_chunk; num_rays_per_chunk is the legacy
+        # viewer's. A gansvr dataset has instances x views cameras on one orbit: 64 thumbnails show that orbit.
+        viewer=ViewerConfig(num_rays_per_chunk=4096, max_num_display_images=64),
         vis="tensorboard",
     )
 

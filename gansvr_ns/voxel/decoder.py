@@ -12,6 +12,9 @@ SEED_SIZE = 4
 """Side of the first grid, made by a linear layer from the latent; every block then doubles it."""
 GRID_CHANNELS = 4
 """Output channels: occupancy logit, then red, green and blue logits."""
+LEAK = 0.2
+"""Negative slope of the activations. With plain ReLUs, the early push of the many background rays towards an empty
+grid can kill every unit, leaving a spatially uniform grid that silhouettes alone cannot recover from."""
 
 
 def num_blocks(resolution: int) -> int:
@@ -23,7 +26,7 @@ def num_blocks(resolution: int) -> int:
 
 
 class VoxelDecoder(nn.Module):
-    """latent -> Linear -> C x 4^3 -> n x [ConvTranspose3d(k 4, stride 2) + GroupNorm + ReLU] -> Conv3d -> 4 x R^3.
+    """latent -> Linear -> C x 4^3 -> n x [ConvTranspose3d(k 4, stride 2) + GroupNorm + LeakyReLU] -> Conv3d -> 4 x R^3.
 
     Each block doubles the grid side and halves the channels (never below `min_channels`), so R = 4 * 2^n;
     the last 3^3 convolution maps to the occupancy logit and three colour logits (`GRID_CHANNELS`).
@@ -49,7 +52,7 @@ class VoxelDecoder(nn.Module):
             blocks += [
                 nn.ConvTranspose3d(channels, out, kernel_size=4, stride=2, padding=1),
                 nn.GroupNorm(min(8, out), out),
-                nn.ReLU(inplace=True),
+                nn.LeakyReLU(LEAK, inplace=True),
             ]
             channels = out
         self.blocks = nn.Sequential(*blocks)
@@ -59,5 +62,6 @@ class VoxelDecoder(nn.Module):
 
     def forward(self, latent: Float[Tensor, "batch latent_dim"]) -> Float[Tensor, "batch 4 res res res"]:
         """Logits of the grid, indexed [batch, channel, i, j, k] along x, y, z (see `projection`)."""
-        seed = torch.relu(self.seed(latent)).view(-1, self.base_channels, SEED_SIZE, SEED_SIZE, SEED_SIZE)
+        seed = nn.functional.leaky_relu(self.seed(latent), LEAK)
+        seed = seed.view(-1, self.base_channels, SEED_SIZE, SEED_SIZE, SEED_SIZE)
         return self.head(self.blocks(seed))

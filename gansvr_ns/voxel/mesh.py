@@ -58,4 +58,4 @@ def reconstruct_mesh(model, image: Float[Tensor, "1 3 height width"], resolution
     """Encode `image` with a gansvr-voxel model, decode its grid and extract the mesh (the model's selection
     becomes this image's)."""
     model.select_condition(image)
-    return grid_to_mesh(model.selected_grid[0], resolution, model.config.mesh_level)
+    return grid_to_mesh(model.selected_grid[0], resolution, model.mesh_level())

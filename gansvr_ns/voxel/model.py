@@ -6,8 +6,9 @@ encoder and a voxel decoder trained on synthetic image/shape pairs. Supervision,
 - mesh: the dataset's ground-truth meshes (`mesh.ply`, procedural data) are voxelised at the grid resolution and
   the occupancy logits are fitted with binary cross-entropy. Colours are fitted through rendering, with the
   occupancy detached, so the geometry is learned from the shapes alone.
-- silhouette: the occupancy is projected along the pseudo views' rays (`projection.py`) and fitted to the masks;
-  the colour the same way as above, here also shaping the occupancy.
+- silhouette: the occupancy is projected along the pseudo views' rays (`projection.py`) and fitted to the masks
+  with a BCE computed from the optical depth (never saturated); the colour the same way as above, here also shaping
+  the occupancy. Masks are met by a soft occupancy too, so the mesh is taken at a lower level (`mesh_level`).
 
 Never used for training: the true poses (`transform_matrix_true`). The rough poses may be refined by the camera
 optimizer, as in gansvr.
@@ -41,10 +42,15 @@ from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.gansvr_model import GanSvrModel
 from gansvr_ns.model.rendering import composite
 from gansvr_ns.voxel.decoder import VoxelDecoder
-from gansvr_ns.voxel.projection import SilhouetteMode, project_grids
+from gansvr_ns.voxel.projection import SilhouetteMode, depth_silhouette_bce, project_grids
 from gansvr_ns.voxel.voxelize import voxelize_file
 
 Supervision = Literal["mesh", "silhouette"]
+SILHOUETTE_MESH_LEVEL = 0.25
+"""Default mesh level of silhouette-supervised runs. Silhouettes are met by a soft occupancy: a ray grazing the
+object reaches opacity 1/2 (optical depth log 2) over the two or three cells of the boundary layer it crosses, i.e.
+at o ~ 1 - 2^(-1/2.5) ~ 0.25 per cell, so the 0.5 level lies inside the object. On the val split of procedural cars
+(400 steps) level 0.25 gave IoU 0.75 where 0.5 gave 0.43."""
 
 
 @dataclass
@@ -87,11 +93,9 @@ class GanSvrVoxelModelConfig(ModelConfig):
     """Weight of the silhouette BCE against the masks (silhouette supervision)."""
     rgb_loss_mult: float = 1.0
     """Weight of the L1 colour loss inside the masks (both supervisions; it trains the colour channels)."""
-    binarize_loss_mult: float = 0.0
-    """Weight of the mean binary entropy of the occupancy, -o log o - (1 - o) log(1 - o), which pushes every cell to
-    empty or full (silhouette supervision: the masks alone are also met by a soft, foggy occupancy)."""
-    mesh_level: float = 0.5
-    """Occupancy level whose iso-surface is the reconstructed mesh."""
+    mesh_level: Optional[float] = None
+    """Occupancy level whose iso-surface is the reconstructed mesh. None: 0.5 under mesh supervision,
+    SILHOUETTE_MESH_LEVEL under silhouette supervision."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))
     """Refinement of the rough poses of every (instance, view) camera; it acts through the rendering losses."""
     render_instance: str = ""
@@ -112,14 +116,6 @@ def resolve_supervision(requested: str, meshes: List[Optional[Path]], input_imag
         raise ValueError(f"{path}: missing; supervision 'mesh' needs a mesh.ply for every train instance "
                          f"({len(missing)} of {len(meshes)} lack one; use 'auto' or 'silhouette')")
     return "mesh" if requested == "mesh" else "silhouette"
-
-
-def occupancy_entropy(logits: Tensor) -> Tensor:
-    """Mean binary entropy H(o) of o = sigmoid(logits), computed as BCE(logits, o).
-
-    dH / dlogit = -logit * o (1 - o): cells are pushed away from o = 1/2, ever more weakly as they near 0 or 1.
-    """
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.sigmoid(logits))
 
 
 def grid_iou(pred: Tensor, target: Tensor) -> Tensor:
@@ -206,6 +202,12 @@ class GanSvrVoxelModel(Model):
             self.select_condition(image)
         return super().get_outputs_for_camera(camera, obb_box=obb_box)
 
+    def mesh_level(self) -> float:
+        """Occupancy level of the reconstructed surface (see the config field)."""
+        if self.config.mesh_level is not None:
+            return self.config.mesh_level
+        return 0.5 if self.supervision == "mesh" else SILHOUETTE_MESH_LEVEL
+
     def reconstruct_mesh(self, image: Float[Tensor, "1 3 height width"], resolution: int = 128) -> trimesh.Trimesh:
         """Mesh of one image: marching cubes on the decoded occupancy (`gansvr_ns.voxel.mesh`)."""
         from gansvr_ns.voxel.mesh import reconstruct_mesh
@@ -245,15 +247,13 @@ class GanSvrVoxelModel(Model):
         grids, index = self._ray_grids(ray_bundle)
         if self.supervision == "mesh":
             grids = torch.cat([grids[:, :1].detach(), grids[:, 1:]], dim=1)
-        silhouette, weights, values, distances = project_grids(
-            grids, index, ray_bundle.origins, ray_bundle.directions, self.config.num_samples,
-            mode=self.config.silhouette_mode,
-        )
-        accumulation = weights.sum(dim=1)
+        rays = project_grids(grids, index, ray_bundle.origins, ray_bundle.directions, self.config.num_samples,
+                             mode=self.config.silhouette_mode)
         return {
-            "rgb": composite(weights, values[..., 1:]),
-            "accumulation": silhouette,
-            "depth": composite(weights, distances) / accumulation.clamp_min(1e-6),
+            "rgb": composite(rays.weights, rays.values[..., 1:]),
+            "accumulation": rays.silhouette,
+            "optical_depth": rays.optical_depth,
+            "depth": composite(rays.weights, rays.distances) / rays.weights.sum(dim=1).clamp_min(1e-6),
         }
 
     # ------------------------------------------------------------------------------------------
@@ -275,14 +275,18 @@ class GanSvrVoxelModel(Model):
             return None
         return self.voxel_targets()[self._batch_instances]
 
+    def silhouette_loss(self, outputs: Dict[str, Tensor], mask: Tensor) -> Tensor:
+        """BCE of silhouette and mask: from the optical depth in "product" mode (never saturated), else clamped."""
+        if self.config.silhouette_mode == "product":
+            return depth_silhouette_bce(outputs["optical_depth"], mask)
+        return losses.silhouette_bce(outputs["accumulation"], mask)
+
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         cfg = self.config
         mask = batch["mask"]
         loss_dict = {"rgb_loss": cfg.rgb_loss_mult * losses.masked_l1(outputs["rgb"], batch["image"], mask)}
         if self.supervision == "silhouette":
-            loss_dict["mask_loss"] = cfg.mask_loss_mult * losses.silhouette_bce(outputs["accumulation"], mask)
-            if self.training and cfg.binarize_loss_mult > 0:
-                loss_dict["binarize_loss"] = cfg.binarize_loss_mult * occupancy_entropy(self._batch_logits[:, 0])
+            loss_dict["mask_loss"] = cfg.mask_loss_mult * self.silhouette_loss(outputs, mask)
         if self.training:
             targets = self._batch_targets()
             if targets is not None:

@@ -9,15 +9,15 @@ Occupancy o in [0, 1] is read as "the fraction of one cell's length that stops l
 length delta through a region of occupancy o passes light with probability (1 - o)^(delta / v), v = 2 bound / R
 the cell size. The silhouette is then independent of how densely the ray is sampled:
 
-    alpha_i = 1 - (1 - o_i)^(delta_i / v),   silhouette = 1 - prod_i (1 - alpha_i) = sum_i w_i,
-    w_i = alpha_i * prod_{j<i} (1 - alpha_j)
+    alpha_i = 1 - (1 - o_i)^(delta_i / v) = 1 - exp(-tau_i),   tau_i = -(delta_i / v) log(1 - o_i),
+    silhouette = 1 - prod_i (1 - alpha_i) = 1 - exp(-sum_i tau_i) = sum_i w_i,   w_i = alpha_i prod_{j<i} (1 - alpha_j)
 
 (with delta_i = v this is the per-cell ray-termination model of Tulsiani et al., CVPR 2017).
 """
 
 from __future__ import annotations
 
-from typing import Literal, Tuple
+from typing import Literal, NamedTuple, Tuple
 
 import torch
 from jaxtyping import Float, Int
@@ -85,45 +85,73 @@ def sample_grid(
     return out
 
 
-def occupancy_alpha(
+class Projection(NamedTuple):
+    """Rays through occupancy grids (see `project_grids`)."""
+
+    silhouette: Float[Tensor, "num_rays 1"]
+    """Ray opacity: 1 - exp(-optical_depth) ("product") or the largest occupancy on the ray ("max")."""
+    optical_depth: Float[Tensor, "num_rays 1"]
+    """tau = sum_i tau_i along the ray."""
+    weights: Float[Tensor, "num_rays num_samples 1"]
+    """w_i = alpha_i prod_{j<i} (1 - alpha_j), for compositing colour and depth."""
+    values: Float[Tensor, "num_rays num_samples channels"]
+    """Every channel of the grid sampled along the ray."""
+    distances: Float[Tensor, "num_rays num_samples 1"]
+    """Distance of each sample from the ray origin."""
+
+
+def section_depth(
     occupancy: Float[Tensor, "num_rays num_samples 1"], deltas: Float[Tensor, "num_rays num_samples 1"],
     cell_size: float,
 ) -> Float[Tensor, "num_rays num_samples 1"]:
-    """alpha = 1 - (1 - o)^(delta / v) = 1 - exp(delta / v * log(1 - o)): opacity of a ray section (module doc)."""
-    log_pass = torch.log1p(-occupancy.clamp(0.0, 1.0 - OCCUPANCY_EPS))
-    return -torch.expm1(deltas / cell_size * log_pass)
+    """Optical depth of each ray section, tau_i = -(delta_i / v) log(1 - o_i), so that 1 - alpha_i = exp(-tau_i)."""
+    return -deltas / cell_size * torch.log1p(-occupancy.clamp(0.0, 1.0 - OCCUPANCY_EPS))
 
 
 def composite_occupancy(
     occupancy: Float[Tensor, "num_rays num_samples 1"], deltas: Float[Tensor, "num_rays num_samples 1"],
     cell_size: float, mode: SilhouetteMode = "product",
-) -> Tuple[Float[Tensor, "num_rays num_samples 1"], Float[Tensor, "num_rays 1"]]:
-    """(weights, silhouette) of rays through occupancy samples.
+) -> Tuple[Float[Tensor, "num_rays num_samples 1"], Float[Tensor, "num_rays 1"], Float[Tensor, "num_rays 1"]]:
+    """(weights, silhouette, optical depth) of rays through occupancy samples.
 
-    weights w_i = alpha_i prod_{j<i} (1 - alpha_j) with alpha from `occupancy_alpha`; they weigh the colour and
-    depth. silhouette: "product" = sum_i w_i = 1 - prod_i (1 - alpha_i) (any occupied section stops the ray);
-    "max" = max_i o_i (the projection of Yan et al., NeurIPS 2016: the gradient reaches only the largest sample).
+    alpha_i = 1 - exp(-tau_i) with tau_i from `section_depth`; weights w_i = alpha_i prod_{j<i} (1 - alpha_j) weigh
+    the colour and depth. silhouette: "product" = sum_i w_i = 1 - exp(-sum_i tau_i) (any occupied section stops
+    the ray); "max" = max_i o_i (the projection of Yan et al., NeurIPS 2016: the gradient reaches only the largest
+    sample).
     """
-    weights = weights_from_alpha(occupancy_alpha(occupancy, deltas, cell_size))
+    tau = section_depth(occupancy, deltas, cell_size)
+    weights = weights_from_alpha(-torch.expm1(-tau))
+    depth = tau.sum(dim=1)
     if mode == "product":
-        return weights, weights.sum(dim=1)
+        return weights, -torch.expm1(-depth), depth
     if mode == "max":
-        return weights, occupancy.amax(dim=1).clamp(0.0, 1.0)
+        return weights, occupancy.amax(dim=1).clamp(0.0, 1.0), depth
     raise ValueError(f"unknown silhouette mode '{mode}', expected 'product' or 'max'")
+
+
+def depth_silhouette_bce(
+    optical_depth: Float[Tensor, "num_rays 1"], mask: Float[Tensor, "num_rays 1"]
+) -> Float[Tensor, ""]:
+    """Binary cross-entropy between the product silhouette s = 1 - exp(-tau) and the mask m, from tau directly:
+
+        -m log(s) - (1 - m) log(1 - s) = -m log(-expm1(-tau)) + (1 - m) tau.
+
+    Exact and never saturated: a nearly empty ray inside the mask still pulls its cells up, with a gradient
+    d/d logit_i ~ -o_i / sum_j o_j that stays bounded, where a clamped BCE on s would give none.
+    """
+    tau = optical_depth + 1e-20  # keeps log finite on a ray that misses the cube, and the gradient everywhere else
+    return (-mask * torch.log(-torch.expm1(-tau)) + (1.0 - mask) * tau).mean()
 
 
 def project_grids(
     grids: Float[Tensor, "batch channels res res res"], grid_index: Int[Tensor, " num_rays"],
     origins: Float[Tensor, "num_rays 3"], directions: Float[Tensor, "num_rays 3"], num_samples: int,
     bound: float = 1.0, mode: SilhouetteMode = "product",
-) -> Tuple[Float[Tensor, "num_rays 1"], Float[Tensor, "num_rays num_samples 1"],
-           Float[Tensor, "num_rays num_samples channels"], Float[Tensor, "num_rays num_samples 1"]]:
-    """(silhouette, weights, values, distances) of rays through grids whose channel 0 is the occupancy.
-
-    `values` are all channels sampled along each ray, so that sum_i w_i values_i composites any of them.
-    """
+) -> Projection:
+    """Rays through grids whose channel 0 is the occupancy (see `Projection`); sum_i w_i values_i composites any
+    channel."""
     points, deltas, distances = ray_samples(origins, directions, num_samples, bound)
     values = sample_grid(grids, points, grid_index, bound)
     cell_size = 2.0 * bound / grids.shape[-1]
-    weights, silhouette = composite_occupancy(values[..., :1], deltas, cell_size, mode)
-    return silhouette, weights, values, distances
+    weights, silhouette, depth = composite_occupancy(values[..., :1], deltas, cell_size, mode)
+    return Projection(silhouette, depth, weights, values, distances)

@@ -1,0 +1,43 @@
+"""One tiny gansvr run shared by the viewer and export tests (training it takes about a minute on 2 CPU cores)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_ellipsoid_dataset
+
+BIN = Path(sys.executable).parent
+
+
+def tiny_run_flags(iterations: int = 6, vis: str = "tensorboard") -> list:
+    """`ns-train gansvr` flags of a run that trains in seconds; without the hash grid the 512^3 export and the
+    viewer's frames are several times faster."""
+    return [
+        "--max-num-iterations", iterations, "--steps-per-eval-batch", 100, "--steps-per-eval-image", 100,
+        "--steps-per-save", iterations, "--machine.device-type", "cpu", "--vis", vis,
+        "--pipeline.model.num-samples", 8, "--pipeline.model.num-samples-importance", 8,
+        "--pipeline.datamanager.rays-per-view", 16, "--pipeline.model.sdf-field.use-hash-grid", False,
+    ]
+
+
+def run(*args, cwd: Path, env=None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run a command line; with `check`, fail with the end of its output when it exits non-zero."""
+    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """(work folder, dataset folder, config.yml) of a 6-iteration gansvr run on 6 ellipsoids."""
+    work = tmp_path_factory.mktemp("viewer_run")
+    data = make_ellipsoid_dataset(work / "ellipsoids", num_instances=6, views=6, size=24)
+    run(BIN / "ns-train", "gansvr", "--data", data, "--output-dir", work / "outputs", "--timestamp", "run",
+        *tiny_run_flags(), cwd=work)
+    config = work / "outputs" / "ellipsoids" / "gansvr" / "run" / "config.yml"
+    assert config.is_file()
+    return work, data, config
