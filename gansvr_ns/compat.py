@@ -5,9 +5,10 @@
   `allow_nerfstudio_checkpoints` allow-lists exactly those numpy types.
 - `ns-export marching-cubes` calls `.cuda()` unconditionally inside
   `nerfstudio.exporter.marching_cubes.generate_mesh_with_multires_marching_cubes`, and its texture step renders a
-  UV texture with the model (`get_rgba_image`, millions of rays). `patch_nerfstudio_exporter` makes the first run
-  on the CPU when CUDA is absent, and replaces the second, for gansvr models only, by vertex colours from the
-  colour head (PLY, OBJ and GLB). Nothing of the exporter is copied: its functions are wrapped.
+  UV texture with the model (4.2 M rays by default, through `Model.get_rgba_image`, which needs a `renderer_rgb`
+  that gansvr does not have). `patch_nerfstudio_exporter` makes the first run on the CPU when CUDA is absent, and
+  replaces the second, for gansvr models only, by vertex colours from the colour head (PLY, OBJ and GLB). Nothing
+  of the exporter is copied: its functions are wrapped.
 - `ns-viewer` (and `ns-train --vis viewer`) starts viser's camera inside the unit sphere, i.e. inside a gansvr
   object, and renders still frames at 512 px, which takes minutes per frame on a CPU. `patch_nerfstudio_viewer`
   starts every client's camera on an orbit around the object and, without CUDA, the "Max res" slider at
@@ -20,7 +21,7 @@ import contextlib
 import functools
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, List
 
 import numpy as np
 import torch
@@ -66,7 +67,7 @@ def patch_nerfstudio_exporter() -> None:
     """
     if not torch.cuda.is_available():
         _wrap(MARCHING_CUBES_MODULE, MARCHING_CUBES_FN, _on_cpu)
-    _wrap(TEXTURE_MODULE, TEXTURE_FN, _vertex_colors_for_gansvr)
+    _wrap(TEXTURE_MODULE, TEXTURE_FN, vertex_colors_instead_of_texture)
 
 
 def _wrap(module_name: str, name: str, make_wrapper: Callable[[Callable], Callable]) -> None:
@@ -97,6 +98,8 @@ def cuda_calls_stay_on_cpu() -> Iterator[None]:
 
 
 def _on_cpu(original: Callable) -> Callable:
+    """`original`, run with `cuda_calls_stay_on_cpu`."""
+
     def on_cpu(*args, **kwargs):
         with cuda_calls_stay_on_cpu():
             return original(*args, **kwargs)
@@ -104,7 +107,9 @@ def _on_cpu(original: Callable) -> Callable:
     return on_cpu
 
 
-def _vertex_colors_for_gansvr(original: Callable) -> Callable:
+def vertex_colors_instead_of_texture(original: Callable) -> Callable:
+    """nerfstudio's texture step `original` for other models; `write_vertex_colored_mesh` for gansvr models."""
+
     def export_textured_mesh(mesh, pipeline, output_dir: Path, *args, **kwargs):
         from gansvr_ns.model.gansvr_model import GanSvrModel
 
@@ -115,7 +120,7 @@ def _vertex_colors_for_gansvr(original: Callable) -> Callable:
     return export_textured_mesh
 
 
-def write_vertex_colored_mesh(vertices: torch.Tensor, faces: torch.Tensor, model, output_dir: Path) -> list:
+def write_vertex_colored_mesh(vertices: torch.Tensor, faces: torch.Tensor, model, output_dir: Path) -> List[Path]:
     """The texture step for gansvr: colour the vertices of the selected instance and write PLY, OBJ and GLB.
 
     nerfstudio's UV texturing renders num_pixels_per_side^2 rays (4.2 M by default) along the inward normal of
@@ -166,7 +171,7 @@ def patch_nerfstudio_viewer() -> None:
 
 def set_viewer_defaults(viewer) -> None:
     """Lower the "Max res" slider when CUDA is absent and start each new client on `VIEWER_START_ORBIT`."""
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available():  # nerfstudio 1.1.5 has no setting for the slider's start value
         viewer.control_panel._max_res.value = VIEWER_CPU_MAX_RES
     viewer.viser_server.on_client_connect(start_camera)
 

@@ -5,8 +5,10 @@ import os
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
+from gansvr_ns.compat import cuda_calls_stay_on_cpu, patch_nerfstudio_exporter, vertex_colors_instead_of_texture
 from gansvr_ns.model.mesh import MESH_FORMATS, save_mesh
 from tests.viewer.conftest import BIN, run
 
@@ -40,6 +42,38 @@ def test_saved_mesh_loads_back_with_vertex_colors(tmp_path, fmt):
 def test_save_mesh_rejects_unknown_format(tmp_path):
     with pytest.raises(ValueError, match="unknown mesh format 'stl'"):
         save_mesh(colored_sphere(), tmp_path / "sphere", ["stl"])
+
+
+def test_cuda_calls_stay_on_cpu_inside_the_block_only():
+    tensor = torch.zeros(3)
+    if torch.cuda.is_available():  # the patch is for CPU-only machines and refuses to run elsewhere
+        with pytest.raises(RuntimeError, match="without CUDA"), cuda_calls_stay_on_cpu():
+            pass
+    else:
+        with cuda_calls_stay_on_cpu():
+            assert tensor.cuda() is tensor
+        with pytest.raises((RuntimeError, AssertionError)):
+            tensor.cuda()
+
+
+def test_exporter_patch_is_installed_once():
+    from nerfstudio.exporter import marching_cubes, texture_utils
+
+    patch_nerfstudio_exporter()
+    wrapped = (marching_cubes.generate_mesh_with_multires_marching_cubes, texture_utils.export_textured_mesh)
+    patch_nerfstudio_exporter()
+    assert (marching_cubes.generate_mesh_with_multires_marching_cubes, texture_utils.export_textured_mesh) == wrapped
+    assert getattr(wrapped[0], "__gansvr_wrapped__", False) == (not torch.cuda.is_available())
+    assert wrapped[1].__gansvr_wrapped__ and wrapped[1].__name__ == "export_textured_mesh"
+
+
+def test_texture_step_of_other_models_is_nerfstudios(tmp_path):
+    calls = []
+    texture = vertex_colors_instead_of_texture(lambda *args, **kwargs: calls.append((args, kwargs)))
+    pipeline = type("Pipeline", (), {"model": torch.nn.Linear(1, 1)})()
+    texture("mesh", pipeline, tmp_path, 4, unwrap_method="xatlas")
+    assert calls == [(("mesh", pipeline, tmp_path, 4), {"unwrap_method": "xatlas"})]
+    assert not list(tmp_path.iterdir())
 
 
 def test_ns_export_marching_cubes_on_cpu(tiny_run):

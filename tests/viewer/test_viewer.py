@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 import numpy as np
+import torch
 from PIL import Image
 from websockets.sync.client import connect
 
+from gansvr_ns.compat import VIEWER_CPU_MAX_RES
 from tests.viewer.conftest import BIN, tiny_run_flags
 
 WINDOW = (1280, 800)
@@ -48,13 +50,14 @@ def free_port() -> int:
 
 def stop(process: subprocess.Popen) -> None:
     """Stop a process started with `start_new_session=True`, and its children, by its process group."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
             process.wait(timeout=20)
+            return
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            continue
 
 
 def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float) -> None:
@@ -73,13 +76,14 @@ def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float
 @contextlib.contextmanager
 def running_server(args: list, port: int, log: Path) -> Iterator[subprocess.Popen]:
     """A command serving a viewer on 127.0.0.1:`port`, once it answers HTTP (nerfstudio's imports take ~1 min)."""
-    process = subprocess.Popen([str(a) for a in args], stdout=log.open("w"), stderr=subprocess.STDOUT,
-                               start_new_session=True, cwd=log.parent)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/", process, log, timeout=300)
-        yield process
-    finally:
-        stop(process)
+    with log.open("w") as output:
+        process = subprocess.Popen([str(a) for a in args], stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True, cwd=log.parent)
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/", process, log, timeout=300)
+            yield process
+        finally:
+            stop(process)
 
 
 def loopback(port: int) -> list:
@@ -184,7 +188,8 @@ def test_ns_viewer_page_renders_in_headless_chromium(tiny_run, tmp_path):
         text, image = capture(port, tmp_path / "profile")
     Image.fromarray(image).save(tmp_path / "viewer.png")
     assert "Instance" in text and default_instance in text  # the gansvr instance dropdown, on its default
-    assert "Max res" in text and "128" in text  # the CPU start value of the resolution slider
+    max_res = 512 if torch.cuda.is_available() else VIEWER_CPU_MAX_RES  # nerfstudio's start value, or the CPU one
+    assert "Max res" in text and f"\n{max_res}\n" in text
     assert_renders_object(image)
 
 
