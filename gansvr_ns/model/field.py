@@ -254,9 +254,14 @@ class ConditionedSDFField(nn.Module):
     def sdf_and_gradient(
         self, positions: Float[Tensor, "*batch 3"], code: LatentCode, create_graph: bool
     ) -> Tuple[Float[Tensor, "*batch out_dim"], Float[Tensor, "*batch 3"]]:
-        """Geometry output and d(sdf)/dx by autograd (kept in the graph for the eikonal loss when training)."""
+        """Geometry output and d(sdf)/dx by autograd (kept in the graph for the eikonal loss when training).
+
+        Positions that already carry a graph (rays moved by the pose refinement) keep it, so the SDF, and with
+        it the silhouette and colour losses, send gradients back to the camera poses.
+        """
         with torch.enable_grad():
-            positions = positions.detach().requires_grad_(True)
+            if not positions.requires_grad:
+                positions = positions.detach().requires_grad_(True)
             out = self.geometry(positions, code)
             (gradient,) = torch.autograd.grad(
                 out[..., :1], positions, torch.ones_like(out[..., :1]), create_graph=create_graph

@@ -62,3 +62,18 @@ def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, con
     if heads is not None:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.parameters())
     assert set(pipeline.get_param_groups()) >= {"fields", "encoder", "camera_opt"}
+
+
+def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: Path):
+    """The refined poses move the rays' sample positions; the SDF must keep that graph (rotation and translation)."""
+    torch.manual_seed(0)
+    config = gansvr_config()
+    config.pipeline.datamanager.data = ellipsoids
+    config.pipeline.datamanager.rays_per_view = 16
+    config.pipeline.model.num_samples = config.pipeline.model.num_samples_importance = 8
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    pipeline.train()
+    _, losses, _ = pipeline.get_train_loss_dict(step=0)
+    losses["mask_loss"].backward()
+    grad = pipeline.model.camera_optimizer.pose_adjustment.grad
+    assert grad[:, :3].abs().sum() > 0 and grad[:, 3:].abs().sum() > 0
