@@ -1,8 +1,8 @@
 """Registration of the `gansvr` method with nerfstudio (entry point `nerfstudio.method_configs`).
 
-The defaults suit a CPU: the device follows `torch.cuda.is_available()`, mixed precision is off without CUDA
-and `vis` is tensorboard (nothing is fetched from the network). On a GPU the same config runs on CUDA, with
-tiny-cuda-nn hash grids where tinycudann imports.
+The defaults suit a CPU (`cpu_trainer_config`, shared with gansvr-voxel): the device follows
+`torch.cuda.is_available()`, mixed precision is off without CUDA and `vis` is tensorboard (nothing is fetched from
+the network). On a GPU the same config runs on CUDA, with tiny-cuda-nn hash grids where tinycudann imports.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
+from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
 from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
@@ -26,7 +27,8 @@ MAX_STEPS = 1500
 POSE_WARMUP_STEPS = 300
 
 
-def _adam(lr: float, final: float, steps: int = MAX_STEPS, warmup: int = 0):
+def adam_schedule(lr: float, final: float, steps: int = MAX_STEPS, warmup: int = 0) -> dict:
+    """Adam with an exponential decay from `lr` to `final` over `steps`, after `warmup` steps from 1e-8."""
     scheduler = ExponentialDecaySchedulerConfig(lr_final=final, max_steps=steps)
     if warmup:
         scheduler = ExponentialDecaySchedulerConfig(
@@ -35,19 +37,32 @@ def _adam(lr: float, final: float, steps: int = MAX_STEPS, warmup: int = 0):
     return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
 
-def gansvr_config() -> TrainerConfig:
-    """The default gansvr trainer config."""
+def cpu_trainer_config(method_name: str, pipeline: VanillaPipelineConfig, optimizers: dict, max_steps: int,
+                       viewer: ViewerConfig) -> TrainerConfig:
+    """The trainer settings of the plugin's methods: CUDA and mixed precision only where CUDA is, tensorboard."""
     cuda = torch.cuda.is_available()
     return TrainerConfig(
-        method_name="gansvr",
+        method_name=method_name,
         steps_per_eval_batch=100,
         steps_per_eval_image=500,
         steps_per_eval_all_images=1_000_000,
         steps_per_save=500,
-        max_num_iterations=MAX_STEPS,
+        max_num_iterations=max_steps,
         mixed_precision=cuda,
         save_only_latest_checkpoint=True,
         machine=MachineConfig(device_type="cuda" if cuda else "cpu"),
+        pipeline=pipeline,
+        optimizers=optimizers,
+        viewer=viewer,
+        vis="tensorboard",
+    )
+
+
+def gansvr_config() -> TrainerConfig:
+    """The default gansvr trainer config."""
+    return cpu_trainer_config(
+        "gansvr",
+        max_steps=MAX_STEPS,
         pipeline=GanSvrPipelineConfig(
             datamanager=GanSvrDataManagerConfig(dataparser=GanSvrDataParserConfig()),
             # The pure-torch hash grid costs about ten times the SDF MLP per sample on a CPU (forward plus the
@@ -55,17 +70,16 @@ def gansvr_config() -> TrainerConfig:
             model=GanSvrModelConfig(sdf_field=SDFFieldConfig(use_hash_grid=tcnn_available())),
         ),
         optimizers={
-            "fields": _adam(5e-3, 5e-4),
-            "encoder": _adam(1e-3, 1e-4),
-            "uncertainty": _adam(1e-3, 1e-4),
+            "fields": adam_schedule(5e-3, 5e-4),
+            "encoder": adam_schedule(1e-3, 1e-4),
+            "uncertainty": adam_schedule(1e-3, 1e-4),
             # poses are refined once the shapes are roughly right: blurry early geometry gives misleading pose gradients
-            "camera_opt": _adam(1e-3, 1e-4, warmup=POSE_WARMUP_STEPS),
-            "alignment": _adam(1e-3, 1e-4),
+            "camera_opt": adam_schedule(1e-3, 1e-4, warmup=POSE_WARMUP_STEPS),
+            "alignment": adam_schedule(1e-3, 1e-4),
         },
         # The viewer renders in chunks of the model's eval_num_rays_per_chunk; num_rays_per_chunk is the legacy
         # viewer's. A gansvr dataset has instances x views cameras on one orbit: 64 thumbnails show that orbit.
         viewer=ViewerConfig(num_rays_per_chunk=4096, max_num_display_images=64),
-        vis="tensorboard",
     )
 
 

@@ -6,23 +6,23 @@ from typing import Callable, Tuple
 
 import numpy as np
 import torch
-from jaxtyping import Float
 from skimage import measure
 from torch import Tensor
 
-SdfFn = Callable[[Float[Tensor, "num_points 3"]], Float[Tensor, " num_points"]]
 
-
-def _evaluate(sdf_fn: SdfFn, points: Tensor, chunk: int) -> Tensor:
+def _evaluate(sdf_fn: Callable[[Tensor], Tensor], points: Tensor, chunk: int) -> Tensor:
     if len(points) == 0:
         return points[:, 0]
     return torch.cat([sdf_fn(points[i : i + chunk]) for i in range(0, len(points), chunk)])
 
 
 @torch.no_grad()
-def sdf_grid(sdf_fn: SdfFn, resolution: int, bound: float = 1.0, coarse_factor: int = 4, chunk: int = 65536,
-             device: torch.device | str = "cpu") -> np.ndarray:
+def sdf_grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float = 1.0, coarse_factor: int = 4,
+             chunk: int = 65536, device: torch.device | str = "cpu") -> np.ndarray:
     """SDF sampled at resolution^3 points of [-bound, bound]^3, evaluating exactly only near the surface.
+
+    `sdf_fn` maps points (num_points, 3) to their SDF values (num_points,); it is called on chunks of at most
+    `chunk` points.
 
     A grid `coarse_factor` times coarser is evaluated first. A fine point is evaluated exactly when the coarse
     SDF around it is within two coarse cell diagonals of zero (an SDF changes by at most the distance moved);

@@ -2,34 +2,30 @@
 
 Conditioning: before rays are rendered, `condition(images)` encodes the batch's conditioning images; each
 ray's metadata `instance` says which of them it belongs to. Rays without that metadata (viewer, eval images,
-export) use the selected instance, chosen by `select_condition(image)`.
+export) use the selected instance (`gansvr_ns.model.instances`), whose latent code is `field.selected`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from jaxtyping import Float
-from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.ray_samplers import NeuSSampler
 from nerfstudio.model_components.scene_colliders import SphereCollider
-from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.viewer.viewer_elements import ViewerDropdown
+from nerfstudio.models.base_model import Model
 from torch import Tensor, nn
 from torch.nn import Parameter
 
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
-from gansvr_ns.data.format import load_rgb
 from gansvr_ns.model import losses
 from gansvr_ns.model.alignment import DomainAlignment
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
+from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
@@ -38,20 +34,12 @@ patch_nerfstudio_tools()
 
 
 @dataclass
-class GanSvrModelConfig(ModelConfig):
+class GanSvrModelConfig(ImageConditionedModelConfig):
     """Single-view reconstruction learned from pseudo views (every weight and schedule is here)."""
 
     _target: Type = field(default_factory=lambda: GanSvrModel)
     enable_collider: bool = False
     """nerfstudio's near/far collider is replaced by the unit-sphere collider of the object frame."""
-    eval_num_rays_per_chunk: int = 4096
-    """Rays rendered at once when rendering whole images (viewer, eval)."""
-    latent_dim: int = 256
-    """Size of the image latent code."""
-    encoder_input_size: int = 64
-    """Conditioning images are resized to this square size before the ResNet-18."""
-    encoder_weights: Optional[Path] = None
-    """Optional local file of ImageNet ResNet-18 weights (torchvision state dict). Nothing is downloaded."""
     sdf_field: SDFFieldConfig = field(default_factory=SDFFieldConfig)
     """The conditioned SDF field."""
     num_samples: int = 32
@@ -67,7 +55,9 @@ class GanSvrModelConfig(ModelConfig):
     cos_anneal_end: int = 500
     """Steps over which the NeuS cosine annealing ratio grows from 0 to 1."""
     uncertainty: Literal["image", "field", "none"] = "image"
-    """Per-pixel uncertainty of the pseudo views: the paper's image-space head, a rendered field, or none."""
+    """Per-pixel uncertainty of the pseudo views: the paper's image-space head, a rendered field, or none. The
+    viewer's "uncertainty" output shows the head applied to the rendered image, or the rendered field; with none
+    there is no such output (a constant map would claim a confidence the model does not have)."""
     sigma_min: float = 0.02
     """Smallest uncertainty sigma."""
     rgb_loss_mult: float = 1.0
@@ -80,21 +70,16 @@ class GanSvrModelConfig(ModelConfig):
     """Weight of the eikonal loss."""
     latent_consistency_mult: float = 0.0
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
-    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))
-    """Refinement of the rough poses of every (instance, view) camera."""
     alignment_loss_mult: float = 0.1
     """Weight of the adversarial latent alignment with real photos (used with --pipeline.datamanager.real-images)."""
     autoencoder_loss_mult: float = 1.0
     """Weight of the autoencoder branch that decodes images from latents (with real-image alignment)."""
-    render_instance: str = ""
-    """Instance (an id of any split) whose latent the viewer and `ns-export` render. Empty: the first test
-    instance. The environment variable GANSVR_INSTANCE overrides it."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
 
 
-class GanSvrModel(Model):
+class GanSvrModel(InstanceSelection, Model):
     """See the module docstring."""
 
     config: GanSvrModelConfig
@@ -126,19 +111,7 @@ class GanSvrModel(Model):
         self.alignment = DomainAlignment(cfg.latent_dim) if metadata.get("real_images") else None
         self.true_poses = metadata.get("true_poses")
         self.train_poses = metadata.get("rough_poses")
-        self.catalog: List[dict] = list(metadata.get("catalog", []))
-        self.selected_instance: Optional[str] = None
-        self._selected_image: Optional[Tensor] = None
-        self.register_load_state_dict_post_hook(lambda module, keys: module.select_instance())
-        self.instance_control = None
-        if self.catalog:
-            default = self.default_instance()
-            choices = self.instance_choices()
-            self.instance_control = ViewerDropdown(
-                "Instance", default if default in choices else choices[0], choices,
-                cb_hook=lambda element: self.select_instance(element.value),
-                hint="Which instance's input image conditions the rendering (test instances first)",
-            )
+        self.setup_instances(metadata.get("catalog", []))
 
     # ------------------------------------------------------------------------------------------
     # Conditioning.
@@ -155,54 +128,28 @@ class GanSvrModel(Model):
         self._batch_code = self.field.encode_latents(latents)
         return latents
 
-    @torch.no_grad()
-    def select_condition(self, image: Float[Tensor, "1 3 height width"]) -> None:
-        """Choose the instance rendered for rays without an `instance` (viewer, eval images, export)."""
-        was_training = self.training
-        self.eval()
-        self.field.select_latent(self.encode(image))
-        self.train(was_training)
+    def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> LatentCode:
+        """The latent code of one image, rendered for rays without an `instance`."""
+        return self.field.encode_latents(self.encode(image))
 
-    def default_instance(self) -> Optional[str]:
-        """GANSVR_INSTANCE, else the config's `render_instance`, else the first test (or any) instance."""
-        wanted = os.environ.get("GANSVR_INSTANCE") or self.config.render_instance
-        if wanted:
-            return wanted
-        for split in ("test", "val", "train"):
-            ids = [entry["id"] for entry in self.catalog if entry["split"] == split]
-            if ids:
-                return ids[0]
-        return None
+    @property
+    def selection(self) -> LatentCode:
+        return self.field.selected
 
-    def select_instance(self, instance_id: Optional[str] = None) -> None:
-        """Render `instance_id` (default: `default_instance()`) in the viewer and export it with `ns-export`."""
-        instance_id = instance_id or self.default_instance()
-        if instance_id is None:
-            return
-        entry = next((e for e in self.catalog if e["id"] == instance_id), None)
-        if entry is None:
-            known = ", ".join(e["id"] for e in self.catalog[:5])
-            raise ValueError(f"unknown instance '{instance_id}' (the run's dataset has e.g. {known})")
-        image = torch.from_numpy(load_rgb(Path(entry["input"]))).permute(2, 0, 1)[None]
-        self.selected_instance, self._selected_image = instance_id, image
-        self.select_condition(image)
-
-    def instance_choices(self) -> List[str]:
-        """Instance ids that can be selected, test instances first."""
-        order = {"test": 0, "val": 1, "train": 2}
-        return [e["id"] for e in sorted(self.catalog, key=lambda e: order.get(e["split"], 3))]
+    @selection.setter
+    def selection(self, code: LatentCode) -> None:
+        self.field.selected = code
 
     def get_outputs_for_camera(self, camera, obb_box=None) -> Dict[str, Tensor]:
-        """Render a camera for the selected instance, re-encoding its image so that training progress shows."""
-        if self._selected_image is None:
-            self.select_instance()
-        return self.render_for_image(camera, self._selected_image, obb_box)
-
-    def render_for_image(self, camera, image: Optional[Tensor], obb_box=None) -> Dict[str, Tensor]:
-        """Render a camera conditioned on `image` (None: the current selection)."""
-        if image is not None:
-            self.select_condition(image)
-        return super().get_outputs_for_camera(camera, obb_box=obb_box)
+        """The selected instance's rendering; with the image-space uncertainty head, its sigma map of the rendered
+        image as "uncertainty" (the "field" mode renders one along the rays)."""
+        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+        if self.image_uncertainty is not None:
+            rgb = outputs["rgb"]
+            with torch.no_grad():
+                sigma = self.image_uncertainty(rgb.permute(2, 0, 1)[None].to(self.device))
+            outputs["uncertainty"] = sigma[0].permute(1, 2, 0).to(rgb.device)
+        return outputs
 
     def _ray_code(self, ray_bundle: RayBundle) -> LatentCode:
         index = (ray_bundle.metadata or {}).get("instance")
@@ -227,8 +174,10 @@ class GanSvrModel(Model):
         def set_anneal(step: int) -> None:
             self.cos_anneal_ratio = min(1.0, step / max(self.config.cos_anneal_end, 1))
 
-        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1,
-                                 func=set_anneal)]
+        return super().get_training_callbacks(attrs) + [
+            TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1,
+                             func=set_anneal)
+        ]
 
     def inv_s(self) -> Tensor:
         """Learned NeuS sharpness s = exp(10 v), clamped for stability."""

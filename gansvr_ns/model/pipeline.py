@@ -50,17 +50,10 @@ class GanSvrPipeline(VanillaPipeline):
         self.train()
         return outputs, loss_dict, metrics_dict
 
-    def _render_eval_image(self, camera, batch):
-        """Render one held-out view conditioned on its instance's input image, keeping the viewer's choice."""
-        previous = self.model.field.selected
-        outputs = self.model.render_for_image(camera, batch["condition_images"])
-        self.model.field.selected = previous
-        return outputs
-
     def get_eval_image_metrics_and_images(self, step: int):
         self.eval()
         camera, batch = self.datamanager.next_eval_image(step)
-        outputs = self._render_eval_image(camera, batch)
+        outputs = self.model.render_for_image(camera, batch["condition_images"])
         metrics_dict, images_dict = self.model.get_image_metrics_and_images(outputs, batch)
         metrics_dict["num_rays"] = int(camera.height * camera.width)
         self.train()
@@ -76,7 +69,7 @@ class GanSvrPipeline(VanillaPipeline):
         rows = []
         for index in indices:
             camera, batch = self.datamanager.eval_image(index)
-            outputs = self._render_eval_image(camera, batch)
+            outputs = self.model.render_for_image(camera, batch["condition_images"])
             rows.append(self.model.get_image_metrics_and_images(outputs, batch)[0])
         self.train()
         result = {}

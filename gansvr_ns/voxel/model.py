@@ -15,7 +15,8 @@ optimizer, as in gansvr.
 
 Conditioning follows gansvr's protocol, so that the gansvr pipeline and datamanager serve this model: the pipeline
 calls `condition(images)` with the batch's conditioning images and each ray's metadata `instance` says which of
-them it belongs to; rays without it (viewer, eval images) use the grid chosen by `select_condition(image)`.
+them it belongs to; rays without it (viewer, eval images) use the selected instance's grid, `selected_grid`
+(`gansvr_ns.model.instances`).
 `encode(images)` returns the latents, the hook for a domain-alignment loss.
 """
 
@@ -29,17 +30,15 @@ import numpy as np
 import torch
 import trimesh
 from jaxtyping import Float
-from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.cameras.rays import RayBundle
-from nerfstudio.models.base_model import Model, ModelConfig
-from nerfstudio.viewer.viewer_elements import ViewerDropdown
+from nerfstudio.models.base_model import Model
 from rich.progress import track
 from torch import Tensor
 from torch.nn import Parameter
 
 from gansvr_ns.model import losses
 from gansvr_ns.model.encoder import ImageEncoder
-from gansvr_ns.model.gansvr_model import GanSvrModel
+from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.rendering import composite
 from gansvr_ns.voxel.decoder import VoxelDecoder
 from gansvr_ns.voxel.projection import SilhouetteMode, depth_silhouette_bce, project_grids
@@ -54,20 +53,12 @@ at o ~ 1 - 2^(-1/2.5) ~ 0.25 per cell, so the 0.5 level lies inside the object. 
 
 
 @dataclass
-class GanSvrVoxelModelConfig(ModelConfig):
+class GanSvrVoxelModelConfig(ImageConditionedModelConfig):
     """Image encoder and 3D deconvolution decoder to an occupancy grid (every weight and constant is here)."""
 
     _target: Type = field(default_factory=lambda: GanSvrVoxelModel)
     enable_collider: bool = False
     """Rays are clipped to the grid's cube [-1, 1]^3 by the projection itself."""
-    eval_num_rays_per_chunk: int = 4096
-    """Rays rendered at once when rendering whole images (viewer, eval)."""
-    latent_dim: int = 256
-    """Size of the image latent code."""
-    encoder_input_size: int = 64
-    """Conditioning images are resized to this square size before the ResNet-18."""
-    encoder_weights: Optional[Path] = None
-    """Optional local file of ImageNet ResNet-18 weights (torchvision state dict). Nothing is downloaded."""
     resolution: int = 32
     """Side of the occupancy grid over [-1, 1]^3: a power of two >= 8 (32 or 64)."""
     base_channels: int = 128
@@ -96,11 +87,6 @@ class GanSvrVoxelModelConfig(ModelConfig):
     mesh_level: Optional[float] = None
     """Occupancy level whose iso-surface is the reconstructed mesh. None: 0.5 under mesh supervision,
     SILHOUETTE_MESH_LEVEL under silhouette supervision."""
-    camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))
-    """Refinement of the rough poses of every (instance, view) camera; it acts through the rendering losses."""
-    render_instance: str = ""
-    """Instance (an id of any split) that the viewer renders. Empty: the first test instance. The environment
-    variable GANSVR_INSTANCE overrides it."""
 
 
 def resolve_supervision(requested: str, meshes: List[Optional[Path]], input_images: List[Path]) -> Supervision:
@@ -124,15 +110,10 @@ def grid_iou(pred: Tensor, target: Tensor) -> Tensor:
     return (pred & target).sum() / union.clamp_min(1) if union > 0 else torch.ones((), device=pred.device)
 
 
-class GanSvrVoxelModel(Model):
+class GanSvrVoxelModel(InstanceSelection, Model):
     """See the module docstring."""
 
     config: GanSvrVoxelModelConfig
-
-    # Which instance the viewer renders: gansvr's logic, unchanged (it calls this class's `select_condition`).
-    default_instance = GanSvrModel.default_instance
-    select_instance = GanSvrModel.select_instance
-    instance_choices = GanSvrModel.instance_choices
 
     def populate_modules(self):
         super().populate_modules()
@@ -150,18 +131,7 @@ class GanSvrVoxelModel(Model):
         self._batch_grids: Optional[Tensor] = None
         self._batch_instances: Optional[Tensor] = None
         self.selected_grid: Optional[Tensor] = None
-        self.catalog: List[dict] = list(metadata.get("catalog", []))
-        self.selected_instance: Optional[str] = None
-        self._selected_image: Optional[Tensor] = None
-        self.register_load_state_dict_post_hook(lambda module, keys: module.select_instance())
-        self.instance_control = None
-        if self.catalog:
-            default, choices = self.default_instance(), self.instance_choices()
-            self.instance_control = ViewerDropdown(
-                "Instance", default if default in choices else choices[0], choices,
-                cb_hook=lambda element: self.select_instance(element.value),
-                hint="Which instance's input image conditions the rendering (test instances first)",
-            )
+        self.setup_instances(metadata.get("catalog", []))
 
     # ------------------------------------------------------------------------------------------
     # Conditioning.
@@ -182,25 +152,17 @@ class GanSvrVoxelModel(Model):
         self._batch_instances = None
         return latents
 
-    @torch.no_grad()
-    def select_condition(self, image: Float[Tensor, "1 3 height width"]) -> None:
-        """Choose the grid rendered for rays without an `instance` (viewer, eval images, reconstruction)."""
-        was_training = self.training
-        self.eval()
-        self.selected_grid = torch.sigmoid(self.decode(self.encode(image)))
-        self.train(was_training)
+    def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> Float[Tensor, "1 4 res res res"]:
+        """The grid of one image, rendered for rays without an `instance`."""
+        return torch.sigmoid(self.decode(self.encode(image)))
 
-    def get_outputs_for_camera(self, camera, obb_box=None) -> Dict[str, Tensor]:
-        """Render a camera for the selected instance, re-encoding its image so that training progress shows."""
-        if self._selected_image is None:
-            self.select_instance()
-        return self.render_for_image(camera, self._selected_image, obb_box)
+    @property
+    def selection(self) -> Optional[Tensor]:
+        return self.selected_grid
 
-    def render_for_image(self, camera, image: Optional[Tensor], obb_box=None) -> Dict[str, Tensor]:
-        """Render a camera conditioned on `image` (None: the current selection)."""
-        if image is not None:
-            self.select_condition(image)
-        return super().get_outputs_for_camera(camera, obb_box=obb_box)
+    @selection.setter
+    def selection(self, grid: Optional[Tensor]) -> None:
+        self.selected_grid = grid
 
     def mesh_level(self) -> float:
         """Occupancy level of the reconstructed surface (see the config field)."""
@@ -220,7 +182,7 @@ class GanSvrVoxelModel(Model):
         if index is not None and self._batch_grids is not None:
             return self._batch_grids, index[:, 0]
         if self.selected_grid is None:
-            self.select_instance()
+            self.refresh_selection()
         if self.selected_grid is None:  # a dataset without a catalog: nothing to select, render an empty latent
             self.selected_grid = torch.sigmoid(self.decode(torch.zeros(1, self.config.latent_dim, device=self.device)))
         return self.selected_grid, torch.zeros(len(ray_bundle), dtype=torch.long, device=self.device)

@@ -1,4 +1,4 @@
-"""The gansvr-voxel pipeline: gansvr's pipeline with the voxel model (the selection it restores is a grid)."""
+"""The gansvr-voxel pipeline: gansvr's pipeline with the voxel model."""
 
 from __future__ import annotations
 
@@ -19,13 +19,6 @@ class GanSvrVoxelPipelineConfig(GanSvrPipelineConfig):
 
 
 class GanSvrVoxelPipeline(GanSvrPipeline):
-    """`GanSvrPipeline` whose held-out renderings keep the viewer's selected grid."""
+    """`GanSvrPipeline` around the voxel model (the class that the runs' saved configs name)."""
 
     config: GanSvrVoxelPipelineConfig
-
-    def _render_eval_image(self, camera, batch):
-        """Render one held-out view conditioned on its instance's input image, keeping the viewer's choice."""
-        previous = self.model.selected_grid
-        outputs = self.model.render_for_image(camera, batch["condition_images"])
-        self.model.selected_grid = previous
-        return outputs

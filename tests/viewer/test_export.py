@@ -98,10 +98,12 @@ def test_ns_export_marching_cubes_on_cpu(tiny_run):
         np.testing.assert_array_equal(mesh.visual.vertex_colors, colored[0].visual.vertex_colors)
 
 
-def test_ns_export_names_an_unknown_instance(tiny_run, tmp_path):
-    work, _, config = tiny_run
+def test_ns_export_names_an_unknown_instance_in_one_line(tiny_run, tmp_path):
+    work, data, config = tiny_run
     result = run(BIN / "ns-export", "marching-cubes", "--load-config", config, "--output-dir", tmp_path / "out",
                  "--resolution", "512", cwd=work, env=dict(os.environ, GANSVR_INSTANCE="no_such_car"), check=False)
-    assert result.returncode != 0
-    assert "unknown instance 'no_such_car'" in result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    first_test = json.loads((data / "dataset.json").read_text())["splits"]["test"][0]
+    (message,) = [line for line in result.stderr.splitlines() if "no_such_car" in line]
+    assert "unknown instance 'no_such_car'" in message and first_test in message  # the bad id and valid ones
     assert not (tmp_path / "out" / "sdf_marching_cubes_mesh.ply").exists()

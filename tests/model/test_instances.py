@@ -1,0 +1,143 @@
+"""The instance that the gansvr and gansvr-voxel models render for the viewer: the dropdown only records a request,
+frames encode the selection once per request and training step, held-out renderings keep it, and the gansvr
+viewer's "uncertainty" output in each uncertainty mode."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
+
+from gansvr_ns.data.datamanager import DataError
+from gansvr_ns.data.format import load_rgb
+
+METHODS = ["gansvr", "gansvr-voxel"]
+
+
+def tiny_pipeline(data, method: str, **model_fields):
+    """A CPU pipeline of `method` on `data`, small enough to render a 24 px view in a fraction of a second."""
+    if method == "gansvr":
+        from gansvr_ns.method_config import gansvr_config as trainer_config
+
+        small = dict(num_samples=8, num_samples_importance=8)
+    else:
+        from gansvr_ns.voxel.method_config import gansvr_voxel_config as trainer_config
+
+        small = dict(resolution=16, base_channels=32, min_channels=8, num_samples=24)
+    config = trainer_config().pipeline
+    config.datamanager.data = data
+    config.datamanager.rays_per_view = 16
+    for name, value in {"latent_dim": 32, "encoder_input_size": 32, **small, **model_fields}.items():
+        setattr(config.model, name, value)
+    torch.manual_seed(0)
+    return config.setup(device="cpu", test_mode="val")
+
+
+def count_encodings(model) -> list:
+    """Record the image of every `selection_for` call of `model` (the list grows as the model encodes)."""
+    images = []
+    original = model.selection_for
+
+    def selection_for(image):
+        images.append(image)
+        return original(image)
+
+    model.selection_for = selection_for
+    return images
+
+
+def after_training_step(model, step: int) -> None:
+    """Run the model's training callbacks as nerfstudio's trainer does around one iteration."""
+    iteration = (TrainingCallbackLocation.BEFORE_TRAIN_ITERATION, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+    for callback in model.get_training_callbacks(TrainingCallbackAttributes(None, None, None, None)):
+        for location in iteration:
+            callback.run_callback_at_location(step, location)
+
+
+def input_image(data, instance_id: str) -> torch.Tensor:
+    return torch.from_numpy(load_rgb(data / instance_id / "input.png")).permute(2, 0, 1)[None]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_frames_encode_the_selection_once_per_request_and_training_step(ellipsoids, method):
+    pipeline = tiny_pipeline(ellipsoids, method)
+    model = pipeline.model.eval()
+    splits = json.loads((ellipsoids / "dataset.json").read_text())["splits"]
+    camera, _ = pipeline.datamanager.eval_image(0)
+    encoded = count_encodings(model)
+
+    first = model.get_outputs_for_camera(camera)["rgb"]
+    torch.testing.assert_close(model.get_outputs_for_camera(camera)["rgb"], first)
+    assert len(encoded) == 1 and model.selected_instance == splits["test"][0]
+    torch.testing.assert_close(encoded[-1], input_image(ellipsoids, splits["test"][0]))
+
+    other = splits["train"][1]
+    model.instance_control.cb_hook(SimpleNamespace(value=other))  # what viser's thread runs: no encoding there
+    assert len(encoded) == 1 and model.selected_instance == splits["test"][0]
+    model.get_outputs_for_camera(camera)
+    model.get_outputs_for_camera(camera)
+    assert len(encoded) == 2 and model.selected_instance == other
+    torch.testing.assert_close(encoded[-1], input_image(ellipsoids, other))
+
+    after_training_step(model, 0)  # the parameters may have changed: the next frame encodes again, once
+    kept = model.get_outputs_for_camera(camera)["rgb"]
+    model.get_outputs_for_camera(camera)
+    assert len(encoded) == 3
+
+    pipeline.get_eval_image_metrics_and_images(0)  # a held-out view of another instance, then the viewer again
+    assert len(encoded) == 4
+    model.eval()  # the pipeline leaves the model in training mode; the viewer sets eval mode for every frame
+    torch.testing.assert_close(model.get_outputs_for_camera(camera)["rgb"], kept)
+    assert len(encoded) == 4 and model.selected_instance == other
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_loaded_checkpoint_is_encoded_once(ellipsoids, method):
+    pipeline = tiny_pipeline(ellipsoids, method)
+    model = pipeline.model.eval()
+    camera, _ = pipeline.datamanager.eval_image(0)
+    encoded = count_encodings(model)
+    model.load_state_dict(model.state_dict())  # what ns-viewer and ns-export do
+    assert len(encoded) == 1
+    for _ in range(3):
+        model.get_outputs_for_camera(camera)
+    assert len(encoded) == 1
+
+
+def test_an_unknown_instance_ends_the_program_with_one_line(ellipsoids, monkeypatch):
+    model = tiny_pipeline(ellipsoids, "gansvr").model
+    monkeypatch.setenv("GANSVR_INSTANCE", "no_such_car")
+    with pytest.raises(DataError) as err:
+        model.load_state_dict(model.state_dict())
+    first_test = json.loads((ellipsoids / "dataset.json").read_text())["splits"]["test"][0]
+    assert isinstance(err.value, SystemExit) and "\n" not in str(err.value)
+    assert "unknown instance 'no_such_car'" in str(err.value) and first_test in str(err.value)
+
+
+def render_non_square(pipeline):
+    """The model's viewer outputs for a held-out camera cropped to 24 x 20 px (a transposed map would show)."""
+    camera, _ = pipeline.datamanager.eval_image(0)
+    camera.width = camera.width - 4
+    return pipeline.model.eval().get_outputs_for_camera(camera)
+
+
+def test_viewer_uncertainty_of_the_image_head_is_its_map_of_the_rendered_image(ellipsoids):
+    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="image")
+    outputs = render_non_square(pipeline)
+    sigma = outputs["uncertainty"]
+    assert sigma.shape == (24, 20, 1) and float(sigma.min()) >= pipeline.model.config.sigma_min
+    with torch.no_grad():
+        expected = pipeline.model.image_uncertainty(outputs["rgb"].permute(2, 0, 1)[None])
+    torch.testing.assert_close(sigma[..., 0], expected[0, 0])
+
+
+def test_viewer_uncertainty_of_the_field_is_rendered(ellipsoids):
+    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="field")
+    sigma = render_non_square(pipeline)["uncertainty"]
+    assert sigma.shape == (24, 20, 1) and float(sigma.min()) >= pipeline.model.config.sigma_min
+
+
+def test_viewer_has_no_uncertainty_without_a_model_of_it(ellipsoids):
+    outputs = render_non_square(tiny_pipeline(ellipsoids, "gansvr", uncertainty="none"))
+    assert set(outputs) >= {"rgb", "normals", "depth", "accumulation"} and "uncertainty" not in outputs
