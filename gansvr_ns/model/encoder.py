@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torchvision
@@ -21,11 +21,23 @@ class ImageEncoder(nn.Module):
         latent_dim: size of the latent code.
         input_size: images are resized to this square size before encoding.
         weights_path: optional local file with ImageNet ResNet-18 weights (a torchvision state dict).
+        norm: "group" (GroupNorm, 8 groups) or "batch" (torchvision's BatchNorm). A training batch holds only a
+            few instances, so BatchNorm's batch statistics are noisy and make each latent depend on the other
+            images of the batch, and its running statistics differ from them at reconstruction time; GroupNorm
+            normalises each image on its own. ImageNet weights load into either (GroupNorm takes the affine
+            parameters of the BatchNorm layers).
     """
 
-    def __init__(self, latent_dim: int = 256, input_size: int = 128, weights_path: Optional[Path] = None):
+    def __init__(
+        self,
+        latent_dim: int = 256,
+        input_size: int = 128,
+        weights_path: Optional[Path] = None,
+        norm: Literal["group", "batch"] = "group",
+    ):
         super().__init__()
-        backbone = torchvision.models.resnet18(weights=None)
+        norm_layer = (lambda channels: nn.GroupNorm(8, channels)) if norm == "group" else nn.BatchNorm2d
+        backbone = torchvision.models.resnet18(weights=None, norm_layer=norm_layer)
         if weights_path is not None:
             load_resnet18_weights(backbone, Path(weights_path))
         backbone.fc = nn.Identity()
@@ -60,8 +72,8 @@ def load_resnet18_weights(backbone: nn.Module, path: Path) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a torchvision resnet18 state dict")
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     expected = {k: v for k, v in backbone.state_dict().items() if not k.startswith("fc.")}
+    state = {k: v for k, v in state.items() if k in expected}  # drops `fc` and, for GroupNorm, BatchNorm statistics
     missing = sorted(set(expected) - set(state))
     wrong = sorted(k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
     if missing or wrong:

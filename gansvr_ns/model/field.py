@@ -56,8 +56,9 @@ class SDFFieldConfig:
     """Number of hidden layers of the SDF MLP."""
     geo_feat_dim: int = 15
     """Geometry features passed from the SDF MLP to the colour head."""
-    num_frequencies: int = 4
-    """Positional-encoding frequencies per axis."""
+    num_frequencies: int = 6
+    """Positional-encoding frequencies per axis (the finest wavelength is 2 pi / 2^(n-1): 0.2 for n = 6, fine
+    enough for wheels and cabins of a unit-sphere object; the input grows by 6 per frequency, nearly free)."""
     use_hash_grid: bool = True
     """Feed a multi-resolution hash grid to the SDF MLP besides the positional encoding (the gansvr method's
     default turns it on only where tiny-cuda-nn runs: on a CPU the torch grid costs ~10x the MLP)."""

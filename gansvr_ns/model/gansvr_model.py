@@ -26,6 +26,7 @@ from gansvr_ns.model.alignment import DomainAlignment
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
+from gansvr_ns.model.poses import refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
@@ -87,7 +88,7 @@ class GanSvrModel(InstanceSelection, Model):
     def populate_modules(self):
         super().populate_modules()
         cfg = self.config
-        self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights)
+        self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
         self.field = ConditionedSDFField(cfg.sdf_field, cfg.latent_dim)
         self.sampler = NeuSSampler(
             num_samples=cfg.num_samples,
@@ -185,7 +186,7 @@ class GanSvrModel(InstanceSelection, Model):
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
-            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+            refine_rays(self.camera_optimizer, ray_bundle)
         code = self._ray_code(ray_bundle)
 
         def sdf_fn(samples):
@@ -284,9 +285,7 @@ class GanSvrModel(InstanceSelection, Model):
     @torch.no_grad()
     def refined_poses(self) -> Tensor:
         """The train cameras' rough poses after refinement (camera-to-world, 3x4)."""
-        poses = self.train_poses.to(self.device)
-        adj = self.camera_optimizer(torch.arange(len(poses), device=self.device))
-        return torch.cat([torch.bmm(adj[:, :3, :3], poses[:, :3, :3]), poses[:, :3, 3:] + adj[:, :3, 3:]], dim=-1)
+        return refine_poses(self.camera_optimizer, self.train_poses.to(self.device)[:, :3])
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

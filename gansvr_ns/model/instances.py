@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 import torch
 from jaxtyping import Float
@@ -43,6 +43,8 @@ class ImageConditionedModelConfig(ModelConfig):
     """Size of the image latent code."""
     encoder_input_size: int = 64
     """Conditioning images are resized to this square size before the ResNet-18."""
+    encoder_norm: Literal["group", "batch"] = "group"
+    """Normalisation layers of the ResNet-18 encoder (see `ImageEncoder`)."""
     encoder_weights: Optional[Path] = None
     """Optional local file of ImageNet ResNet-18 weights (torchvision state dict). Nothing is downloaded."""
     camera_optimizer: CameraOptimizerConfig = field(default_factory=lambda: CameraOptimizerConfig(mode="SO3xR3"))

@@ -39,6 +39,7 @@ from torch.nn import Parameter
 from gansvr_ns.model import losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
+from gansvr_ns.model.poses import refine_rays
 from gansvr_ns.model.rendering import composite
 from gansvr_ns.voxel.decoder import VoxelDecoder
 from gansvr_ns.voxel.projection import SilhouetteMode, depth_silhouette_bce, project_grids
@@ -118,7 +119,7 @@ class GanSvrVoxelModel(InstanceSelection, Model):
     def populate_modules(self):
         super().populate_modules()
         cfg = self.config
-        self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights)
+        self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
         self.decoder = VoxelDecoder(cfg.latent_dim, cfg.resolution, cfg.base_channels, cfg.min_channels,
                                     cfg.occupancy_bias)
         self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
@@ -203,7 +204,7 @@ class GanSvrVoxelModel(InstanceSelection, Model):
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
-            self.camera_optimizer.apply_to_raybundle(ray_bundle)
+            refine_rays(self.camera_optimizer, ray_bundle)
             if self.supervision == "mesh" and (ray_bundle.metadata or {}).get("instance") is not None:
                 self._batch_instances = self._slot_instances(ray_bundle)
         grids, index = self._ray_grids(ray_bundle)

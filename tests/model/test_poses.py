@@ -1,0 +1,55 @@
+"""Pose refinement about the object centre: an orbit error is undone by a rotation alone."""
+
+import numpy as np
+import torch
+from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.cameras.rays import RayBundle
+
+from gansvr_ns.data.format import orbit_pose
+from gansvr_ns.model.poses import refine_poses, refine_rays
+
+
+def rotation_vector(rotation: np.ndarray) -> np.ndarray:
+    """Axis times angle of a rotation matrix (angles below 180 degrees)."""
+    angle = np.arccos(np.clip((np.trace(rotation) - 1.0) / 2.0, -1.0, 1.0))
+    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
+    return axis / (2.0 * np.sin(angle)) * angle
+
+
+def test_a_rotation_about_the_object_turns_rough_poses_into_true_ones():
+    rough = np.stack([orbit_pose(30.0, 10.0, 2.5), orbit_pose(200.0, 25.0, 2.5)])
+    true = np.stack([orbit_pose(37.0, 4.0, 2.5), orbit_pose(195.0, 31.0, 2.5)])
+    optimizer = CameraOptimizerConfig(mode="SO3xR3").setup(num_cameras=2, device="cpu")
+    with torch.no_grad():  # SO3xR3 parameters: translation, then the rotation vector
+        for i in range(2):
+            error = true[i, :3, :3] @ rough[i, :3, :3].T  # orbit poses differ by a rotation about the origin
+            optimizer.pose_adjustment[i, 3:] = torch.from_numpy(rotation_vector(error))
+    refined = refine_poses(optimizer, torch.from_numpy(rough[:, :3]).float())
+    assert torch.allclose(refined, torch.from_numpy(true[:, :3]).float(), atol=1e-4)
+
+
+def test_refined_rays_are_the_rays_of_the_refined_pose():
+    torch.manual_seed(0)
+    poses = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5) for a in (0.0, 90.0, 250.0)])[:, :3]).float()
+    optimizer = CameraOptimizerConfig(mode="SO3xR3").setup(num_cameras=3, device="cpu")
+    with torch.no_grad():
+        optimizer.pose_adjustment.normal_(0.0, 0.1)
+    local = torch.nn.functional.normalize(torch.randn(3, 3), dim=-1)  # one ray per camera, in camera coordinates
+    bundle = RayBundle(
+        origins=poses[:, :3, 3].clone(), directions=torch.einsum("nij,nj->ni", poses[:, :3, :3], local),
+        pixel_area=torch.ones(3, 1), camera_indices=torch.arange(3)[:, None],
+    )
+    refine_rays(optimizer, bundle)
+    refined = refine_poses(optimizer, poses)
+    assert torch.allclose(bundle.origins, refined[:, :3, 3], atol=1e-5)
+    assert torch.allclose(bundle.directions, torch.einsum("nij,nj->ni", refined[:, :3, :3], local), atol=1e-5)
+    assert not torch.allclose(refined, poses, atol=1e-3)
+
+
+def test_refinement_off_leaves_rays_and_poses_alone():
+    poses = torch.from_numpy(orbit_pose(10.0, 5.0, 2.5)[None, :3]).float()
+    optimizer = CameraOptimizerConfig(mode="off").setup(num_cameras=1, device="cpu")
+    bundle = RayBundle(origins=poses[:, :3, 3].clone(), directions=-poses[:, :3, 2].clone(),
+                       pixel_area=torch.ones(1, 1), camera_indices=torch.zeros(1, 1, dtype=torch.long))
+    refine_rays(optimizer, bundle)
+    assert torch.equal(bundle.origins, poses[:, :3, 3]) and torch.equal(refine_poses(optimizer, poses), poses)
