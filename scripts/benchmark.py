@@ -3,6 +3,7 @@
     python scripts/benchmark.py quality [--data data/gan-car] [--train-args "--max-num-iterations 300"]
     python scripts/benchmark.py throughput [--data data/gan-car]
     python scripts/benchmark.py inference --load-config CONFIG
+    python scripts/benchmark.py ablations [--quick] [--output outputs/ablations/ablations.json]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -10,6 +11,10 @@ quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test sp
 throughput: rays per second of a training step, and its FLOP/s (counted by torch's FlopCounterMode over a real
             step) as a fraction of this machine's fp32 GEMM rate, measured in the same run.
 inference:  seconds per image of the reconstruction at resolution 128 and 256.
+ablations:  trains every variant of ABLATION_VARIANTS with `ns-train gansvr` at one iteration budget and seed list on
+            a procedural car set with GAN-like flaws, and reports Chamfer-L1, F-score, IoU, train time and the pose
+            error of the refined (or, without refinement, the rough) poses, mean and std over seeds. Resumable: a
+            (variant, seed) already in the output JSON is skipped. `--quick` is the 20-minute version.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 import tyro
@@ -219,10 +224,328 @@ class Inference:
         return result
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Ablations (issue 6)
+
+ABLATION_VARIANTS: Dict[str, List[str]] = {
+    "full": [],
+    "no_uncertainty": ["--pipeline.model.uncertainty", "none"],
+    "no_pose_refinement": ["--pipeline.model.camera-optimizer.mode", "off"],
+    "mean_latent": ["--pipeline.model.condition-mode", "mean_latent"],
+    "uncertainty_image": ["--pipeline.model.uncertainty", "image"],
+    "uncertainty_field": ["--pipeline.model.uncertainty", "field"],
+    "hypernetwork": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
+}
+"""`ns-train gansvr` flags of every ablation variant, on top of the defaults ("full" is the defaults)."""
+
+ABLATION_DATA_FLAGS = [
+    "--category", "car", "--seed", "0", "--pose-noise-deg", "10", "--color-flaw-fraction", "0.3",
+    "--color-flaw-strength", "0.5", "--blob-fraction", "0.2", "--mask-flaw-fraction", "0.15",
+    "--split-fractions", "0.7", "0.1", "0.2",
+]
+"""`gansvr-generate procedural` flags of the ablation set: GAN-like colour drift, blobs and mask errors in a fraction
+of the views and 10 degrees of rough-pose noise; a larger test split than the presets' for steadier means."""
+
+
+@dataclass(frozen=True)
+class AblationProfile:
+    """Defaults of the full and the quick ablation run."""
+
+    data: Path
+    size: Tuple[int, int, int]
+    """Instances, views per instance, pixels."""
+    iterations: Optional[int]
+    """None: the default config's max_num_iterations."""
+    seeds: Tuple[int, ...]
+    resolution: int
+    train_flags: Tuple[str, ...]
+
+
+ABLATION_PROFILES = {
+    "full": AblationProfile(Path("data/ablation-car"), (64, 24, 64), None, (0, 1), 128, ()),
+    # ~7 variants x (250 steps of half the rays + start-up + scoring) in about 20 minutes on 2 quiet CPU cores
+    "quick": AblationProfile(Path("data/ablation-car-quick"), (32, 12, 64), 250, (0,), 64,
+                             ("--pipeline.datamanager.rays-per-view", "32")),
+}
+
+ABLATION_METRICS = ("chamfer", "chamfer_ratio", "fscore", "iou", "train_seconds", "pose_rotation_error_deg",
+                    "rough_pose_rotation_error_deg")
+"""Per-run numbers summarised over seeds. fscore is F@0.05; chamfer_ratio is Chamfer-L1 / the another-instance
+baseline; train_seconds is the wall time of the ns-train command (start-up included); pose_rotation_error_deg (train
+cameras, refined poses against the true ones) is None without pose refinement; rough_pose_rotation_error_deg is
+that of the unrefined poses the model starts from."""
+
+
+def default_iterations() -> int:
+    from gansvr_ns.method_config import gansvr_config
+
+    return gansvr_config().max_num_iterations
+
+
+def schedule_flags(iterations: int) -> List[str]:
+    """ns-train flags that compress the default step schedules (lr decay, pose warm-up, NeuS cosine annealing) to
+    `iterations`, so that a short budget runs the whole default schedule instead of its first part."""
+    from gansvr_ns.method_config import gansvr_config
+
+    config = gansvr_config()
+    scale = iterations / config.max_num_iterations
+    flags = ["--max-num-iterations", str(iterations), "--steps-per-save", str(iterations)]
+    for name, optimizer in config.optimizers.items():
+        option = f"--optimizers.{name.replace('_', '-')}.scheduler"
+        flags += [f"{option}.max-steps", str(iterations)]
+        if optimizer["scheduler"].warmup_steps:
+            flags += [f"{option}.warmup-steps", str(round(optimizer["scheduler"].warmup_steps * scale))]
+    anneal = config.pipeline.model.cos_anneal_end
+    return flags + ["--pipeline.model.cos-anneal-end", str(max(1, round(anneal * scale)))]
+
+
+def ablation_run_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+def ablation_command(variant: str, seed: int, data: Path, output_dir: Path, common: List[str]) -> List[str]:
+    """The `ns-train gansvr` command of one (variant, seed): common flags, then the variant's, then the seed."""
+    return [str(BIN / "ns-train"), "gansvr", "--data", str(data), "--output-dir", str(output_dir),
+            "--experiment-name", ablation_run_name(variant, seed), "--timestamp", "run", *common,
+            *ABLATION_VARIANTS[variant], "--machine.seed", str(seed), "--pipeline.datamanager.seed", str(seed)]
+
+
+def ablation_config_path(output_dir: Path, variant: str, seed: int) -> Path:
+    return output_dir / ablation_run_name(variant, seed) / "gansvr" / "run" / "config.yml"
+
+
+def generate_ablation_data(data: Path, size: Tuple[int, int, int], extra: str) -> List[str]:
+    """The `gansvr-generate procedural` command of the ablation set (`extra` flags come last and win)."""
+    instances, views, pixels = size
+    return [str(BIN / "gansvr-generate"), "procedural", "--out", str(data), *ABLATION_DATA_FLAGS,
+            "--num-instances", str(instances), "--views", str(views), "--resolution", str(pixels),
+            "--no-progress", *shlex.split(extra)]
+
+
+def run_logged(cmd: List[str], log: Path) -> float:
+    """Run a command with its output in `log`; returns its wall time; a failure names the log and shows its end."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {code}), log {log}:\n{log.read_text()[-3000:]}")
+    return time.perf_counter() - start
+
+
+def pose_rotation_errors(model) -> Tuple[Optional[float], Optional[float]]:
+    """(refined, rough): mean rotation error in degrees of the train cameras' refined and rough poses against the
+    true ones. Refined is None without pose refinement; both are None when the data has no true poses."""
+    from gansvr_ns.model.losses import rotation_error_deg
+
+    refined = model.pose_errors().get("pose_rotation_error_deg")
+    rough = None
+    if model.true_poses is not None and model.train_poses is not None:
+        rough = float(rotation_error_deg(model.train_poses[:, :3, :3], model.true_poses[:, :3, :3]).mean())
+    return (None if refined is None else float(refined)), rough
+
+
+def score_ablation_run(config: Path, data: Path, resolution: int, baseline: Optional[float]) -> Dict:
+    """Reconstruct the test split's input images with a trained run and score them; add its pose errors."""
+    from gansvr_ns.eval.evaluate import evaluate_predictions
+    from gansvr_ns.scripts.reconstruct import load_pipeline
+
+    pipeline = load_pipeline(config)
+    ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
+    meshes = config.parent / "meshes"
+    seconds = reconstruct_all(pipeline, {i: data / i / "input.png" for i in ids}, meshes, resolution)
+    refined, rough = pose_rotation_errors(pipeline.model)
+    scores = evaluate_predictions(meshes, data, "test")
+    mean = scores["mean"]
+    return {
+        "config": str(config), "chamfer": mean["chamfer_l1"], "fscore": mean["fscore@0.05"], "iou": mean["iou"],
+        "chamfer_ratio": None if baseline is None else mean["chamfer_l1"] / baseline,
+        "pose_rotation_error_deg": refined, "rough_pose_rotation_error_deg": rough,
+        "empty_meshes": len(scores["empty"]), "reconstruct_seconds_per_image": seconds, "metrics": mean,
+    }
+
+
+def mean_std(values: List[Optional[float]]) -> Tuple[Optional[float], Optional[float]]:
+    """Mean and sample standard deviation sqrt(sum (x - mean)^2 / (n - 1)) of the values that are not None.
+
+    The mean is None without values, the std None below two values."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None, None
+    mean = sum(xs) / len(xs)
+    std = (sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else None
+    return mean, std
+
+
+def summarise_seeds(seeds: Dict[str, Dict]) -> Dict[str, Dict[str, Optional[float]]]:
+    """{"mean": {metric: ...}, "std": {metric: ...}} of ABLATION_METRICS over the per-seed results."""
+    stats = {name: mean_std([run.get(name) for run in seeds.values()]) for name in ABLATION_METRICS}
+    return {"mean": {k: v[0] for k, v in stats.items()}, "std": {k: v[1] for k, v in stats.items()}}
+
+
+def _pm(mean: Optional[float], std: Optional[float], digits: int) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def ablation_table(result: Dict) -> str:
+    """Markdown table of the variants (mean ± std over seeds; the std is left out for a single seed)."""
+    columns = [("Chamfer-L1", "chamfer", 4), ("/ another instance", "chamfer_ratio", 2), ("F@0.05", "fscore", 3),
+               ("IoU", "iou", 3), ("pose rot. error (deg)", "pose_rotation_error_deg", 2)]
+    lines = ["| variant | seeds | " + " | ".join(c[0] for c in columns) + " | train (min) |",
+             "| --- " * (len(columns) + 3) + "|"]
+    for name, entry in result["variants"].items():
+        mean, std = entry["mean"], entry["std"]
+        cells = [_pm(mean[key], std[key], digits) for _, key, digits in columns]
+        if mean["pose_rotation_error_deg"] is None and mean["rough_pose_rotation_error_deg"] is not None:
+            cells[-1] = f"rough: {_pm(mean['rough_pose_rotation_error_deg'], std['rough_pose_rotation_error_deg'], 2)}"
+        minutes = [None if v is None else v / 60 for v in (mean["train_seconds"], std["train_seconds"])]
+        lines.append(f"| {name} | {len(entry['seeds'])} | " + " | ".join(cells) + f" | {_pm(*minutes, 1)} |")
+    baseline = result.get("another_instance_chamfer")
+    if baseline is not None:
+        lines.append(f"| another instance | | {baseline:.4f} | 1.00 |" + " |" * (len(columns) - 1))
+    return "\n".join(lines)
+
+
+def load_ablation_results(output: Path, settings: Dict) -> Dict:
+    """The results saved so far in `output` (empty when absent); saved under other settings is an error."""
+    if not output.is_file():
+        return {"settings": settings, "variants": {}}
+    saved = json.loads(output.read_text())
+    if saved.get("settings") != settings:
+        raise SystemExit(f"{output}: results of other settings ({saved.get('settings')}); "
+                         f"give another --output or the same settings to resume")
+    return saved
+
+
+def run_ablations(output: Path, settings: Dict, variants: List[str], seeds: List[int],
+                  run_one: Callable[[str, int], Dict], baseline: Optional[float] = None) -> Dict:
+    """Run `run_one(variant, seed)` for every pair not yet in `output`, saving the JSON after each one.
+
+    A variant's saved flags must equal its current ABLATION_VARIANTS entry, else the saved seeds would mix two
+    different ablations."""
+    from gansvr_ns.data.format import write_json
+
+    result = load_ablation_results(output, settings)
+    result["another_instance_chamfer"] = baseline
+    todo = [(v, s) for v in variants for s in seeds if str(s) not in result["variants"].get(v, {}).get("seeds", {})]
+    for variant in variants:
+        saved = result["variants"].get(variant)
+        if saved is not None and saved["flags"] != ABLATION_VARIANTS[variant]:
+            raise SystemExit(f"{output}: variant '{variant}' was run with flags {saved['flags']}, now "
+                             f"{ABLATION_VARIANTS[variant]}; give another --output")
+    skipped = len(variants) * len(seeds) - len(todo)
+    if skipped:
+        print(f"Resuming {output}: {skipped} (variant, seed) pair(s) done, {len(todo)} to run")
+    for k, (variant, seed) in enumerate(todo):
+        print(f"[{k + 1}/{len(todo)}] {variant}, seed {seed}", flush=True)
+        entry = result["variants"].setdefault(variant, {"flags": ABLATION_VARIANTS[variant], "seeds": {}})
+        entry["seeds"][str(seed)] = run_one(variant, seed)
+        entry.update(summarise_seeds(entry["seeds"]))
+        write_json(output, result)
+    order = list(ABLATION_VARIANTS)
+    result["variants"] = dict(sorted(result["variants"].items(), key=lambda kv: order.index(kv[0])))
+    write_json(output, result)
+    return result
+
+
+@dataclass
+class Ablations:
+    """Train each ablation variant with `ns-train gansvr` at one budget, score it on the test split, summarise seeds."""
+
+    quick: bool = False
+    """The 20-minute version: a smaller dataset, 250 steps with half the rays, one seed, resolution 64."""
+    output: Optional[Path] = None
+    """Results JSON; it is resumed when it exists (default: outputs/ablations/ablations[-quick].json)."""
+    data: Optional[Path] = None
+    """Ablation dataset, generated when missing (default: data/ablation-car, quick: data/ablation-car-quick)."""
+    generate_args: str = ""
+    """Extra `gansvr-generate procedural` flags, e.g. "--num-instances 6 --views 4 --resolution 32"."""
+    variants: List[str] = field(default_factory=lambda: list(ABLATION_VARIANTS))
+    """Variants to run, names of ABLATION_VARIANTS."""
+    seeds: Optional[List[int]] = None
+    """Seeds of every variant (default: 0 1, quick: 0)."""
+    iterations: Optional[int] = None
+    """Training steps of every run (default: the config's default, quick: 250); the default schedules are
+    compressed to it."""
+    train_args: str = ""
+    """Extra ns-train flags for every variant (given with an equals sign: --train-args="...")."""
+    output_dir: Path = Path("outputs/ablations")
+    """Where the runs go: <output-dir>/<variant>-seed<k>/gansvr/run/."""
+    resolution: Optional[int] = None
+    """Marching-cubes resolution of the reconstructions (default: 128, quick: 64)."""
+    dry_run: bool = False
+    """Print the commands (data generation and ns-train of every pair still to run) and stop."""
+
+    def main(self) -> Dict:
+        profile = ABLATION_PROFILES["quick" if self.quick else "full"]
+        unknown = [v for v in self.variants if v not in ABLATION_VARIANTS]
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {unknown}; known: {', '.join(ABLATION_VARIANTS)}")
+        data = self.data or profile.data
+        output = self.output or Path(f"outputs/ablations/ablations{'-quick' if self.quick else ''}.json")
+        seeds = self.seeds if self.seeds is not None else list(profile.seeds)
+        iterations = self.iterations or profile.iterations or default_iterations()
+        resolution = self.resolution or profile.resolution
+        common = schedule_flags(iterations) + list(profile.train_flags) + shlex.split(self.train_args)
+        settings = {"data": str(data), "iterations": iterations, "common_flags": common, "resolution": resolution}
+        if self.dry_run:
+            return self.print_commands(data, profile, output, settings, seeds)
+        if not (data / "dataset.json").is_file():
+            print(f"Generating {data}")
+            run_logged(generate_ablation_data(data, profile.size, self.generate_args), output.parent / "generate.log")
+        baseline = self.baseline(data)
+
+        def run_one(variant: str, seed: int) -> Dict:
+            config = ablation_config_path(self.output_dir, variant, seed)
+            marker = config.parent / "ablation_train.json"
+            if marker.is_file():  # trained before an interrupted scoring: score it again, do not retrain
+                seconds = json.loads(marker.read_text())["train_seconds"]
+            else:
+                cmd = ablation_command(variant, seed, data, self.output_dir, common)
+                seconds = run_logged(cmd, self.output_dir / ablation_run_name(variant, seed) / "ns-train.log")
+                marker.write_text(json.dumps({"train_seconds": seconds}))
+            return {"train_seconds": seconds, **score_ablation_run(config, data, resolution, baseline)}
+
+        result = run_ablations(output, settings, self.variants, seeds, run_one, baseline)
+        print(ablation_table(result))
+        print(f"\nWrote {output}")
+        return result
+
+    @staticmethod
+    def baseline(data: Path) -> Optional[float]:
+        from gansvr_ns.data.format import FormatError
+        from gansvr_ns.eval.evaluate import another_instance_baseline
+
+        try:
+            return another_instance_baseline(data, "test")
+        except FormatError as err:  # fewer than two test instances
+            print(f"no another-instance baseline: {err}")
+            return None
+
+    def print_commands(self, data: Path, profile: AblationProfile, output: Path, settings: Dict,
+                       seeds: List[int]) -> Dict:
+        done = load_ablation_results(output, settings)["variants"]
+        commands = {}
+        if not (data / "dataset.json").is_file():
+            print(shlex.join(generate_ablation_data(data, profile.size, self.generate_args)))
+        for variant in self.variants:
+            for seed in seeds:
+                if str(seed) in done.get(variant, {}).get("seeds", {}):
+                    print(f"# {variant}, seed {seed}: done in {output}")
+                    continue
+                cmd = ablation_command(variant, seed, data, self.output_dir, settings["common_flags"])
+                commands[ablation_run_name(variant, seed)] = cmd
+                print(shlex.join(cmd))
+        return commands
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
     Annotated[Inference, tyro.conf.subcommand("inference")],
+    Annotated[Ablations, tyro.conf.subcommand("ablations")],
 ]
 
 if __name__ == "__main__":

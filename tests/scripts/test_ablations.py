@@ -1,0 +1,158 @@
+"""`scripts/benchmark.py ablations`: the variant table parses into the configs it claims, the seed statistics and the
+table are right, an interrupted run resumes without repeating finished pairs, and the real tiny run scores both
+variants."""
+
+import json
+from pathlib import Path
+
+import pytest
+import tyro
+import yaml
+
+from tests.scripts.conftest import TINY_VARIANTS, load_script
+
+benchmark = load_script("benchmark")
+
+EXPECTED = {
+    "full": lambda c: c.pipeline.model.uncertainty == "image" and c.pipeline.model.camera_optimizer.mode == "SO3xR3",
+    "no_uncertainty": lambda c: c.pipeline.model.uncertainty == "none",
+    "no_pose_refinement": lambda c: c.pipeline.model.camera_optimizer.mode == "off",
+    "mean_latent": lambda c: c.pipeline.model.condition_mode == "mean_latent",
+    "uncertainty_image": lambda c: c.pipeline.model.uncertainty == "image",
+    "uncertainty_field": lambda c: c.pipeline.model.uncertainty == "field",
+    "hypernetwork": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
+}
+
+
+def test_every_variant_parses_into_its_config(tmp_path):
+    from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+
+    from gansvr_ns.method_config import gansvr_config
+
+    default = gansvr_config()
+    assert set(benchmark.ABLATION_VARIANTS) == set(EXPECTED)
+    common = benchmark.schedule_flags(60) + list(benchmark.ABLATION_PROFILES["quick"].train_flags)
+    for variant in benchmark.ABLATION_VARIANTS:
+        cmd = benchmark.ablation_command(variant, 3, tmp_path / "data", tmp_path / "runs", common)
+        assert Path(cmd[0]).name == "ns-train" and cmd[1] == "gansvr"
+        config = tyro.cli(AnnotatedBaseConfigUnion, args=cmd[1:])
+        assert EXPECTED[variant](config), variant
+        assert config.max_num_iterations == 60 and config.machine.seed == 3
+        assert config.pipeline.datamanager.seed == 3 and config.pipeline.datamanager.rays_per_view == 32
+        # the default schedules (steps, pose warm-up, NeuS annealing) compressed to 60 steps
+        assert {opt["scheduler"].max_steps for opt in config.optimizers.values()} == {60}
+        scale = 60 / default.max_num_iterations
+        warmup = default.optimizers["camera_opt"]["scheduler"].warmup_steps
+        assert warmup > 0 and config.optimizers["camera_opt"]["scheduler"].warmup_steps == round(warmup * scale)
+        assert config.pipeline.model.cos_anneal_end == round(default.pipeline.model.cos_anneal_end * scale)
+        assert config.get_base_dir() / "config.yml" == benchmark.ablation_config_path(tmp_path / "runs", variant, 3)
+
+
+def run_result(chamfer, iou, seconds, refined, rough=14.0):
+    return {"chamfer": chamfer, "chamfer_ratio": chamfer / 0.5, "fscore": 1 - chamfer, "iou": iou,
+            "train_seconds": seconds, "pose_rotation_error_deg": refined, "rough_pose_rotation_error_deg": rough}
+
+
+def test_seed_statistics_and_table():
+    seeds = {"0": run_result(0.2, 0.5, 60.0, None), "1": run_result(0.4, 0.7, 180.0, None)}
+    summary = benchmark.summarise_seeds(seeds)
+    # mean (0.2 + 0.4) / 2; sample std sqrt(((0.2 - 0.3)^2 + (0.4 - 0.3)^2) / (2 - 1)) = sqrt(0.02)
+    assert summary["mean"]["chamfer"] == pytest.approx(0.3)
+    assert summary["std"]["chamfer"] == pytest.approx(0.02**0.5)
+    assert summary["mean"]["iou"] == pytest.approx(0.6) and summary["std"]["iou"] == pytest.approx(0.02**0.5)
+    assert summary["mean"]["pose_rotation_error_deg"] is None and summary["std"]["pose_rotation_error_deg"] is None
+    assert summary["mean"]["rough_pose_rotation_error_deg"] == pytest.approx(14.0)
+    assert summary["std"]["rough_pose_rotation_error_deg"] == pytest.approx(0.0)
+    single = {"0": run_result(0.1, 0.8, 120.0, 3.5)}
+    result = {
+        "another_instance_chamfer": 0.5,
+        "variants": {
+            "no_pose_refinement": {"flags": [], "seeds": seeds, **summary},
+            "full": {"flags": [], "seeds": single, **benchmark.summarise_seeds(single)},
+        },
+    }
+    table = benchmark.ablation_table(result).splitlines()
+    assert table[0].startswith("| variant | seeds | Chamfer-L1 |")
+    assert table[2] == ("| no_pose_refinement | 2 | 0.3000 ± 0.1414 | 0.60 ± 0.28 | 0.700 ± 0.141 | 0.600 ± 0.141 "
+                        "| rough: 14.00 ± 0.00 | 2.0 ± 1.4 |")
+    assert table[3] == "| full | 1 | 0.1000 | 0.20 | 0.900 | 0.800 | 3.50 | 2.0 |"
+    assert table[4].startswith("| another instance | | 0.5000 | 1.00 |")
+
+
+def test_resume_skips_finished_pairs(tmp_path):
+    output = tmp_path / "ablations.json"
+    settings = {"data": "d", "iterations": 10}
+    calls = []
+
+    def interrupted(variant, seed):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append((variant, seed))
+        return run_result(0.1 * len(calls), 0.5, 1.0, 2.0)
+
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.run_ablations(output, settings, ["full", "mean_latent"], [0, 1], interrupted)
+    saved = json.loads(output.read_text())
+    assert {v: sorted(e["seeds"]) for v, e in saved["variants"].items()} == {"full": ["0", "1"], "mean_latent": ["0"]}
+    assert saved["variants"]["full"]["mean"]["chamfer"] == pytest.approx(0.15)
+
+    resumed = []
+
+    def finish(variant, seed):
+        resumed.append((variant, seed))
+        return run_result(0.4, 0.5, 1.0, 2.0)
+
+    result = benchmark.run_ablations(output, settings, ["full", "mean_latent"], [0, 1], finish)
+    assert resumed == [("mean_latent", 1)]
+    assert result["variants"]["mean_latent"]["mean"]["chamfer"] == pytest.approx(0.35)
+    assert json.loads(output.read_text()) == result
+    assert benchmark.run_ablations(output, settings, ["full", "mean_latent"], [0, 1], finish) == result
+    assert len(resumed) == 1
+
+    with pytest.raises(SystemExit, match="other settings"):
+        benchmark.run_ablations(output, {"data": "d", "iterations": 20}, ["full"], [0], finish)
+
+
+def test_resume_refuses_changed_variant_flags(tmp_path, monkeypatch):
+    output = tmp_path / "ablations.json"
+    benchmark.run_ablations(output, {}, ["mean_latent"], [0], lambda v, s: run_result(0.1, 0.5, 1.0, 2.0))
+    monkeypatch.setitem(benchmark.ABLATION_VARIANTS, "mean_latent", ["--pipeline.model.latent-dim", "64"])
+    with pytest.raises(SystemExit, match="'mean_latent' was run with flags"):
+        benchmark.run_ablations(output, {}, ["mean_latent"], [0, 1], lambda v, s: run_result(0.1, 0.5, 1.0, 2.0))
+
+
+def test_dry_run_prints_commands_of_unfinished_pairs(tmp_path, capsys):
+    output = tmp_path / "ablations.json"
+    ablations = benchmark.Ablations(quick=True, output=output, data=tmp_path / "missing",
+                                    variants=["full", "hypernetwork"], output_dir=tmp_path / "runs", dry_run=True)
+    settings = {"data": str(tmp_path / "missing"), "iterations": 250,
+                "common_flags": benchmark.schedule_flags(250) + ["--pipeline.datamanager.rays-per-view", "32"],
+                "resolution": 64}
+    benchmark.run_ablations(output, settings, ["full"], [0], lambda v, s: run_result(0.1, 0.5, 1.0, 2.0))
+    commands = ablations.main()
+    printed = capsys.readouterr().out
+    assert list(commands) == ["hypernetwork-seed0"]
+    assert "gansvr-generate procedural" in printed and "--pose-noise-deg 10" in printed
+    assert "# full, seed 0: done" in printed
+    assert "--pipeline.model.sdf-field.architecture hypernetwork" in printed
+
+
+def test_tiny_ablation_run(ablation_run):
+    work, data, output, stdout = ablation_run
+    result = json.loads(output.read_text())
+    assert list(result["variants"]) == TINY_VARIANTS
+    assert result["another_instance_chamfer"] > 0
+    for variant, entry in result["variants"].items():
+        run = entry["seeds"]["0"]
+        assert run["chamfer"] > 0 and 0 <= run["iou"] <= 1 and 0 <= run["fscore"] <= 1
+        assert run["train_seconds"] > 0
+        assert entry["mean"]["chamfer"] == run["chamfer"] and entry["std"]["chamfer"] is None
+        assert run["rough_pose_rotation_error_deg"] > 1.0  # the set has 10 degrees of pose noise
+        config = yaml.load(Path(run["config"]).read_text(), Loader=yaml.Loader)
+        assert config.max_num_iterations == 4
+        assert f"| {variant} | 1 |" in stdout
+    off = result["variants"]["no_pose_refinement"]["seeds"]["0"]
+    refined = result["variants"]["uncertainty_field"]["seeds"]["0"]
+    assert off["pose_rotation_error_deg"] is None
+    assert refined["pose_rotation_error_deg"] == pytest.approx(refined["rough_pose_rotation_error_deg"], abs=1.0)
+    assert "| rough: " in stdout
