@@ -4,6 +4,7 @@
     python scripts/benchmark.py throughput [--data data/gan-car]
     python scripts/benchmark.py inference --load-config CONFIG
     python scripts/benchmark.py ablations [--quick] [--output outputs/ablations/ablations.json]
+    python scripts/benchmark.py domain [--data data/gan-car] [--methods gansvr gansvr-voxel] [--load-configs NAME=PATH]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -15,6 +16,11 @@ ablations:  trains every variant of ABLATION_VARIANTS with `ns-train gansvr` at 
             a procedural car set with GAN-like flaws, and reports Chamfer-L1, F-score, IoU, train time and the pose
             error of the refined (or, without refinement, the rough) poses, mean and std over seeds. Resumable: a
             (variant, seed) already in the output JSON is skipped. `--quick` is the 20-minute version.
+domain:     the real-photo gap. Renders the train split's instances with the other renderer of
+            gansvr_ns/eval/shifted.py into a folder of unlabeled stand-in "real photos", trains (same step budget,
+            schedules compressed to it) gansvr, gansvr with real-image alignment on that folder, and gansvr-voxel, and
+            scores each on the test split's input images and on the test instances from the other renderer.
+            Resumable: a run already scored in the output JSON is skipped; `--load-configs` scores existing runs.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Literal, Optional, Tuple, Union
 
 import torch
 import tyro
@@ -36,27 +42,29 @@ from typing_extensions import Annotated
 BIN = Path(sys.executable).parent
 
 
-def train(data: Path, output_dir: Path, train_args: str) -> tuple[Path, float]:
-    """Run `ns-train gansvr`; return the run's config.yml and the wall time of the command."""
+def train(data: Path, output_dir: Path, train_args: str, method: str = "gansvr") -> tuple[Path, float]:
+    """Run `ns-train <method>`; return the run's config.yml and the wall time of the command."""
     stamp = datetime.now().strftime("%Y-%m-%d_%H%M%S")
-    cmd = [str(BIN / "ns-train"), "gansvr", "--data", str(data), "--output-dir", str(output_dir),
+    cmd = [str(BIN / "ns-train"), method, "--data", str(data), "--output-dir", str(output_dir),
            "--timestamp", stamp, *shlex.split(train_args)]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    return output_dir / data.name / "gansvr" / stamp / "config.yml", seconds
+    return output_dir / data.name / method / stamp / "config.yml", seconds
 
 
 def reconstruct_all(pipeline, images: Dict[str, Path], out: Path, resolution: int) -> float:
-    """Reconstruct every image to `out/<id>.ply`; returns the mean seconds per image."""
+    """Reconstruct every image to `out/<id>.ply` (gansvr or gansvr-voxel run); returns the mean seconds per image."""
     from gansvr_ns.data.format import load_rgb
-    from gansvr_ns.model.mesh import reconstruct_mesh, save_mesh
+    from gansvr_ns.model.mesh import save_mesh
+    from gansvr_ns.scripts.reconstruct import mesh_reconstructor
 
+    reconstruct_mesh = mesh_reconstructor(pipeline.model)
     seconds = []
     for name, path in images.items():
         image = torch.from_numpy(load_rgb(path)).permute(2, 0, 1)[None]
         start = time.perf_counter()
-        mesh = reconstruct_mesh(pipeline.model, image, resolution)
+        mesh = reconstruct_mesh(image, resolution)
         seconds.append(time.perf_counter() - start)
         save_mesh(mesh, out / name, ["ply"])
     return sum(seconds) / len(seconds)
@@ -282,12 +290,13 @@ def default_iterations() -> int:
     return gansvr_config().max_num_iterations
 
 
-def schedule_flags(iterations: int) -> List[str]:
-    """ns-train flags that compress the default step schedules (lr decay, pose warm-up, NeuS cosine annealing) to
-    `iterations`, so that a short budget runs the whole default schedule instead of its first part."""
+def schedule_flags(iterations: int, config=None) -> List[str]:
+    """ns-train flags that compress the default step schedules of a method's TrainerConfig (default: gansvr's; lr
+    decay, pose warm-up, NeuS cosine annealing where the model has it) to `iterations`, so that a short budget runs
+    the whole default schedule instead of its first part."""
     from gansvr_ns.method_config import gansvr_config
 
-    config = gansvr_config()
+    config = config or gansvr_config()
     scale = iterations / config.max_num_iterations
     flags = ["--max-num-iterations", str(iterations), "--steps-per-save", str(iterations)]
     for name, optimizer in config.optimizers.items():
@@ -295,7 +304,9 @@ def schedule_flags(iterations: int) -> List[str]:
         flags += [f"{option}.max-steps", str(iterations)]
         if optimizer["scheduler"].warmup_steps:
             flags += [f"{option}.warmup-steps", str(round(optimizer["scheduler"].warmup_steps * scale))]
-    anneal = config.pipeline.model.cos_anneal_end
+    anneal = getattr(config.pipeline.model, "cos_anneal_end", None)
+    if anneal is None:
+        return flags
     return flags + ["--pipeline.model.cos-anneal-end", str(max(1, round(anneal * scale)))]
 
 
@@ -408,10 +419,11 @@ def ablation_table(result: Dict) -> str:
     return "\n".join(lines)
 
 
-def load_ablation_results(output: Path, settings: Dict) -> Dict:
-    """The results saved so far in `output` (empty when absent); saved under other settings is an error."""
+def load_ablation_results(output: Path, settings: Dict, entries: str = "variants") -> Dict:
+    """The results saved so far in `output` (empty when absent, with no `entries`); saved under other settings is an
+    error."""
     if not output.is_file():
-        return {"settings": settings, "variants": {}}
+        return {"settings": settings, entries: {}}
     saved = json.loads(output.read_text())
     if saved.get("settings") != settings:
         raise SystemExit(f"{output}: results of other settings ({saved.get('settings')}); "
@@ -541,11 +553,216 @@ class Ablations:
         return commands
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Domain gap (issue 7): stand-in real photos from another renderer, with and without real-image alignment
+
+DOMAIN_RUNS: Dict[str, Tuple[str, bool]] = {
+    "gansvr": ("gansvr", False),
+    "gansvr-aligned": ("gansvr", True),
+    "gansvr-voxel": ("gansvr-voxel", False),
+}
+"""Runs of the domain benchmark: name -> (ns-train method, with real-image alignment). gansvr-voxel has no aligned run:
+its config parses --pipeline.datamanager.real-images (the datamanager is gansvr's) but its model builds no alignment
+from it, so the run would equal the unaligned one."""
+
+DOMAIN_INPUTS = ("test", "other_renderer")
+"""Input sets scored per run: the test split's input images, and the test instances from the other renderer."""
+
+
+def write_domain_inputs(data: Path, output_dir: Path) -> Tuple[Dict[str, Path], Dict[str, Dict[str, Path]]]:
+    """Write the stand-in real photos, the train split's instances from the other renderer (seed 1), as a flat folder
+    <output_dir>/real_images/<id>.png, and the test instances from the other renderer (seed 0, as `quality`) to
+    <output_dir>/other_renderer_test/. Returns the photos {id: path} and the input sets {set: {test id: image}}."""
+    from gansvr_ns.eval.shifted import write_shifted_inputs
+
+    photos = write_shifted_inputs(data, "train", output_dir / "real_images", seed=1)
+    ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
+    inputs = {"test": {i: data / i / "input.png" for i in ids},
+              "other_renderer": write_shifted_inputs(data, "test", output_dir / "other_renderer_test", seed=0)}
+    return photos, inputs
+
+
+def method_config(method: str):
+    """The default TrainerConfig of a plugin method."""
+    if method == "gansvr-voxel":
+        from gansvr_ns.voxel.method_config import gansvr_voxel_config
+
+        return gansvr_voxel_config()
+    from gansvr_ns.method_config import gansvr_config
+
+    return gansvr_config()
+
+
+def parse_pairs(pairs: List[str], option: str) -> Dict[str, str]:
+    """{NAME: VALUE} of `NAME=VALUE` command-line pairs; anything else is an error naming the option."""
+    parsed = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name or not value:
+            raise SystemExit(f"{option}: expected NAME=VALUE, got '{pair}'")
+        parsed[name] = value
+    return parsed
+
+
+def domain_plan(methods: List[str], loaded: Dict[str, str]) -> Dict[str, Dict]:
+    """Runs to score: every DOMAIN_RUNS entry of `methods` (trained unless `loaded` names it), then the other loaded
+    runs. Each is {"method", "aligned", "config"}, config None for a run to train."""
+    plan = {}
+    for name, (method, aligned) in DOMAIN_RUNS.items():
+        if method in methods or name in loaded:
+            plan[name] = {"method": method, "aligned": aligned, "config": loaded.get(name)}
+    for name, config in loaded.items():
+        plan.setdefault(name, {"method": None, "aligned": None, "config": config})
+    return plan
+
+
+def domain_source(run: Dict, flags: Optional[List[str]]) -> Dict:
+    """What a run's saved results must have come from to be resumed: its config (loaded) or its ns-train flags."""
+    if run["config"] is not None:
+        return {"config": str(run["config"])}
+    return {"method": run["method"], "flags": flags}
+
+
+def resume_domain_run(runs: Dict[str, Dict], name: str, source: Dict, obtain: Callable[[], Dict],
+                      score: Callable[[Path], Dict], save: Callable[[], None]) -> None:
+    """Bring `runs[name]` to scored, saving after each stage: `obtain()` (train or load) gives its entry, `score`
+    adds the metrics of its config. A run scored before is skipped; one obtained but not scored is scored without
+    obtaining it again; one saved from another source is an error."""
+    saved = runs.get(name)
+    if saved is not None and saved["source"] != source:
+        raise SystemExit(f"run '{name}' was saved from {saved['source']}, now {source}; give another --output")
+    if saved is not None and all(inputs in saved for inputs in DOMAIN_INPUTS):
+        print("  scored before, skipped")
+        return
+    if saved is None:
+        saved = runs[name] = {**obtain(), "source": source}
+        save()
+    saved.update(score(Path(saved["config"])))
+    save()
+
+
+def score_domain_run(config: Path, data: Path, inputs: Dict[str, Dict[str, Path]], resolution: int,
+                     baseline: Optional[float]) -> Dict:
+    """Reconstruct each input set ({set: {test instance id: image}}) with a run into <run>/domain/<set>/ and score it
+    against the test split's meshes."""
+    from gansvr_ns.eval.evaluate import evaluate_predictions
+    from gansvr_ns.scripts.reconstruct import load_pipeline
+
+    pipeline = load_pipeline(config)
+    scores = {}
+    for name, images in inputs.items():
+        out = config.parent / "domain" / name
+        seconds = reconstruct_all(pipeline, images, out, resolution)
+        evaluated = evaluate_predictions(out, data, "test")
+        mean = evaluated["mean"]
+        scores[name] = {**mean, "chamfer_ratio": None if baseline is None else mean["chamfer_l1"] / baseline,
+                        "empty": len(evaluated["empty"]), "reconstruct_seconds_per_image": seconds}
+    return scores
+
+
+def domain_table(result: Dict) -> str:
+    """Markdown table: one row per run, Chamfer-L1 / its ratio to the another-instance baseline / F@0.05 / IoU on the
+    test inputs and on the other renderer's inputs, and the train time."""
+    def cells(m: Dict) -> List[str]:
+        ratio = "n/a" if m["chamfer_ratio"] is None else f"{m['chamfer_ratio']:.2f}"
+        return [f"{m['chamfer_l1']:.4f}", ratio, f"{m['fscore@0.05']:.3f}", f"{m['iou']:.3f}"]
+
+    metrics = ("Chamfer-L1", "ratio", "F@0.05", "IoU")
+    heads = [f"{inputs} {metric}" for inputs in ("test", "other") for metric in metrics]
+    lines = ["| run | " + " | ".join(heads) + " | train (min) |", "| --- " * (len(heads) + 2) + "|"]
+    for name, run in result["runs"].items():
+        if not all(inputs in run for inputs in DOMAIN_INPUTS):
+            continue  # trained, not scored yet
+        seconds = run.get("train_seconds")
+        train = "n/a" if seconds is None else f"{seconds / 60:.1f}"
+        lines.append(f"| {name} | " + " | ".join(cells(run["test"]) + cells(run["other_renderer"])) + f" | {train} |")
+    baseline = result.get("another_instance_chamfer")
+    if baseline is not None:
+        lines.append(f"| another instance | {baseline:.4f} | 1.00 | | | {baseline:.4f} | 1.00 | | | |")
+    lines.append("\ntest: the test split's input images; other: the test instances from another renderer; "
+                 "ratio: Chamfer-L1 / the another-instance baseline")
+    return "\n".join(lines)
+
+
+@dataclass
+class Domain:
+    """Train gansvr with and without real-image alignment and gansvr-voxel at one budget; score each on the test
+    split's inputs and on the test instances from another renderer."""
+
+    data: Path = Path("data/gan-car")
+    """Dataset with ground-truth meshes (a missing preset path is generated first)."""
+    methods: List[Literal["gansvr", "gansvr-voxel"]] = field(default_factory=lambda: ["gansvr", "gansvr-voxel"])
+    """Methods whose DOMAIN_RUNS are trained (gansvr: with and without alignment)."""
+    load_configs: List[str] = field(default_factory=list)
+    """NAME=PATH: score the run of config.yml PATH as run NAME instead of training it (a name outside DOMAIN_RUNS
+    adds a row)."""
+    iterations: Optional[int] = None
+    """Training steps of every run (default: gansvr's default); the default schedules are compressed to it."""
+    train_args: str = ""
+    """Extra ns-train flags of every run, accepted by both methods (given with an equals sign: --train-args="...")."""
+    method_args: List[str] = field(default_factory=list)
+    """METHOD=FLAGS: extra ns-train flags of one method's runs, e.g. "gansvr=--pipeline.model.num-samples-importance
+    16"."""
+    output_dir: Path = Path("outputs/domain")
+    """Where the stand-in real photos, the other renderer's test inputs and the runs (<output-dir>/runs/<name>/) go."""
+    output: Optional[Path] = None
+    """Results JSON; it is resumed when it exists (default: <output-dir>/domain.json)."""
+    resolution: int = 128
+    """Marching-cubes resolution of the reconstructions."""
+
+    def main(self) -> Dict:
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.data.format import write_json
+
+        loaded = parse_pairs(self.load_configs, "--load-configs")
+        extra = parse_pairs(self.method_args, "--method-args")
+        unknown = set(extra) - {method for method, _ in DOMAIN_RUNS.values()}
+        if unknown:
+            raise SystemExit(f"--method-args: unknown method(s) {sorted(unknown)}")
+        data = ensure_dataset(self.data)
+        iterations = self.iterations or default_iterations()
+        output = self.output or self.output_dir / "domain.json"
+        result = load_ablation_results(output, {"data": str(data), "resolution": self.resolution}, entries="runs")
+        real = self.output_dir / "real_images"
+        photos, inputs = write_domain_inputs(data, self.output_dir)
+        baseline = Ablations.baseline(data)
+        result.update(machine=machine(), real_images=str(real), real_image_count=len(photos),
+                      another_instance_chamfer=baseline)
+        plan = domain_plan(self.methods, loaded)
+        for k, (name, run) in enumerate(plan.items()):
+            flags = None
+            if run["config"] is None:
+                flags = (schedule_flags(iterations, method_config(run["method"])) + shlex.split(self.train_args)
+                         + shlex.split(extra.get(run["method"], ""))
+                         + (["--pipeline.datamanager.real-images", str(real)] if run["aligned"] else []))
+            print(f"[{k + 1}/{len(plan)}] {name}", flush=True)
+            resume_domain_run(result["runs"], name, domain_source(run, flags),
+                              lambda: self.obtain(name, run, flags, data),
+                              lambda config: score_domain_run(config, data, inputs, self.resolution, baseline),
+                              lambda: write_json(output, result))
+        rest = {name: entry for name, entry in result["runs"].items() if name not in plan}
+        result["runs"] = {**{name: result["runs"][name] for name in plan}, **rest}
+        write_json(output, result)
+        print(domain_table(result))
+        print(f"\nstand-in real photos: {len(photos)} train instances from the other renderer in {real}; "
+              f"{iterations} steps per trained run\nWrote {output}")
+        return result
+
+    def obtain(self, name: str, run: Dict, flags: Optional[List[str]], data: Path) -> Dict:
+        """Train a run with `flags` (None: load run["config"]); returns its entry before scoring."""
+        if flags is None:
+            config, seconds = Path(run["config"]), None
+        else:
+            config, seconds = train(data, self.output_dir / "runs" / name, shlex.join(flags), run["method"])
+        return {"method": run["method"], "aligned": run["aligned"], "config": str(config), "train_seconds": seconds}
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
     Annotated[Inference, tyro.conf.subcommand("inference")],
     Annotated[Ablations, tyro.conf.subcommand("ablations")],
+    Annotated[Domain, tyro.conf.subcommand("domain")],
 ]
 
 if __name__ == "__main__":

@@ -175,7 +175,10 @@ class ConditionedSDFField(nn.Module):
             nn.init.normal_(last.weight, 0.0, 1e-4 / math.sqrt(last.in_features))
             nn.init.zeros_(last.bias)
             return
-        nn.init.normal_(self.latent_to_geo.weight, 0.0, 1e-2 / math.sqrt(self.latent_dim))
+        # The latent enters at full scale: the SDF row of `output` keeps the start a sphere whatever the hidden
+        # units do, and a latent that barely moves them gives the encoder almost no gradient, so it collapses
+        # to one code for every image (the mean shape).
+        nn.init.normal_(self.latent_to_geo.weight, 0.0, 1.0 / math.sqrt(self.latent_dim))
         if self.config.conditioning == "film":
             nn.init.zeros_(self.latent_to_geo.bias)
 

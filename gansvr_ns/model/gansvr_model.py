@@ -69,6 +69,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     authors weight mask:rgb as 20:1)."""
     eikonal_loss_mult: float = 0.1
     """Weight of the eikonal loss."""
+    latent_variance_mult: float = 1.0
+    """Weight of a hinge keeping each latent dimension's spread over the batch's instances at least 1
+    (mean_d relu(1 - std_d)). Without it the encoder learns one code for every image: the mean shape lowers the
+    loss first, and a collapsed encoder no longer receives instance-specific gradients. 0 turns it off."""
     latent_consistency_mult: float = 0.0
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
     alignment_loss_mult: float = 0.1
@@ -242,6 +246,10 @@ class GanSvrModel(InstanceSelection, Model):
             self.camera_optimizer.get_loss_dict(loss_dict)
             if self.alignment is not None and "real_images" in batch:
                 loss_dict.update(self.alignment_losses(batch))
+            if cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
+                loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
+                    self._batch_latents
+                )
             if cfg.latent_consistency_mult > 0 and "consistency_images" in batch:
                 other = self.encode(batch["consistency_images"])
                 loss_dict["latent_consistency"] = cfg.latent_consistency_mult * (

@@ -43,6 +43,15 @@ def eikonal(gradients: Float[Tensor, "*batch 3"]) -> Float[Tensor, ""]:
     return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()
 
 
+def latent_spread_hinge(latents: Float[Tensor, "batch latent_dim"], target: float = 1.0) -> Float[Tensor, ""]:
+    """mean_d relu(target - std_d): zero once every latent dimension varies over the batch by at least `target`.
+
+    The variance term of VICReg (Bardes et al., ICLR 2022), against an encoder that maps every image to one code.
+    """
+    std = torch.sqrt(latents.var(dim=0) + 1e-4)
+    return torch.relu(target - std).mean()
+
+
 def rotation_error_deg(
     rot_a: Float[Tensor, "num_cameras 3 3"], rot_b: Float[Tensor, "num_cameras 3 3"]
 ) -> Float[Tensor, " num_cameras"]:

@@ -4,6 +4,7 @@ import math
 
 import torch
 
+from gansvr_ns.model import losses
 from gansvr_ns.model.losses import eikonal, rotation_error_deg, silhouette_iou, uncertainty_l1
 
 
@@ -46,3 +47,15 @@ def test_silhouette_iou():
     acc = torch.tensor([[0.9], [0.9], [0.1], [0.1]])
     mask = torch.tensor([[1.0], [0.0], [1.0], [0.0]])
     assert math.isclose(silhouette_iou(acc, mask).item(), 1 / 3, rel_tol=1e-6)
+
+
+def test_latent_spread_hinge_penalises_collapsed_latents_only():
+    torch.manual_seed(0)
+    collapsed = torch.ones(8, 16) + 1e-3 * torch.randn(8, 16)
+    spread = 3.0 * torch.randn(8, 16)
+    assert losses.latent_spread_hinge(collapsed) > 0.9
+    assert losses.latent_spread_hinge(spread) < 0.05
+    latents = collapsed.clone().requires_grad_(True)
+    losses.latent_spread_hinge(latents).backward()
+    step = latents - 10.0 * latents.grad  # a gradient step spreads the latents apart
+    assert losses.latent_spread_hinge(step) < losses.latent_spread_hinge(collapsed)
