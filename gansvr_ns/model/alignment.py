@@ -5,18 +5,25 @@ A discriminator D classifies latents as pseudo (label 1) or real (label 0). The 
 gradient-reversal layer, so one loss trains D to separate the domains while the encoder receives the negated
 gradient and learns to confuse it. A decoder reconstructs each image from its latent (the autoencoder branch), so
 aligned latents keep the image's content.
+
+Shared by the gansvr and gansvr-voxel models: each builds a `DomainAlignment` when the datamanager's metadata has
+`real_images`, trains it in the optimizer group "alignment" and adds `alignment_losses` to its training losses,
+weighted by the config fields `alignment_loss_mult` and `autoencoder_loss_mult` (`ImageConditionedModelConfig`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Tuple
 
 import numpy as np
 import torch
 from jaxtyping import Float
 from PIL import Image
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from gansvr_ns.model.instances import ImageConditionedModelConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -71,6 +78,24 @@ class DomainAlignment(nn.Module):
         """L1 between decoded latents and the images, at the decoder's resolution."""
         target = nn.functional.interpolate(images, size=(self.image_size, self.image_size), mode="area")
         return (self.decode(latents) - target).abs().mean()
+
+
+def alignment_losses(
+    alignment: DomainAlignment,
+    config: ImageConditionedModelConfig,
+    encode: Callable[[Tensor], Tensor],
+    pseudo: Float[Tensor, "batch latent_dim"],
+    batch: Dict[str, Tensor],
+) -> Dict[str, Tensor]:
+    """The weighted adversarial loss of the pseudo-view latents `pseudo` (of batch["condition_images"]) against the
+    encoded batch["real_images"], and the autoencoder loss of both latents against their images."""
+    real = encode(batch["real_images"])
+    images = torch.cat([batch["condition_images"], batch["real_images"]])
+    return {
+        "alignment_loss": config.alignment_loss_mult * alignment.adversarial_loss(pseudo, real),
+        "autoencoder_loss": config.autoencoder_loss_mult
+        * alignment.reconstruction_loss(torch.cat([pseudo, real]), images),
+    }
 
 
 def load_real_images(folder: Path, size: Tuple[int, int]) -> Float[Tensor, "num_images 3 height width"]:

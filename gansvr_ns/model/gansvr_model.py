@@ -22,7 +22,7 @@ from torch.nn import Parameter
 
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
 from gansvr_ns.model import losses
-from gansvr_ns.model.alignment import DomainAlignment
+from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
@@ -55,6 +55,12 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Initial learned sharpness parameter v: s = exp(10 v)."""
     cos_anneal_end: int = 500
     """Steps over which the NeuS cosine annealing ratio grows from 0 to 1."""
+    min_sharpness: Tuple[float, float] = (0.0, 0.0)
+    """Floor of the NeuS sharpness s, rising geometrically from the first to the second value over
+    `sharpness_ramp_steps` steps ((0, 0): s is learned freely). A blurred SDF lets the rendered silhouette grow
+    while the zero level set, which becomes the mesh, shrinks; the floor keeps the two together."""
+    sharpness_ramp_steps: int = 1000
+    """Steps over which the sharpness floor rises."""
     uncertainty: Literal["image", "field", "none"] = "image"
     """Per-pixel uncertainty of the pseudo views: the paper's image-space head, a rendered field, or none. The
     viewer's "uncertainty" output shows the head applied to the rendered image, or the rendered field; with none
@@ -75,13 +81,18 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     loss first, and a collapsed encoder no longer receives instance-specific gradients. 0 turns it off."""
     latent_consistency_mult: float = 0.0
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
-    alignment_loss_mult: float = 0.1
-    """Weight of the adversarial latent alignment with real photos (used with --pipeline.datamanager.real-images)."""
-    autoencoder_loss_mult: float = 1.0
-    """Weight of the autoencoder branch that decodes images from latents (with real-image alignment)."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
+
+
+def sharpness_floor(bounds: Tuple[float, float], step: int, ramp_steps: int) -> float:
+    """lo * (hi / lo)^t with t = step / ramp_steps in [0, 1]; 0 when the floor is off (lo <= 0)."""
+    lo, hi = bounds
+    if lo <= 0.0:
+        return 0.0
+    t = min(1.0, step / max(ramp_steps, 1))
+    return lo * (hi / lo) ** t
 
 
 class GanSvrModel(InstanceSelection, Model):
@@ -110,6 +121,7 @@ class GanSvrModel(InstanceSelection, Model):
                 cfg.sdf_field.geo_feat_dim, cfg.latent_dim, self.num_train_data, sigma_min=cfg.sigma_min
             )
         self.cos_anneal_ratio = 1.0 if cfg.cos_anneal_end <= 0 else 0.0
+        self.sharpness_floor = sharpness_floor(cfg.min_sharpness, cfg.sharpness_ramp_steps, cfg.sharpness_ramp_steps)
         self._batch_code: Optional[LatentCode] = None
         self._batch_latents: Optional[Tensor] = None
         metadata = self.kwargs.get("metadata") or {}
@@ -178,6 +190,7 @@ class GanSvrModel(InstanceSelection, Model):
     def get_training_callbacks(self, attrs: TrainingCallbackAttributes) -> List[TrainingCallback]:
         def set_anneal(step: int) -> None:
             self.cos_anneal_ratio = min(1.0, step / max(self.config.cos_anneal_end, 1))
+            self.sharpness_floor = sharpness_floor(self.config.min_sharpness, step, self.config.sharpness_ramp_steps)
 
         return super().get_training_callbacks(attrs) + [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1,
@@ -185,8 +198,8 @@ class GanSvrModel(InstanceSelection, Model):
         ]
 
     def inv_s(self) -> Tensor:
-        """Learned NeuS sharpness s = exp(10 v), clamped for stability."""
-        return torch.exp(self.variance * 10.0).clamp(1e-6, 1e6)
+        """NeuS sharpness s = exp(10 v), learned, at least the current floor (`min_sharpness`)."""
+        return torch.exp(self.variance * 10.0).clamp(max(self.sharpness_floor, 1e-6), 1e6)
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
@@ -245,7 +258,7 @@ class GanSvrModel(InstanceSelection, Model):
             loss_dict["eikonal_loss"] = cfg.eikonal_loss_mult * losses.eikonal(outputs["eik_grad"])
             self.camera_optimizer.get_loss_dict(loss_dict)
             if self.alignment is not None and "real_images" in batch:
-                loss_dict.update(self.alignment_losses(batch))
+                loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
             if cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
                     self._batch_latents
@@ -256,17 +269,6 @@ class GanSvrModel(InstanceSelection, Model):
                     (other - self._batch_latents) ** 2
                 ).sum(-1).mean()
         return loss_dict
-
-    def alignment_losses(self, batch: Dict) -> Dict[str, Tensor]:
-        """Adversarial alignment of real-photo latents with pseudo-view latents, and the autoencoder branch."""
-        real = self.encode(batch["real_images"])
-        pseudo = self._batch_latents
-        images = torch.cat([batch["condition_images"], batch["real_images"]])
-        return {
-            "alignment_loss": self.config.alignment_loss_mult * self.alignment.adversarial_loss(pseudo, real),
-            "autoencoder_loss": self.config.autoencoder_loss_mult
-            * self.alignment.reconstruction_loss(torch.cat([pseudo, real]), images),
-        }
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         metrics = {

@@ -52,6 +52,10 @@ class ImageConditionedModelConfig(ModelConfig):
     render_instance: str = ""
     """Instance (an id of any split) whose latent the viewer (and `ns-export` for gansvr) renders. Empty: the
     first test instance. The environment variable GANSVR_INSTANCE overrides it."""
+    alignment_loss_mult: float = 0.1
+    """Weight of the adversarial latent alignment with real photos (used with --pipeline.datamanager.real-images)."""
+    autoencoder_loss_mult: float = 1.0
+    """Weight of the autoencoder branch that decodes images from latents (with real-image alignment)."""
 
 
 class InstanceSelection:

@@ -31,6 +31,7 @@ def gansvr_voxel_config() -> TrainerConfig:
             "encoder": adam_schedule(1e-3, 1e-4, MAX_STEPS),
             "decoder": adam_schedule(1e-3, 1e-4, MAX_STEPS),
             "camera_opt": adam_schedule(1e-3, 1e-4, MAX_STEPS),
+            "alignment": adam_schedule(1e-3, 1e-4, MAX_STEPS),
         },
         viewer=ViewerConfig(num_rays_per_chunk=4096),
     )

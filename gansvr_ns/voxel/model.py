@@ -17,7 +17,8 @@ Conditioning follows gansvr's protocol, so that the gansvr pipeline and datamana
 calls `condition(images)` with the batch's conditioning images and each ray's metadata `instance` says which of
 them it belongs to; rays without it (viewer, eval images) use the selected instance's grid, `selected_grid`
 (`gansvr_ns.model.instances`).
-`encode(images)` returns the latents, the hook for a domain-alignment loss.
+With `--pipeline.datamanager.real-images`, the encoder's latents of real photos are aligned with those of the
+conditioning images as in gansvr (`gansvr_ns.model.alignment`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from gansvr_ns.model import losses
+from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.poses import refine_rays
@@ -128,6 +130,8 @@ class GanSvrVoxelModel(InstanceSelection, Model):
         self.camera_instance: Optional[Tensor] = metadata.get("camera_instance")
         self.supervision = resolve_supervision(cfg.supervision, self.mesh_paths, metadata.get("input_images", []))
         self._voxel_targets: Optional[Tensor] = None
+        self.alignment = DomainAlignment(cfg.latent_dim) if metadata.get("real_images") else None
+        self._batch_latents: Optional[Tensor] = None
         self._batch_logits: Optional[Tensor] = None
         self._batch_grids: Optional[Tensor] = None
         self._batch_instances: Optional[Tensor] = None
@@ -147,7 +151,7 @@ class GanSvrVoxelModel(InstanceSelection, Model):
 
     def condition(self, images: Float[Tensor, "batch 3 height width"]) -> Tensor:
         """Encode and decode the batch's conditioning images; rays refer to them by their metadata `instance`."""
-        latents = self.encode(images)
+        latents = self._batch_latents = self.encode(images)
         self._batch_logits = self.decode(latents)
         self._batch_grids = torch.sigmoid(self._batch_logits)
         self._batch_instances = None
@@ -199,6 +203,8 @@ class GanSvrVoxelModel(InstanceSelection, Model):
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         groups = {"encoder": list(self.encoder.parameters()), "decoder": list(self.decoder.parameters())}
+        if self.alignment is not None:
+            groups["alignment"] = list(self.alignment.parameters())
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
 
@@ -257,6 +263,8 @@ class GanSvrVoxelModel(InstanceSelection, Model):
                     self._batch_logits[:, 0], targets
                 )
             self.camera_optimizer.get_loss_dict(loss_dict)
+            if self.alignment is not None and "real_images" in batch:
+                loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
         return loss_dict
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:

@@ -1,7 +1,7 @@
 """`scripts/benchmark.py domain`: the stand-in real photos are a flat folder the datamanager's real-image loader
-accepts, the plan, resume and table are right on synthetic numbers, and a tiny real run (gansvr, gansvr with
-alignment, gansvr-voxel; 4 steps each through `ns-train`) scores every run with finite numbers (about a minute and a
-half on 2 CPU cores)."""
+accepts, the plan, resume and table are right on synthetic numbers, and a tiny real run (gansvr and
+gansvr-voxel, each without and with alignment; 4 steps each through `ns-train`) scores every run with finite numbers
+(about two minutes on 2 CPU cores)."""
 
 import json
 import math
@@ -36,7 +36,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def domain_run(tiny_data, tmp_path_factory):
-    """(work folder, results JSON, the command's stdout) of the tiny three-run domain benchmark."""
+    """(work folder, results JSON, the command's stdout) of the tiny four-run domain benchmark."""
     work = tmp_path_factory.mktemp("domain")
     output = work / "domain.json"
     result = run(sys.executable, ROOT / "scripts" / "benchmark.py", "domain", "--data", tiny_data, "--iterations", 4,
@@ -79,7 +79,7 @@ def test_schedule_flags_of_gansvr_voxel_parse_into_its_config():
     assert "--pipeline.model.cos-anneal-end" not in flags  # the voxel model has no NeuS annealing
     config = tyro.cli(AnnotatedBaseConfigUnion, args=["gansvr-voxel", *flags])
     assert config.method_name == "gansvr-voxel" and config.max_num_iterations == 40
-    assert set(config.optimizers) == {"encoder", "decoder", "camera_opt"}
+    assert set(config.optimizers) == {"encoder", "decoder", "camera_opt", "alignment"}
     assert {opt["scheduler"].max_steps for opt in config.optimizers.values()} == {40}
 
 
@@ -89,7 +89,7 @@ def test_plan_and_pairs():
     assert plan["gansvr-aligned"] == {"method": "gansvr", "aligned": True, "config": None}
     assert plan["gansvr-voxel"] == {"method": "gansvr-voxel", "aligned": False, "config": "a/config.yml"}
     assert plan["old"]["config"] == "b/config.yml"
-    assert list(benchmark.domain_plan(["gansvr-voxel"], {})) == ["gansvr-voxel"]
+    assert list(benchmark.domain_plan(["gansvr-voxel"], {})) == ["gansvr-voxel", "gansvr-voxel-aligned"]
     assert benchmark.parse_pairs(["a=b=c", "gansvr=--x 1"], "--o") == {"a": "b=c", "gansvr": "--x 1"}
     with pytest.raises(SystemExit, match="--load-configs: expected NAME=VALUE, got 'gansvr'"):
         benchmark.parse_pairs(["gansvr"], "--load-configs")
@@ -171,12 +171,12 @@ def test_tiny_domain_run(domain_run, tiny_data):
         assert any(".alignment." in key for key in weights) == aligned, name
         assert f"| {name} | " in stdout
 
-    # resumed with an existing run loaded under a new name: the three runs are skipped, the loaded one is scored
+    # resumed with an existing run loaded under a new name: the four runs are skipped, the loaded one is scored
     plain = result["runs"]["gansvr"]
     again = run(sys.executable, ROOT / "scripts" / "benchmark.py", "domain", "--data", tiny_data,
                 "--iterations", 4, f"--train-args={COMMON_TRAIN}", "--method-args", *METHOD_ARGS, "--resolution", 32,
                 "--output-dir", work, "--output", output, "--load-configs", f"reloaded={plain['config']}", cwd=work)
-    assert again.stdout.count("scored before, skipped") == 3
+    assert again.stdout.count("scored before, skipped") == len(benchmark.DOMAIN_RUNS) == 4
     resumed = json.loads(output.read_text())
     assert list(resumed["runs"]) == [*benchmark.DOMAIN_RUNS, "reloaded"]
     assert {k: resumed["runs"][k] for k in benchmark.DOMAIN_RUNS} == result["runs"]

@@ -1,16 +1,18 @@
-"""gansvr-voxel: decoder shapes, projection and voxelisation against closed forms, the model's supervision, and one
-real run through `ns-train gansvr-voxel` and `gansvr-reconstruct`."""
+"""gansvr-voxel: decoder shapes, projection and voxelisation against closed forms, the model's supervision and
+real-image alignment, and one real run through `ns-train gansvr-voxel` and `gansvr-reconstruct`."""
 
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
 import torch
 import trimesh
+from PIL import Image
 
 from gansvr_ns.data.format import FormatError
 from gansvr_ns.voxel.decoder import VoxelDecoder
@@ -220,12 +222,12 @@ def test_supervision_choice(tmp_path):
         resolve_supervision("mesh", [meshes[0], None], inputs)
 
 
-def tiny_pipeline(data: Path, supervision: str):
+def tiny_pipeline(data: Path, supervision: str, real_images: Optional[Path] = None):
     """A small gansvr-voxel pipeline built from the method's own config, conditioned on input images only."""
     from gansvr_ns.voxel.method_config import gansvr_voxel_config
 
     config = gansvr_voxel_config().pipeline
-    config.datamanager.data = data
+    config.datamanager.data, config.datamanager.real_images = data, real_images
     config.datamanager.instances_per_batch, config.datamanager.views_per_instance = 2, 2
     config.datamanager.rays_per_view, config.datamanager.condition_view_probability = 32, 0.0
     model = config.model
@@ -289,6 +291,42 @@ def test_silhouette_supervision_trains_the_occupancy_through_the_masks(ellipsoid
     assert model.mesh_level() == SILHOUETTE_MESH_LEVEL < 0.5
     model.config.mesh_level = 0.4
     assert model.mesh_level() == 0.4
+
+
+def parameter_gradient(loss: torch.Tensor, module: torch.nn.Module) -> float:
+    """Sum of |d loss / d p| over the parameters of `module` (0 when the loss does not depend on them)."""
+    grads = torch.autograd.grad(loss, list(module.parameters()), retain_graph=True, allow_unused=True)
+    return float(sum(g.abs().sum() for g in grads if g is not None))
+
+
+def test_real_images_align_the_encoder_latents_as_in_gansvr(ellipsoids, tmp_path):
+    from nerfstudio.engine.optimizers import Optimizers
+
+    from gansvr_ns.voxel.method_config import gansvr_voxel_config
+
+    torch.manual_seed(0)
+    plain = tiny_pipeline(ellipsoids, "silhouette")
+    _, loss_dict, _ = plain.get_train_loss_dict(0)
+    assert plain.model.alignment is None and "alignment" not in plain.get_param_groups()
+    assert not {"alignment_loss", "autoencoder_loss"} & set(loss_dict)
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(real / f"{i}.png")
+    pipeline = tiny_pipeline(ellipsoids, "silhouette", real_images=real)
+    model = pipeline.model
+    _, loss_dict, _ = pipeline.get_train_loss_dict(0)
+    alignment, autoencoder = loss_dict["alignment_loss"], loss_dict["autoencoder_loss"]
+    assert torch.isfinite(alignment) and torch.isfinite(autoencoder)
+    assert parameter_gradient(alignment, model.encoder) > 0
+    assert parameter_gradient(alignment, model.alignment.discriminator) > 0
+    assert parameter_gradient(autoencoder, model.encoder) > 0
+    assert parameter_gradient(autoencoder, model.alignment.decoder) > 0
+    assert parameter_gradient(alignment, model.decoder) == 0  # the voxel decoder is not part of the alignment
+    # the method's optimizers cover the "alignment" group (nerfstudio raises for a group without an optimizer)
+    optimizers = Optimizers(gansvr_voxel_config().optimizers, pipeline.get_param_groups())
+    assert optimizers.parameters["alignment"] == list(model.alignment.parameters())
 
 
 # ----------------------------------------------------------------------------------------------
