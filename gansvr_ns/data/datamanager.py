@@ -26,6 +26,7 @@ from torch import Tensor
 
 from gansvr_ns.data import format as fmt
 from gansvr_ns.data.dataparser import GanSvrDataParserConfig
+from gansvr_ns.data.hull import silhouette_axes
 from gansvr_ns.model.alignment import load_real_images
 
 
@@ -42,6 +43,12 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     """Pseudo views drawn per instance per step."""
     rays_per_view: int = 64
     """Random pixels drawn per drawn view."""
+    object_ray_fraction: float = 0.5
+    """Fraction of each view's pixels drawn inside the bounding box of its mask (grown by `object_box_margin`),
+    the rest uniformly over the image. An object fills a fraction of a pseudo view, and only rays near it carry
+    geometry and colour gradients; the uniform part keeps the empty background in the silhouette loss."""
+    object_box_margin: int = 3
+    """Pixels added on every side of the mask's bounding box."""
     condition_view_probability: float = 0.5
     """Chance that an instance is conditioned on one of its own pseudo views instead of its input image during
     training: every view shows the same object, so this multiplies the encoder's training images."""
@@ -67,6 +74,46 @@ class SplitData:
     inputs: Tensor  # float [num_instances, 3, H, W]
     camera_instance: Tensor  # long [num_cameras]
     instance_cameras: List[Tensor]  # camera indices of each instance
+    boxes: Optional[Tensor] = None  # long [num_cameras, 4]: inclusive y0, x0, y1, x1 of each mask (`mask_boxes`)
+
+    def __post_init__(self):
+        if self.boxes is None:
+            self.boxes = mask_boxes(self.masks)
+
+
+def mask_boxes(masks: Tensor) -> Tensor:
+    """Inclusive bounding boxes (y0, x0, y1, x1) of boolean masks [N, H, W]; the whole image for an empty mask."""
+    height, width = masks.shape[1:]
+    rows, cols = masks.any(dim=2), masks.any(dim=1)
+    ys, xs = torch.arange(height), torch.arange(width)
+    big = torch.tensor(max(height, width))
+    y0 = torch.where(rows, ys, big).min(dim=1).values
+    x0 = torch.where(cols, xs, big).min(dim=1).values
+    y1 = torch.where(rows, ys, -1).max(dim=1).values
+    x1 = torch.where(cols, xs, -1).max(dim=1).values
+    empty = ~rows.any(dim=1)
+    full = torch.tensor([0, 0, height - 1, width - 1])
+    return torch.where(empty[:, None], full, torch.stack([y0, x0, y1, x1], dim=1))
+
+
+def sample_pixels(
+    boxes: Tensor, size: Tuple[int, int], in_box: Tensor, margin: int, generator: torch.Generator
+) -> Tuple[Tensor, Tensor]:
+    """Pixel (y, x) per ray: uniform in its view's box grown by `margin` where `in_box`, else in the whole image.
+
+    boxes: [num_rays, 4] inclusive (y0, x0, y1, x1) of each ray's view; in_box: bool [num_rays].
+    """
+    height, width = size
+    y0 = (boxes[:, 0] - margin).clamp(min=0)
+    x0 = (boxes[:, 1] - margin).clamp(min=0)
+    y1 = (boxes[:, 2] + margin).clamp(max=height - 1)
+    x1 = (boxes[:, 3] + margin).clamp(max=width - 1)
+    u = torch.rand(len(boxes), 2, generator=generator)
+    y_box = y0 + (u[:, 0] * (y1 - y0 + 1)).long().clamp(max=y1 - y0)
+    x_box = x0 + (u[:, 1] * (x1 - x0 + 1)).long().clamp(max=x1 - x0)
+    y_any = torch.randint(0, height, (len(boxes),), generator=generator)
+    x_any = torch.randint(0, width, (len(boxes),), generator=generator)
+    return torch.where(in_box, y_box, y_any), torch.where(in_box, x_box, x_any)
 
 
 def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
@@ -131,6 +178,10 @@ class GanSvrDataManager(DataManager):
         if test_mode != "inference":
             self.train_data = load_split(self.train_dataset, "Loading train views")
             self.eval_data = load_split(self.eval_dataset, "Loading eval views")
+            # the model may start its SDF from this ellipsoid; a loaded run keeps it in its checkpoint instead
+            self.train_dataset.metadata["silhouette_axes"] = silhouette_axes(
+                self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras
+            )
             if config.real_images is not None:
                 self.real_images = load_real_images(Path(config.real_images), self.train_data.images.shape[1:3])
 
@@ -210,8 +261,9 @@ class GanSvrDataManager(DataManager):
         height, width = data.images.shape[1:3]
         ray_view = torch.arange(len(cams)).repeat_interleave(cfg.rays_per_view)
         ray_cam = cams[ray_view]
-        y = torch.randint(0, height, (len(ray_view),), generator=gen)
-        x = torch.randint(0, width, (len(ray_view),), generator=gen)
+        num_in_box = round(cfg.rays_per_view * cfg.object_ray_fraction)
+        in_box = (torch.arange(cfg.rays_per_view) < num_in_box).repeat(len(cams))
+        y, x = sample_pixels(data.boxes[ray_cam], (height, width), in_box, cfg.object_box_margin, gen)
         ray_bundle = ray_generator(torch.stack([ray_cam, y, x], dim=-1).to(self.device))
         ray_bundle.metadata = {"instance": view_instance[ray_view][:, None].to(self.device)}
         batch = {

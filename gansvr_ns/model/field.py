@@ -152,6 +152,7 @@ class ConditionedSDFField(nn.Module):
         self.color_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(cdims[:-1], cdims[1:]))
         self.color_output = nn.Linear(config.color_hidden_dim, 3)
         self.latent_to_color = nn.Linear(latent_dim, config.color_hidden_dim, bias=False)
+        self.register_buffer("init_axes", torch.full((3,), float(config.init_radius)))
         self.geometric_init()
         self.selected: LatentCode = self.encode_latents(torch.zeros(1, latent_dim))
 
@@ -168,7 +169,7 @@ class ConditionedSDFField(nn.Module):
         for layer in self.layers:
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / layer.in_features))
             nn.init.zeros_(layer.bias)
-        nn.init.normal_(self.output.weight[:1], 0.0, 1e-4)
+        nn.init.normal_(self.output.weight[:1], 0.0, 1e-5)
         nn.init.zeros_(self.output.bias)
         if self.hyper:
             last = self.latent_to_geo[-1]
@@ -214,8 +215,7 @@ class ConditionedSDFField(nn.Module):
         h = self._inputs(positions)
         if self.hyper:
             out = self._hyper_mlp(h, code.geo)
-            sphere = positions.norm(dim=-1, keepdim=True) - self.config.init_radius
-            return torch.cat([out[..., :1] + sphere, out[..., 1:]], dim=-1)
+            return torch.cat([out[..., :1] + self.base_sdf(positions), out[..., 1:]], dim=-1)
         for i, layer in enumerate(self.layers):
             h = layer(h)
             if self.config.conditioning == "concat":
@@ -225,8 +225,17 @@ class ConditionedSDFField(nn.Module):
                 h = h * (1.0 + code.geo[..., i, 0, :]) + code.geo[..., i, 1, :]
             h = self.activation(h)
         out = self.output(h)
-        sphere = positions.norm(dim=-1, keepdim=True) - self.config.init_radius
-        return torch.cat([out[..., :1] + sphere, out[..., 1:]], dim=-1)
+        return torch.cat([out[..., :1] + self.base_sdf(positions), out[..., 1:]], dim=-1)
+
+    def base_sdf(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
+        """The shape every instance starts as: (|x / a| - 1) min(a) for the semi-axes a of `init_axes`, which is
+        the exact SDF |x| - r of a sphere when the axes are equal (the default, a = init_radius)."""
+        scaled = (positions / self.init_axes).norm(dim=-1, keepdim=True)
+        return (scaled - 1.0) * self.init_axes.min()
+
+    def set_init_axes(self, axes: Float[Tensor, "3"]) -> None:
+        """Start from an ellipsoid with semi-axes `axes` instead of the sphere (kept in checkpoints)."""
+        self.init_axes.copy_(torch.as_tensor(axes, dtype=self.init_axes.dtype))
 
     def _hyper_mlp(self, h: Tensor, params: Tensor) -> Tensor:
         """The per-instance MLP with generated weights: `params` is (1, P) for all points, or (R, 1, P) per ray

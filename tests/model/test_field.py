@@ -98,3 +98,15 @@ def test_hypernetwork_field_starts_as_a_sphere_and_depends_on_the_latent():
     for ray in range(4):
         single = field.sdf(positions[ray], field.encode_latents(latents[index[ray] : index[ray] + 1]))
         torch.testing.assert_close(batched[ray], single)
+
+
+def test_field_starts_from_the_given_ellipsoid_and_keeps_it_in_its_state():
+    field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
+    field.set_init_axes(torch.tensor([0.8, 0.4, 0.3]))
+    code = field.encode_latents(torch.randn(1, 8))
+    tips = torch.tensor([[0.8, 0.0, 0.0], [0.0, -0.4, 0.0], [0.0, 0.0, 0.3]])
+    assert torch.allclose(field.sdf(tips, code)[:, 0], torch.zeros(3), atol=1e-2)
+    assert field.sdf(torch.zeros(1, 3), code)[0, 0] < -0.25 and field.sdf(torch.tensor([[0.0, 0.5, 0.0]]), code) > 0
+    restored = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
+    restored.load_state_dict(field.state_dict())
+    assert torch.equal(restored.init_axes, torch.tensor([0.8, 0.4, 0.3]))

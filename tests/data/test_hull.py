@@ -1,0 +1,46 @@
+"""The starting ellipsoid estimated from masks and rough poses only."""
+
+import numpy as np
+import torch
+from nerfstudio.cameras.cameras import Cameras
+
+from gansvr_ns.data import format as fmt
+from gansvr_ns.data.hull import project_inside, silhouette_axes
+from tests.conftest import render_ellipsoid
+
+SIZE, FOCAL = 48, 60.0
+
+
+def orbit_views(radii, elevations=(-40.0, 0.0, 30.0, 70.0), azimuths=range(0, 360, 30)):
+    poses, masks = [], []
+    for elevation in elevations:
+        for azimuth in azimuths:
+            pose = fmt.orbit_pose(float(azimuth), elevation, 2.5)
+            _, mask = render_ellipsoid(np.asarray(radii), np.ones(3), pose, SIZE, FOCAL)
+            poses.append(pose[:3])
+            masks.append(mask)
+    cameras = Cameras(camera_to_worlds=torch.tensor(np.stack(poses), dtype=torch.float32), fx=FOCAL, fy=FOCAL,
+                      cx=SIZE / 2, cy=SIZE / 2, width=SIZE, height=SIZE)
+    return cameras, torch.from_numpy(np.stack(masks))
+
+
+def test_projection_agrees_with_the_rendered_masks():
+    cameras, masks = orbit_views([0.7, 0.4, 0.3])
+    inside = project_inside(torch.tensor([[0.0, 0.0, 0.0], [0.65, 0.0, 0.0], [0.0, 0.0, 0.6]]), cameras, masks)
+    assert inside[:, 0].all()  # the centre is inside every silhouette
+    assert inside[:, 1].float().mean() > 0.5  # near the tip of the long axis: inside most silhouettes
+    assert not inside[:, 2].all()  # above the top (z semi-axis 0.3): carved away by the side views
+
+
+def test_axes_of_two_ellipsoids_come_back_from_their_masks():
+    radii = [[0.7, 0.4, 0.3], [0.5, 0.6, 0.35]]
+    views = [orbit_views(r) for r in radii]
+    per_instance = len(views[0][1])
+    cameras = Cameras(camera_to_worlds=torch.cat([c.camera_to_worlds for c, _ in views]), fx=FOCAL, fy=FOCAL,
+                      cx=SIZE / 2, cy=SIZE / 2, width=SIZE, height=SIZE)
+    masks = torch.cat([m for _, m in views])
+    groups = [torch.arange(per_instance), torch.arange(per_instance, 2 * per_instance)]
+    one = silhouette_axes(cameras, masks, groups[:1], resolution=48, keep=1.0)
+    assert torch.allclose(one, torch.tensor(radii[0]), atol=0.06)  # a visual hull of an ellipsoid is itself
+    both = silhouette_axes(cameras, masks, groups, resolution=48, keep=1.0)
+    assert (both - torch.tensor(radii).mean(0)).abs().max() < 0.1  # the average shape's ellipsoid
