@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gansvr_ns.data import format as fmt
 from gansvr_ns.data.dataparser import GanSvrDataParserConfig
-from gansvr_ns.data.hull import silhouette_axes
+from gansvr_ns.data.hull import mean_hull_sdf, silhouette_axes
 from gansvr_ns.model.alignment import load_real_images
 
 
@@ -178,10 +178,10 @@ class GanSvrDataManager(DataManager):
         if test_mode != "inference":
             self.train_data = load_split(self.train_dataset, "Loading train views")
             self.eval_data = load_split(self.eval_dataset, "Loading eval views")
-            # the model may start its SDF from this ellipsoid; a loaded run keeps it in its checkpoint instead
-            self.train_dataset.metadata["silhouette_axes"] = silhouette_axes(
-                self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras
-            )
+            # the model may start its SDF from these; a loaded run keeps them in its checkpoint instead
+            views = (self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras)
+            self.train_dataset.metadata["silhouette_axes"] = silhouette_axes(*views)
+            self.train_dataset.metadata["hull_sdf"] = mean_hull_sdf(*views)
             if config.real_images is not None:
                 self.real_images = load_real_images(Path(config.real_images), self.train_data.images.shape[1:3])
 

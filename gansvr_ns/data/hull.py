@@ -1,10 +1,11 @@
-"""A first guess of the category's shape from the pseudo views alone: the semi-axes of the average visual hull.
+"""A first guess of the category's shape from the pseudo views alone: the average visual hull.
 
 Each instance's visual hull is carved on a coarse grid from its masks under the rough poses (a point is kept when
 it projects inside the mask of at least `keep` of the views, which tolerates pose noise and mask flaws). The
-hulls are averaged over instances, and the ellipsoid with the same second moments about the origin (the object
-centre) gives the semi-axes: a_d = sqrt(5 E[x_d^2]) for a solid ellipsoid. Only 2D data and rough poses are
-used, never a 3D ground truth.
+hulls are averaged over instances. `mean_hull_sdf` turns the points inside at least half of the hulls into a
+signed distance grid; `silhouette_axes` gives the ellipsoid with the same second moments about the origin (the
+object centre): a_d = sqrt(5 E[x_d^2]) for a solid ellipsoid. Only 2D data and rough poses are used, never a 3D
+ground truth.
 """
 
 from __future__ import annotations
@@ -32,17 +33,18 @@ def project_inside(
     return inside & visible
 
 
-def silhouette_axes(
-    cameras: Cameras,
-    masks: Bool[Tensor, "num_cameras height width"],
-    instance_cameras: list,
-    resolution: int = 32,
-    keep: float = 0.9,
-    max_instances: int = 32,
-) -> Float[Tensor, "3"]:
-    """Semi-axes (x, y, z) of the ellipsoid matching the average visual hull of up to `max_instances` instances."""
+def grid_points(resolution: int) -> Float[Tensor, "num_points 3"]:
+    """Cell centres of a resolution^3 grid over [-1, 1]^3, x slowest (the layout of `trilinear`'s grids)."""
     axis = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2.0 - 1.0
-    points = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def mean_hull(
+    cameras: Cameras, masks: Bool[Tensor, "num_cameras height width"], instance_cameras: list, resolution: int,
+    keep: float, max_instances: int,
+) -> Float[Tensor, " num_points"]:
+    """Fraction of the (up to `max_instances`) instances whose visual hull holds each grid point."""
+    points = grid_points(resolution)
     occupancy = torch.zeros(len(points))
     used = 0
     for cams in instance_cameras[:max_instances]:
@@ -53,6 +55,53 @@ def silhouette_axes(
         used += 1
     if used == 0 or occupancy.sum() == 0:
         raise ValueError("the masks carve away every point: no visual hull to start the shape from")
+    return occupancy / used
+
+
+def mean_hull_sdf(
+    cameras: Cameras, masks: Bool[Tensor, "num_cameras height width"], instance_cameras: list,
+    resolution: int = 48, keep: float = 0.95, max_instances: int = 32,
+) -> Float[Tensor, "resolution resolution resolution"]:
+    """Signed distance (negative inside) to the points inside at least half of the instances' visual hulls."""
+    from scipy.ndimage import distance_transform_edt
+
+    inside = (mean_hull(cameras, masks, instance_cameras, resolution, keep, max_instances) >= 0.5).numpy()
+    inside = inside.reshape(resolution, resolution, resolution)
+    cell = 2.0 / resolution
+    sdf = (distance_transform_edt(~inside) - distance_transform_edt(inside)) * cell
+    return torch.from_numpy(sdf).float()
+
+
+def trilinear(grid: Float[Tensor, "res res res"], positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
+    """Trilinear interpolation of a cell-centred grid over [-1, 1]^3 (clamped at its border), built from
+    differentiable elementwise operations so that gradients of any order reach `positions`."""
+    res = grid.shape[0]
+    index = ((positions + 1.0) * (res / 2.0) - 0.5).clamp(0.0, res - 1.0)
+    base = index.detach().floor().clamp(max=res - 2)
+    frac = index - base
+    i, j, k = base.long().unbind(-1)
+    fx, fy, fz = frac.unbind(-1)
+    flat = grid.reshape(-1)
+    value = 0.0
+    for dx, wx in ((0, 1.0 - fx), (1, fx)):
+        for dy, wy in ((0, 1.0 - fy), (1, fy)):
+            for dz, wz in ((0, 1.0 - fz), (1, fz)):
+                corner = flat[((i + dx) * res + (j + dy)) * res + (k + dz)]
+                value = value + wx * wy * wz * corner
+    return value[..., None]
+
+
+def silhouette_axes(
+    cameras: Cameras,
+    masks: Bool[Tensor, "num_cameras height width"],
+    instance_cameras: list,
+    resolution: int = 32,
+    keep: float = 0.9,
+    max_instances: int = 32,
+) -> Float[Tensor, "3"]:
+    """Semi-axes (x, y, z) of the ellipsoid matching the average visual hull of up to `max_instances` instances."""
+    points = grid_points(resolution)
+    occupancy = mean_hull(cameras, masks, instance_cameras, resolution, keep, max_instances)
     weights = occupancy / occupancy.sum()
     second_moments = (weights[:, None] * points**2).sum(dim=0)
     return torch.sqrt(5.0 * second_moments).clamp(0.05, 0.95)

@@ -19,6 +19,8 @@ from jaxtyping import Float
 from nerfstudio.field_components.encodings import HashEncoding, NeRFEncoding
 from torch import Tensor, nn
 
+from gansvr_ns.data.hull import trilinear
+
 
 def tcnn_available() -> bool:
     """True when tiny-cuda-nn imports and CUDA is present: the one guarded place that asks."""
@@ -74,6 +76,8 @@ class SDFFieldConfig:
     """Features per hash level."""
     implementation: Literal["auto", "tcnn", "torch"] = "auto"
     """Hash grid backend: tiny-cuda-nn when it imports (auto), or pure torch."""
+    base_grid_resolution: int = 48
+    """Cells per axis of the signed distance grid a field may start from (see `set_base_grid`)."""
     init_radius: float = 0.6
     """Radius of the sphere the SDF starts as: the SDF is |x| - init_radius plus the MLP's residual."""
     softplus_beta: float = 100.0
@@ -153,6 +157,9 @@ class ConditionedSDFField(nn.Module):
         self.color_output = nn.Linear(config.color_hidden_dim, 3)
         self.latent_to_color = nn.Linear(latent_dim, config.color_hidden_dim, bias=False)
         self.register_buffer("init_axes", torch.full((3,), float(config.init_radius)))
+        res = config.base_grid_resolution
+        self.register_buffer("base_grid", torch.zeros(res, res, res))
+        self.register_buffer("use_base_grid", torch.tensor(False))
         self.geometric_init()
         self.selected: LatentCode = self.encode_latents(torch.zeros(1, latent_dim))
 
@@ -228,10 +235,21 @@ class ConditionedSDFField(nn.Module):
         return torch.cat([out[..., :1] + self.base_sdf(positions), out[..., 1:]], dim=-1)
 
     def base_sdf(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
-        """The shape every instance starts as: (|x / a| - 1) min(a) for the semi-axes a of `init_axes`, which is
-        the exact SDF |x| - r of a sphere when the axes are equal (the default, a = init_radius)."""
+        """The shape every instance starts as: the SDF grid of `set_base_grid`, else (|x / a| - 1) min(a) for the
+        semi-axes a of `init_axes`, which is the exact SDF |x| - r of a sphere when the axes are equal (the
+        default, a = init_radius)."""
+        if self.use_base_grid:
+            return trilinear(self.base_grid, positions)
         scaled = (positions / self.init_axes).norm(dim=-1, keepdim=True)
         return (scaled - 1.0) * self.init_axes.min()
+
+    def set_base_grid(self, grid: Float[Tensor, "res res res"]) -> None:
+        """Start from the shape of a signed distance grid over [-1, 1]^3 (cell-centred; kept in checkpoints)."""
+        res = self.config.base_grid_resolution
+        if tuple(grid.shape) != (res, res, res):
+            raise ValueError(f"base grid must be {res}^3 (sdf_field.base_grid_resolution), got {tuple(grid.shape)}")
+        self.base_grid.copy_(grid)
+        self.use_base_grid.fill_(True)
 
     def set_init_axes(self, axes: Float[Tensor, "3"]) -> None:
         """Start from an ellipsoid with semi-axes `axes` instead of the sphere (kept in checkpoints)."""

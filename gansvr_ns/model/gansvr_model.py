@@ -55,9 +55,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Initial learned sharpness parameter v: s = exp(10 v)."""
     cos_anneal_end: int = 500
     """Steps over which the NeuS cosine annealing ratio grows from 0 to 1."""
-    init_shape: Literal["sphere", "silhouettes"] = "silhouettes"
-    """What every instance's SDF starts as: the sphere of `sdf_field.init_radius`, or the ellipsoid of the average
-    visual hull of the training masks under the rough poses (gansvr_ns/data/hull.py; 2D data only)."""
+    init_shape: Literal["sphere", "ellipsoid", "hull"] = "hull"
+    """What every instance's SDF starts as (the MLP learns the residual): the sphere of `sdf_field.init_radius`;
+    the ellipsoid of the average visual hull of the training masks under the rough poses; or that average hull
+    itself as a signed distance grid (gansvr_ns/data/hull.py; 2D data and rough poses only)."""
     min_sharpness: Tuple[float, float] = (0.0, 0.0)
     """Floor of the NeuS sharpness s, rising geometrically from the first to the second value over
     `sharpness_ramp_steps` steps ((0, 0): s is learned freely). A blurred SDF lets the rendered silhouette grow
@@ -128,8 +129,10 @@ class GanSvrModel(InstanceSelection, Model):
         self._batch_code: Optional[LatentCode] = None
         self._batch_latents: Optional[Tensor] = None
         metadata = self.kwargs.get("metadata") or {}
-        if cfg.init_shape == "silhouettes" and metadata.get("silhouette_axes") is not None:
+        if cfg.init_shape == "ellipsoid" and metadata.get("silhouette_axes") is not None:
             self.field.set_init_axes(metadata["silhouette_axes"])
+        if cfg.init_shape == "hull" and metadata.get("hull_sdf") is not None:
+            self.field.set_base_grid(metadata["hull_sdf"])
         self.alignment = DomainAlignment(cfg.latent_dim) if metadata.get("real_images") else None
         self.true_poses = metadata.get("true_poses")
         self.train_poses = metadata.get("rough_poses")

@@ -44,3 +44,28 @@ def test_axes_of_two_ellipsoids_come_back_from_their_masks():
     assert torch.allclose(one, torch.tensor(radii[0]), atol=0.06)  # a visual hull of an ellipsoid is itself
     both = silhouette_axes(cameras, masks, groups, resolution=48, keep=1.0)
     assert (both - torch.tensor(radii).mean(0)).abs().max() < 0.1  # the average shape's ellipsoid
+
+
+def test_trilinear_is_exact_on_linear_fields_and_twice_differentiable():
+    from gansvr_ns.data.hull import grid_points, trilinear
+
+    res = 8
+    points = grid_points(res)
+    grid = (points @ torch.tensor([0.5, -1.0, 2.0]) + 0.25).reshape(res, res, res)
+    inner = (torch.rand(50, 3) * 2 - 1) * (1 - 1 / res)  # between the outermost cell centres
+    inner.requires_grad_(True)
+    value = trilinear(grid, inner)
+    torch.testing.assert_close(value[:, 0], inner.detach() @ torch.tensor([0.5, -1.0, 2.0]) + 0.25)
+    (gradient,) = torch.autograd.grad(value.sum(), inner, create_graph=True)
+    torch.testing.assert_close(gradient, torch.tensor([[0.5, -1.0, 2.0]]).expand(50, 3))
+    ((gradient.norm(dim=-1) - 1.0) ** 2).sum().backward()  # an eikonal term backpropagates through it
+
+
+def test_mean_hull_sdf_is_negative_inside_and_zero_near_the_surface():
+    from gansvr_ns.data.hull import mean_hull_sdf, trilinear
+
+    cameras, masks = orbit_views([0.7, 0.4, 0.3])
+    sdf = mean_hull_sdf(cameras, masks, [torch.arange(len(masks))], resolution=32, keep=1.0)
+    probe = torch.tensor([[0.0, 0.0, 0.0], [0.7, 0.0, 0.0], [0.0, 0.4, 0.0], [0.0, 0.0, 0.8]])
+    values = trilinear(sdf, probe)[:, 0]
+    assert values[0] < -0.2 and values[1:3].abs().max() < 0.1 and values[3] > 0.3

@@ -110,3 +110,18 @@ def test_field_starts_from_the_given_ellipsoid_and_keeps_it_in_its_state():
     restored = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
     restored.load_state_dict(field.state_dict())
     assert torch.equal(restored.init_axes, torch.tensor([0.8, 0.4, 0.3]))
+
+
+def test_field_starts_from_a_base_grid_of_its_resolution_only():
+    from gansvr_ns.data.hull import grid_points
+
+    config = SDFFieldConfig(use_hash_grid=False, base_grid_resolution=16)
+    field = ConditionedSDFField(config, latent_dim=8)
+    box = (grid_points(16).abs() - torch.tensor([0.7, 0.3, 0.3])).max(dim=-1).values.reshape(16, 16, 16)
+    field.set_base_grid(box)
+    code = field.encode_latents(torch.randn(1, 8))
+    probe = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.6]])
+    # between cell centres the interpolated box SDF is exact up to the half-cell offset of the centres (1/16)
+    assert torch.allclose(field.sdf(probe, code)[:, 0], torch.tensor([-0.3 + 1 / 16, 0.3]), atol=0.01)
+    with pytest.raises(ValueError, match="16\\^3"):
+        field.set_base_grid(torch.zeros(8, 8, 8))
