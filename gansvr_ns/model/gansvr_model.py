@@ -80,8 +80,8 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     eikonal_loss_mult: float = 0.1
     """Weight of the eikonal loss."""
     latent_variance_mult: float = 1.0
-    """Weight of a hinge keeping each latent dimension's spread over the batch's instances at least 1
-    (mean_d relu(1 - std_d)). Without it the encoder learns one code for every image: the mean shape lowers the
+    """Weight of a hinge keeping each (normalised) latent dimension's spread over the batch's instances at least
+    0.5 (mean_d relu(0.5 - std_d)). Without it the encoder learns one code for every image: the mean shape lowers the
     loss first, and a collapsed encoder no longer receives instance-specific gradients. 0 turns it off."""
     latent_consistency_mult: float = 0.0
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
@@ -142,7 +142,10 @@ class GanSvrModel(InstanceSelection, Model):
     # Conditioning.
 
     def encode(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch latent_dim"]:
-        return self.encoder(images.to(self.device))
+        """Latents with zero mean and unit variance over their dimensions: the scale of the conditioning stays put
+        (an unbounded latent pushed apart by the spread hinge drives the SDF MLP's units into their dead zone)."""
+        latents = self.encoder(images.to(self.device))
+        return nn.functional.layer_norm(latents, latents.shape[-1:])
 
     def condition(self, images: Float[Tensor, "batch 3 height width"]) -> Tensor:
         """Encode the batch's conditioning images; rays refer to them by their metadata `instance`."""
@@ -269,7 +272,7 @@ class GanSvrModel(InstanceSelection, Model):
                 loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
             if cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
-                    self._batch_latents
+                    self._batch_latents, target=0.5
                 )
             if cfg.latent_consistency_mult > 0 and "consistency_images" in batch:
                 other = self.encode(batch["consistency_images"])
