@@ -1,5 +1,7 @@
 """Shared test fixtures: a tiny analytic dataset written through the project's format writers."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +9,18 @@ import pytest
 import trimesh
 
 from gansvr_ns.data import format as fmt
+
+BIN = Path(sys.executable).parent
+"""The venv's bin folder: the project's and nerfstudio's command lines."""
+
+
+def run(*args, cwd: Path, env=None, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run a command line; with `check`, fail with the end of its output when it exits non-zero."""
+    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
 
 
 def render_ellipsoid(radii, color, pose, size: int, focal: float):

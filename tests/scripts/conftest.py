@@ -3,11 +3,12 @@ half on 2 CPU cores): `scripts/benchmark.py ablations` generates a 6-instance pr
 trains two variants for 4 steps with `ns-train gansvr` and scores them."""
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run  # noqa: F401 (the scripts' tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_DATA = "--num-instances 6 --views 4 --resolution 32 --mesh-resolution 32 --split-fractions 0.5 0.17 0.33"
@@ -27,12 +28,6 @@ def load_script(name: str):
     spec.loader.exec_module(module)
     return module
 
-
-def run(*args, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run a command line and fail with the end of its output when it exits non-zero."""
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="session")

@@ -2,13 +2,12 @@
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import trimesh
 
-BIN = Path(sys.executable).parent
+from tests.conftest import BIN, run
+
 FAST = [
     "--max-num-iterations", "6", "--steps-per-eval-batch", "3", "--steps-per-eval-image", "5",
     "--steps-per-save", "6", "--machine.device-type", "cpu", "--vis", "tensorboard",
@@ -16,11 +15,6 @@ FAST = [
     "--pipeline.datamanager.rays-per-view", "16",
 ]
 
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")

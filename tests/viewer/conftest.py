@@ -1,14 +1,8 @@
 """One tiny gansvr run shared by the viewer and export tests (training it takes about a minute on 2 CPU cores)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import make_ellipsoid_dataset
-
-BIN = Path(sys.executable).parent
+from tests.conftest import BIN, make_ellipsoid_dataset, run  # noqa: F401 (BIN and run are used by the viewer tests)
 
 
 def tiny_run_flags(iterations: int = 6, vis: str = "tensorboard") -> list:
@@ -20,15 +14,6 @@ def tiny_run_flags(iterations: int = 6, vis: str = "tensorboard") -> list:
         "--pipeline.model.num-samples", 8, "--pipeline.model.num-samples-importance", 8,
         "--pipeline.datamanager.rays-per-view", 16, "--pipeline.model.sdf-field.use-hash-grid", False,
     ]
-
-
-def run(*args, cwd: Path, env=None, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run a command line; with `check`, fail with the end of its output when it exits non-zero."""
-    result = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    if check:
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="session")

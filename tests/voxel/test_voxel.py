@@ -3,8 +3,6 @@ real-image alignment, and one real run through `ns-train gansvr-voxel` and `gans
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -26,8 +24,7 @@ from gansvr_ns.voxel.projection import (
     sample_grid,
 )
 from gansvr_ns.voxel.voxelize import voxelize_file, voxelize_mesh
-
-BIN = Path(sys.executable).parent
+from tests.conftest import BIN, run
 
 
 def cell_centres(resolution: int):
@@ -341,11 +338,6 @@ FAST = [
     "--pipeline.model.num-samples", "24",
 ]
 
-
-def run(*args, cwd: Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 def test_ns_train_gansvr_voxel_then_reconstruct(tmp_path):
