@@ -1,8 +1,10 @@
 """Shared test fixtures: a tiny analytic dataset written through the project's format writers."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import pytest
@@ -74,3 +76,19 @@ def make_ellipsoid_dataset(out: Path, num_instances: int = 6, views: int = 6, si
 @pytest.fixture
 def ellipsoids(tmp_path) -> Path:
     return make_ellipsoid_dataset(tmp_path / "ellipsoids")
+
+
+def reconstruct_test_split(config: Path, data: Path, out: Path, cwd: Path) -> List[str]:
+    """`gansvr-reconstruct` the test split plus one image of a run into `out`, check every mesh (faces, inside the
+    box, a GLB with vertex colours), and return the test ids."""
+    run(BIN / "gansvr-reconstruct", "--load-config", config, "--data", data, "--split", "test",
+        "--images", data / "ell_000" / "input.png", "--output-dir", out, "--resolution", "32",
+        "--format", "ply", "glb", cwd=cwd)
+    test_ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
+    for name in test_ids + ["input"]:
+        mesh = trimesh.load(out / f"{name}.ply", force="mesh")
+        assert len(mesh.faces) > 0
+        assert np.abs(mesh.vertices).max() <= 1.0 + 1e-6
+        glb = trimesh.load(out / f"{name}.glb", force="mesh")
+        assert glb.visual.kind == "vertex" and len(glb.visual.vertex_colors) == len(glb.vertices)
+    return test_ids

@@ -4,9 +4,8 @@ import json
 import subprocess
 
 import pytest
-import trimesh
 
-from tests.conftest import BIN, run
+from tests.conftest import BIN, reconstruct_test_split, run
 
 FAST = [
     "--max-num-iterations", "6", "--steps-per-eval-batch", "3", "--steps-per-eval-image", "5",
@@ -34,16 +33,7 @@ def trained_run(tmp_path_factory):
 def test_reconstruct_and_evaluate(trained_run):
     work, data, config = trained_run
     out = work / "meshes"
-    run(BIN / "gansvr-reconstruct", "--load-config", config, "--data", data, "--split", "test",
-        "--images", data / "ell_000" / "input.png", "--output-dir", out, "--resolution", "32",
-        "--format", "ply", "glb", cwd=work)
-    test_ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
-    for name in test_ids + ["input"]:
-        mesh = trimesh.load(out / f"{name}.ply", force="mesh")
-        assert len(mesh.faces) > 0
-        assert abs(mesh.vertices).max() <= 1.0 + 1e-6
-        glb = trimesh.load(out / f"{name}.glb", force="mesh")
-        assert glb.visual.kind == "vertex" and len(glb.visual.vertex_colors) == len(glb.vertices)
+    test_ids = reconstruct_test_split(config, data, out, cwd=work)
     run(BIN / "gansvr-eval", "--pred", out, "--data", data, "--split", "test", cwd=work)
     scores = json.loads((out / "eval_test.json").read_text())
     assert scores["num_evaluated"] == len(test_ids)

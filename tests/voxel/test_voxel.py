@@ -24,7 +24,7 @@ from gansvr_ns.voxel.projection import (
     sample_grid,
 )
 from gansvr_ns.voxel.voxelize import voxelize_file, voxelize_mesh
-from tests.conftest import BIN, run
+from tests.conftest import BIN, reconstruct_test_split, run
 
 
 def cell_centres(resolution: int):
@@ -351,15 +351,6 @@ def test_ns_train_gansvr_voxel_then_reconstruct(tmp_path):
     assert list((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
 
     out = tmp_path / "meshes"
-    run(BIN / "gansvr-reconstruct", "--load-config", config, "--data", data, "--split", "test",
-        "--images", data / "ell_000" / "input.png", "--output-dir", out, "--resolution", "32",
-        "--format", "ply", "glb", cwd=tmp_path)
-    test_ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
-    for name in test_ids + ["input"]:
-        mesh = trimesh.load(out / f"{name}.ply", force="mesh")
-        assert len(mesh.faces) > 0
-        assert np.abs(mesh.vertices).max() <= 1.0 + 1e-6
-        glb = trimesh.load(out / f"{name}.glb", force="mesh")
-        assert glb.visual.kind == "vertex" and len(glb.visual.vertex_colors) == len(glb.vertices)
+    test_ids = reconstruct_test_split(config, data, out, cwd=tmp_path)
     summary = json.loads((out / "reconstruct.json").read_text())
     assert set(summary["meshes"]) == set(test_ids) | {"input"}
