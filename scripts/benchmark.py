@@ -5,6 +5,7 @@
     python scripts/benchmark.py inference --load-config CONFIG
     python scripts/benchmark.py ablations [--quick] [--output outputs/ablations/ablations.json]
     python scripts/benchmark.py domain [--data data/gan-car] [--methods gansvr gansvr-voxel] [--load-configs NAME=PATH]
+    python scripts/benchmark.py hull-bound [--data data/gan-car]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -21,6 +22,8 @@ domain:     the real-photo gap. Renders the train split's instances with the oth
             schedules compressed to it) gansvr and gansvr-voxel, each without and with real-image alignment on that
             folder, and scores each on the test split's input images and on the test instances from the other renderer.
             Resumable: a run already scored in the output JSON is skipped; `--load-configs` scores existing runs.
+hull-bound: what silhouettes alone can give: each test instance's visual hull carved from all of its own pseudo views
+            under the rough and the true poses, scored like reconstructions (a reference, not a method).
 """
 
 from __future__ import annotations
@@ -243,8 +246,32 @@ ABLATION_VARIANTS: Dict[str, List[str]] = {
     "uncertainty_image": ["--pipeline.model.uncertainty", "image"],
     "uncertainty_field": ["--pipeline.model.uncertainty", "field"],
     "hypernetwork": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
+    "hypernetwork_equal_time": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
 }
 """`ns-train gansvr` flags of every ablation variant, on top of the defaults ("full" is the defaults)."""
+
+ABLATION_EQUAL_TIME: Dict[str, Tuple[str, str]] = {"hypernetwork_equal_time": ("hypernetwork", "full")}
+"""Variants trained for the CPU time of another: name -> (own-speed run, reference run). Its steps are the budget's
+times train_seconds(reference) / train_seconds(own-speed run) of the same seed, so both must run before it."""
+
+
+def flags_are_defaults(flags: List[str], config=None) -> bool:
+    """Whether `--a.b-c VALUE` flag pairs only restate the default config's values (such a variant is the "full" run
+    under another name and shares its runs)."""
+    from gansvr_ns.method_config import gansvr_config
+
+    if len(flags) % 2:
+        return False
+    node = config or gansvr_config()
+    for option, value in zip(flags[::2], flags[1::2]):
+        target = node
+        for part in option.lstrip("-").replace("-", "_").split("."):
+            if not hasattr(target, part):
+                return False
+            target = getattr(target, part)
+        if str(target) != value:
+            return False
+    return True
 
 ABLATION_DATA_FLAGS = [
     "--category", "car", "--seed", "0", "--pose-noise-deg", "10", "--color-flaw-fraction", "0.3",
@@ -270,7 +297,9 @@ class AblationProfile:
 
 
 ABLATION_PROFILES = {
-    "full": AblationProfile(Path("data/ablation-car"), (64, 24, 64), None, (0, 1), 128, ()),
+    # 6 trained variants (uncertainty_image is the full config) + the equal-time hypernetwork, 2 seeds each, 600 steps:
+    # about 1.5 hours on 2 quiet CPU cores
+    "full": AblationProfile(Path("data/ablation-car"), (64, 24, 64), 600, (0, 1), 128, ()),
     # ~7 variants x (250 steps of half the rays + start-up + scoring) in about 20 minutes on 2 quiet CPU cores
     "quick": AblationProfile(Path("data/ablation-car-quick"), (32, 12, 64), 250, (0,), 64,
                              ("--pipeline.datamanager.rays-per-view", "32")),
@@ -450,16 +479,36 @@ def run_ablations(output: Path, settings: Dict, variants: List[str], seeds: List
     skipped = len(variants) * len(seeds) - len(todo)
     if skipped:
         print(f"Resuming {output}: {skipped} (variant, seed) pair(s) done, {len(todo)} to run")
+    same_as_full = {v for v in variants if v != "full" and flags_are_defaults(ABLATION_VARIANTS[v])}
     for k, (variant, seed) in enumerate(todo):
         print(f"[{k + 1}/{len(todo)}] {variant}, seed {seed}", flush=True)
         entry = result["variants"].setdefault(variant, {"flags": ABLATION_VARIANTS[variant], "seeds": {}})
-        entry["seeds"][str(seed)] = run_one(variant, seed)
+        full = result["variants"].get("full", {}).get("seeds", {}).get(str(seed))
+        if variant in same_as_full and full is not None:  # the same config and seed: the same deterministic run
+            entry["seeds"][str(seed)] = {**full, "same_run_as": "full"}
+        elif variant in ABLATION_EQUAL_TIME:
+            entry["seeds"][str(seed)] = run_one(variant, seed, equal_time_scale(result, variant, seed))
+        else:
+            entry["seeds"][str(seed)] = run_one(variant, seed)
         entry.update(summarise_seeds(entry["seeds"]))
         write_json(output, result)
     order = list(ABLATION_VARIANTS)
     result["variants"] = dict(sorted(result["variants"].items(), key=lambda kv: order.index(kv[0])))
     write_json(output, result)
     return result
+
+
+def equal_time_scale(result: Dict, variant: str, seed: int) -> float:
+    """train_seconds(reference) / train_seconds(own-speed run) of one seed, for an ABLATION_EQUAL_TIME variant."""
+    own, reference = ABLATION_EQUAL_TIME[variant]
+    seconds = []
+    for name in (reference, own):
+        run = result["variants"].get(name, {}).get("seeds", {}).get(str(seed))
+        if run is None:
+            raise SystemExit(f"variant '{variant}' needs the '{name}' run of seed {seed} first: "
+                             f"run --variants {own} {reference} {variant}")
+        seconds.append(run["train_seconds"])
+    return seconds[0] / seconds[1]
 
 
 @dataclass
@@ -479,8 +528,7 @@ class Ablations:
     seeds: Optional[List[int]] = None
     """Seeds of every variant (default: 0 1, quick: 0)."""
     iterations: Optional[int] = None
-    """Training steps of every run (default: the config's default, quick: 250); the default schedules are
-    compressed to it."""
+    """Training steps of every run (default: 600, quick: 250); the default schedules are compressed to it."""
     train_args: str = ""
     """Extra ns-train flags for every variant (given with an equals sign: --train-args="...")."""
     output_dir: Path = Path("outputs/ablations")
@@ -509,16 +557,20 @@ class Ablations:
             run_logged(generate_ablation_data(data, profile.size, self.generate_args), output.parent / "generate.log")
         baseline = self.baseline(data)
 
-        def run_one(variant: str, seed: int) -> Dict:
+        def run_one(variant: str, seed: int, time_scale: float = 1.0) -> Dict:
             config = ablation_config_path(self.output_dir, variant, seed)
             marker = config.parent / "ablation_train.json"
+            steps = max(1, round(iterations * time_scale))
             if marker.is_file():  # trained before an interrupted scoring: score it again, do not retrain
                 seconds = json.loads(marker.read_text())["train_seconds"]
             else:
-                cmd = ablation_command(variant, seed, data, self.output_dir, common)
+                flags = common if steps == iterations else (
+                    schedule_flags(steps) + list(profile.train_flags) + shlex.split(self.train_args))
+                cmd = ablation_command(variant, seed, data, self.output_dir, flags)
                 seconds = run_logged(cmd, self.output_dir / ablation_run_name(variant, seed) / "ns-train.log")
                 marker.write_text(json.dumps({"train_seconds": seconds}))
-            return {"train_seconds": seconds, **score_ablation_run(config, data, resolution, baseline)}
+            scores = score_ablation_run(config, data, resolution, baseline)
+            return {"train_seconds": seconds, "iterations": steps, **scores}
 
         result = run_ablations(output, settings, self.variants, seeds, run_one, baseline)
         print(ablation_table(result))
@@ -547,6 +599,13 @@ class Ablations:
                 if str(seed) in done.get(variant, {}).get("seeds", {}):
                     print(f"# {variant}, seed {seed}: done in {output}")
                     continue
+                if variant != "full" and "full" in self.variants and flags_are_defaults(ABLATION_VARIANTS[variant]):
+                    print(f"# {variant}, seed {seed}: the same config as full, shares its run")
+                    continue
+                if variant in ABLATION_EQUAL_TIME:
+                    own, reference = ABLATION_EQUAL_TIME[variant]
+                    print(f"# {variant}, seed {seed}: --max-num-iterations scaled by the train time of {reference} "
+                          f"over {own}, known once both ran")
                 cmd = ablation_command(variant, seed, data, self.output_dir, settings["common_flags"])
                 commands[ablation_run_name(variant, seed)] = cmd
                 print(shlex.join(cmd))
@@ -756,12 +815,84 @@ class Domain:
         return {"method": run["method"], "aligned": run["aligned"], "config": str(config), "train_seconds": seconds}
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# What the masks alone can give: the visual hulls of the test instances from their own pseudo views
+
+
+@dataclass
+class HullBound:
+    """Carve every test instance's visual hull from all of its own pseudo views, under the rough poses and (where
+    the data has them) the true ones, and score these hulls like reconstructions. Not a method (it sees many views of
+    the test object, not one image): a reference for what silhouettes, with the poses one has, can pin down."""
+
+    data: Path = Path("data/gan-car")
+    """Dataset (a missing preset path is generated first)."""
+    resolution: int = 64
+    """Carving grid resolution."""
+    keep: List[float] = field(default_factory=lambda: [1.0, 0.95, 0.9])
+    """Fractions of views a point must project inside the mask of (below 1 tolerates pose noise and mask flaws)."""
+    output_dir: Path = Path("outputs/hull-bound")
+    """Where the hull meshes go."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <output-dir>/hull_bound.json)."""
+
+    def main(self) -> Dict:
+        from skimage.measure import marching_cubes
+        import trimesh
+
+        from gansvr_ns.data.dataparser import GanSvrDataParserConfig, ensure_dataset
+        from gansvr_ns.data.datamanager import load_split
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.data.hull import instance_hull_sdfs
+        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
+        from nerfstudio.data.datasets.base_dataset import InputDataset
+
+        data = ensure_dataset(self.data)
+        outputs = GanSvrDataParserConfig(data=data).setup().get_dataparser_outputs(split="test")
+        split = load_split(InputDataset(outputs), "Loading test views")
+        ids = outputs.metadata["instance_ids"]
+        poses = {"rough": outputs.cameras.camera_to_worlds.clone()}
+        if outputs.metadata.get("true_poses") is not None:
+            poses["true"] = outputs.metadata["true_poses"]
+        baseline = another_instance_baseline(data, "test")
+        result = {"data": str(data), "resolution": self.resolution, "another_instance_chamfer": baseline,
+                  "views_per_instance": len(split.instance_cameras[0]), "hulls": {}}
+        cell = 2.0 / self.resolution
+        for pose_name, c2w in poses.items():
+            split.cameras.camera_to_worlds = c2w
+            for keep in self.keep:
+                name = f"{pose_name} poses, keep {keep:g}"
+                out = self.output_dir / f"{pose_name}-keep{keep:g}"
+                out.mkdir(parents=True, exist_ok=True)
+                grids = instance_hull_sdfs(split.cameras, split.masks, split.instance_cameras, self.resolution, keep)
+                for instance, grid in zip(ids, grids):
+                    if grid.isnan().any():  # nothing left: write no mesh, the evaluation counts it as empty
+                        (out / f"{instance}.ply").unlink(missing_ok=True)
+                        continue
+                    vertices, faces, _, _ = marching_cubes(grid.numpy(), 0.0, spacing=(cell,) * 3)
+                    trimesh.Trimesh(vertices - 1.0 + cell / 2, faces).export(out / f"{instance}.ply")
+                scores = evaluate_predictions(out, data, "test")["mean"]
+                result["hulls"][name] = {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
+        output = self.output or self.output_dir / "hull_bound.json"
+        write_json(output, result)
+        lines = ["| visual hull of the test instance's own views | Chamfer-L1 | / another instance | F@0.05 | IoU |",
+                 "| --- | --- | --- | --- | --- |"]
+        for name, m in result["hulls"].items():
+            lines.append(f"| {name} | {m['chamfer_l1']:.4f} | {m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} "
+                         f"| {m['iou']:.3f} |")
+        lines.append(f"| another instance | {baseline:.4f} | 1.00 | | |")
+        print("\n".join(lines))
+        print(f"\n{result['views_per_instance']} views per test instance, {self.resolution}^3 grid\nWrote {output}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
     Annotated[Inference, tyro.conf.subcommand("inference")],
     Annotated[Ablations, tyro.conf.subcommand("ablations")],
     Annotated[Domain, tyro.conf.subcommand("domain")],
+    Annotated[HullBound, tyro.conf.subcommand("hull-bound")],
 ]
 
 if __name__ == "__main__":

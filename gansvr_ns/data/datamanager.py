@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gansvr_ns.data import format as fmt
 from gansvr_ns.data.dataparser import GanSvrDataParserConfig
-from gansvr_ns.data.hull import mean_hull_sdf, silhouette_axes
+from gansvr_ns.data.hull import instance_hull_sdfs, mean_hull_sdf, silhouette_axes
 from gansvr_ns.model.alignment import load_real_images
 
 
@@ -52,6 +52,9 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     condition_view_probability: float = 0.5
     """Chance that an instance is conditioned on one of its own pseudo views instead of its input image during
     training: every view shows the same object, so this multiplies the encoder's training images."""
+    instance_hull_resolution: int = 32
+    """Grid resolution of each train instance's own visual hull (its masks under the rough poses), handed to the
+    model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them."""
     eval_split: Literal["val", "test"] = "val"
     """Held-out instances used for evaluation during training."""
     seed: int = 0
@@ -174,7 +177,7 @@ class GanSvrDataManager(DataManager):
         self.eval_dataset = InputDataset(self.dataparser.get_dataparser_outputs(split=config.eval_split))
         self.rng = random.Random(config.seed)
         super().__init__()
-        self.train_data = self.eval_data = self.real_images = None
+        self.train_data = self.eval_data = self.real_images = self.instance_hulls = None
         if test_mode != "inference":
             self.train_data = load_split(self.train_dataset, "Loading train views")
             self.eval_data = load_split(self.eval_dataset, "Loading eval views")
@@ -182,6 +185,9 @@ class GanSvrDataManager(DataManager):
             views = (self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras)
             self.train_dataset.metadata["silhouette_axes"] = silhouette_axes(*views)
             self.train_dataset.metadata["hull_sdf"] = mean_hull_sdf(*views)
+            self.instance_hulls = None
+            if config.instance_hull_resolution > 0:
+                self.instance_hulls = instance_hull_sdfs(*views, resolution=config.instance_hull_resolution)
             if config.real_images is not None:
                 self.real_images = load_real_images(Path(config.real_images), self.train_data.images.shape[1:3])
 
@@ -212,6 +218,8 @@ class GanSvrDataManager(DataManager):
         if self.real_images is not None:
             picks = [self.rng.randrange(len(self.real_images)) for _ in range(len(batch["condition_images"]))]
             batch["real_images"] = self.real_images[picks].to(self.device)
+        if self.instance_hulls is not None:
+            batch["instance_hulls"] = self.instance_hulls[batch["instances"]].to(self.device)
         return ray_bundle, batch
 
     def next_eval(self, step: int) -> Tuple[RayBundle, Dict]:
@@ -274,6 +282,7 @@ class GanSvrDataManager(DataManager):
             "view_images": data.images[cams].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
+            "instances": torch.tensor(chosen, dtype=torch.long),
         }
         return ray_bundle, batch
 

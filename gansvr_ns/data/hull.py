@@ -58,18 +58,39 @@ def mean_hull(
     return occupancy / used
 
 
+def instance_hull_sdfs(
+    cameras: Cameras, masks: Bool[Tensor, "num_cameras height width"], instance_cameras: list,
+    resolution: int = 32, keep: float = 0.95,
+) -> Float[Tensor, "num_instances resolution resolution resolution"]:
+    """Each instance's own visual hull (from its masks under the rough poses) as a signed distance grid, negative
+    inside; NaN for an instance without views or whose masks carve away every point."""
+    points = grid_points(resolution)
+    grids = torch.full((len(instance_cameras), resolution, resolution, resolution), float("nan"))
+    for k, cams in enumerate(instance_cameras):
+        if len(cams) == 0:
+            continue
+        inside = project_inside(points, cameras[cams], masks[cams]).float().mean(dim=0) >= keep
+        if inside.any():
+            grids[k] = sdf_grid(inside.reshape(resolution, resolution, resolution))
+    return grids
+
+
+def sdf_grid(inside: Bool[Tensor, "res res res"]) -> Float[Tensor, "res res res"]:
+    """Signed distance (negative inside, in [-1, 1]^3 units) of a cell-centred occupancy grid over [-1, 1]^3."""
+    from scipy.ndimage import distance_transform_edt
+
+    occupied = inside.numpy()
+    cell = 2.0 / inside.shape[0]
+    return torch.from_numpy((distance_transform_edt(~occupied) - distance_transform_edt(occupied)) * cell).float()
+
+
 def mean_hull_sdf(
     cameras: Cameras, masks: Bool[Tensor, "num_cameras height width"], instance_cameras: list,
     resolution: int = 48, keep: float = 0.95, max_instances: int = 32,
 ) -> Float[Tensor, "resolution resolution resolution"]:
     """Signed distance (negative inside) to the points inside at least half of the instances' visual hulls."""
-    from scipy.ndimage import distance_transform_edt
-
-    inside = (mean_hull(cameras, masks, instance_cameras, resolution, keep, max_instances) >= 0.5).numpy()
-    inside = inside.reshape(resolution, resolution, resolution)
-    cell = 2.0 / resolution
-    sdf = (distance_transform_edt(~inside) - distance_transform_edt(inside)) * cell
-    return torch.from_numpy(sdf).float()
+    inside = mean_hull(cameras, masks, instance_cameras, resolution, keep, max_instances) >= 0.5
+    return sdf_grid(inside.reshape(resolution, resolution, resolution))
 
 
 def trilinear(grid: Float[Tensor, "res res res"], positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
+from gansvr_ns.data.hull import trilinear
 from gansvr_ns.model import losses
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
@@ -83,6 +84,16 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Weight of a hinge keeping each (normalised) latent dimension's spread over the batch's instances at least
     0.5 (mean_d relu(0.5 - std_d)). Without it the encoder learns one code for every image: the mean shape lowers the
     loss first, and a collapsed encoder no longer receives instance-specific gradients. 0 turns it off."""
+    hull_prior_mult: float = 0.0
+    """Weight of a truncated L1 between each drawn instance's SDF and the signed distance to its own visual hull
+    (carved from its masks under the rough poses by the datamanager: 2D data only, never a 3D ground truth), at
+    `hull_prior_points` points per instance, half uniform in the box and half nearest the hull's surface. Each step
+    then checks the whole shape of every drawn instance, where the rendering losses see only its rays; a visual hull
+    cannot show concavities, which the rendering losses may still carve. 0 turns it off."""
+    hull_prior_points: int = 1024
+    """Points per instance and step of the hull prior."""
+    hull_prior_truncation: float = 0.1
+    """The hull prior matches signed distances within this band around the hull's surface, only signs beyond it."""
     latent_consistency_mult: float = 0.0
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
@@ -274,12 +285,30 @@ class GanSvrModel(InstanceSelection, Model):
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
                     self._batch_latents, target=0.5
                 )
+            if cfg.hull_prior_mult > 0 and "instance_hulls" in batch:
+                loss_dict["hull_prior_loss"] = cfg.hull_prior_mult * self.hull_prior(batch["instance_hulls"])
             if cfg.latent_consistency_mult > 0 and "consistency_images" in batch:
                 other = self.encode(batch["consistency_images"])
                 loss_dict["latent_consistency"] = cfg.latent_consistency_mult * (
                     (other - self._batch_latents) ** 2
                 ).sum(-1).mean()
         return loss_dict
+
+    def hull_prior(self, hulls: Float[Tensor, "batch res res res"]) -> Tensor:
+        """Truncated SDF L1 of the batch's instances (in the order of their latents) against their own visual hulls,
+        at uniform points and at the candidates nearest each hull's surface; instances without a hull are skipped."""
+        half = self.config.hull_prior_points // 2
+        candidates = torch.rand(len(hulls), 4 * half, 3, device=self.device) * 2.0 - 1.0
+        target = torch.stack([trilinear(grid, points) for grid, points in zip(hulls, candidates)])
+        near = target[..., 0].abs().nan_to_num(0.0).topk(half, dim=1, largest=False).indices
+        index = torch.cat([torch.arange(half, device=self.device).expand(len(hulls), -1), near], dim=1)
+        points = torch.gather(candidates, 1, index[..., None].expand(-1, -1, 3))
+        target = torch.gather(target, 1, index[..., None])
+        valid = ~target[:, 0, 0].isnan()
+        if not valid.any():
+            return torch.zeros((), device=self.device)
+        pred = self.field.sdf(points[valid], self._batch_code.take(valid.nonzero()[:, 0]).unsqueeze(1))
+        return losses.truncated_sdf_l1(pred, target[valid], self.config.hull_prior_truncation)
 
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         metrics = {

@@ -43,6 +43,14 @@ def eikonal(gradients: Float[Tensor, "*batch 3"]) -> Float[Tensor, ""]:
     return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()
 
 
+def truncated_sdf_l1(
+    pred: Float[Tensor, "*batch 1"], target: Float[Tensor, "*batch 1"], truncation: float
+) -> Float[Tensor, ""]:
+    """mean |clamp(pred) - clamp(target)| with both clamped to [-truncation, truncation]: only the band around the
+    target's surface is matched, far points need only the right sign."""
+    return (pred.clamp(-truncation, truncation) - target.clamp(-truncation, truncation)).abs().mean()
+
+
 def latent_spread_hinge(latents: Float[Tensor, "batch latent_dim"], target: float = 1.0) -> Float[Tensor, ""]:
     """mean_d relu(target - std_d): zero once every latent dimension varies over the batch by at least `target`.
 

@@ -69,3 +69,24 @@ def test_mean_hull_sdf_is_negative_inside_and_zero_near_the_surface():
     probe = torch.tensor([[0.0, 0.0, 0.0], [0.7, 0.0, 0.0], [0.0, 0.4, 0.0], [0.0, 0.0, 0.8]])
     values = trilinear(sdf, probe)[:, 0]
     assert values[0] < -0.2 and values[1:3].abs().max() < 0.1 and values[3] > 0.3
+
+
+def test_instance_hull_sdfs_tell_two_shapes_apart():
+    from gansvr_ns.data.hull import instance_hull_sdfs, trilinear
+
+    radii = [[0.7, 0.4, 0.3], [0.35, 0.6, 0.3]]
+    views = [orbit_views(r) for r in radii]
+    per_instance = len(views[0][1])
+    cameras = Cameras(camera_to_worlds=torch.cat([c.camera_to_worlds for c, _ in views]), fx=FOCAL, fy=FOCAL,
+                      cx=SIZE / 2, cy=SIZE / 2, width=SIZE, height=SIZE)
+    masks = torch.cat([m for _, m in views])
+    masks[2 * per_instance - 1 :] = False  # the last view of the second instance sees nothing
+    groups = [torch.arange(per_instance), torch.arange(per_instance, 2 * per_instance), torch.arange(0)]
+    grids = instance_hull_sdfs(cameras, masks, groups, resolution=32, keep=0.95)
+    assert grids.shape == (3, 32, 32, 32) and grids[2].isnan().all()  # no views: no hull
+    tips = trilinear(grids[0], torch.tensor([[0.7, 0.0, 0.0], [0.0, 0.6, 0.0]]))[:, 0]
+    assert tips[0].abs() < 0.1 and tips[1] > 0.1  # the first shape is long in x, ends at y = 0.4
+    tips = trilinear(grids[1], torch.tensor([[0.7, 0.0, 0.0], [0.0, 0.6, 0.0]]))[:, 0]
+    assert tips[0] > 0.2 and tips[1].abs() < 0.1  # the second is long in y, despite one empty mask (keep 0.95)
+    carved = instance_hull_sdfs(cameras, torch.zeros_like(masks), groups[:1], resolution=16, keep=0.95)
+    assert carved.isnan().all()  # empty masks carve everything away

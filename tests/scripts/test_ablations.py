@@ -21,6 +21,7 @@ EXPECTED = {
     "uncertainty_image": lambda c: c.pipeline.model.uncertainty == "image",
     "uncertainty_field": lambda c: c.pipeline.model.uncertainty == "field",
     "hypernetwork": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
+    "hypernetwork_equal_time": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
 }
 
 
@@ -119,6 +120,40 @@ def test_resume_refuses_changed_variant_flags(tmp_path, monkeypatch):
     monkeypatch.setitem(benchmark.ABLATION_VARIANTS, "mean_latent", ["--pipeline.model.latent-dim", "64"])
     with pytest.raises(SystemExit, match="'mean_latent' was run with flags"):
         benchmark.run_ablations(output, {}, ["mean_latent"], [0, 1], lambda v, s: run_result(0.1, 0.5, 1.0, 2.0))
+
+
+def test_default_restating_variants_share_the_full_run():
+    assert benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS["uncertainty_image"])
+    assert benchmark.flags_are_defaults([])
+    for variant in ("no_uncertainty", "no_pose_refinement", "mean_latent", "uncertainty_field", "hypernetwork"):
+        assert not benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS[variant]), variant
+    assert not benchmark.flags_are_defaults(["--pipeline.model.no-such-option", "1"])
+    assert not benchmark.flags_are_defaults(["--max-num-iterations"])
+
+
+def test_shared_and_equal_time_runs(tmp_path):
+    output = tmp_path / "ablations.json"
+    calls = []
+    seconds = {"full": 300.0, "hypernetwork": 200.0}
+
+    def run_one(variant, seed, time_scale=1.0):
+        calls.append((variant, seed, time_scale))
+        return run_result(0.1 + seed, 0.5, seconds.get(variant, 300.0) + seed, 2.0)
+
+    variants = ["full", "uncertainty_image", "hypernetwork", "hypernetwork_equal_time"]
+    result = benchmark.run_ablations(output, {}, variants, [0, 1], run_one)
+    trained = [(v, s) for v, s, _ in calls]
+    assert ("uncertainty_image", 0) not in trained and ("uncertainty_image", 1) not in trained
+    for seed in (0, 1):
+        shared = result["variants"]["uncertainty_image"]["seeds"][str(seed)]
+        assert shared["same_run_as"] == "full"
+        assert shared["chamfer"] == result["variants"]["full"]["seeds"][str(seed)]["chamfer"]
+    scales = {s: scale for v, s, scale in calls if v == "hypernetwork_equal_time"}
+    assert scales[0] == pytest.approx(300.0 / 200.0) and scales[1] == pytest.approx(301.0 / 201.0)
+    assert all(scale == 1.0 for v, _, scale in calls if v != "hypernetwork_equal_time")
+
+    with pytest.raises(SystemExit, match="needs the 'hypernetwork' run of seed 0"):
+        benchmark.run_ablations(tmp_path / "other.json", {}, ["full", "hypernetwork_equal_time"], [0], run_one)
 
 
 def test_dry_run_prints_commands_of_unfinished_pairs(tmp_path, capsys):
