@@ -297,9 +297,9 @@ class AblationProfile:
 
 
 ABLATION_PROFILES = {
-    # 6 trained variants (uncertainty_image is the full config) + the equal-time hypernetwork, 2 seeds each, 600 steps:
-    # about 1.5 hours on 2 quiet CPU cores
-    "full": AblationProfile(Path("data/ablation-car"), (64, 24, 64), 600, (0, 1), 128, ()),
+    # 6 trained variants (uncertainty_image is the full config) + the equal-time hypernetwork, 2 seeds each, 400 steps:
+    # about 80 minutes on 2 quiet CPU cores
+    "full": AblationProfile(Path("data/ablation-car"), (64, 24, 64), 400, (0, 1), 128, ()),
     # ~7 variants x (250 steps of half the rays + start-up + scoring) in about 20 minutes on 2 quiet CPU cores
     "quick": AblationProfile(Path("data/ablation-car-quick"), (32, 12, 64), 250, (0,), 64,
                              ("--pipeline.datamanager.rays-per-view", "32")),
@@ -528,7 +528,7 @@ class Ablations:
     seeds: Optional[List[int]] = None
     """Seeds of every variant (default: 0 1, quick: 0)."""
     iterations: Optional[int] = None
-    """Training steps of every run (default: 600, quick: 250); the default schedules are compressed to it."""
+    """Training steps of every run (default: 400, quick: 250); the default schedules are compressed to it."""
     train_args: str = ""
     """Extra ns-train flags for every variant (given with an equals sign: --train-args="...")."""
     output_dir: Path = Path("outputs/ablations")

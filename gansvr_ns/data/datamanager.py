@@ -54,7 +54,8 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     training: every view shows the same object, so this multiplies the encoder's training images."""
     instance_hull_resolution: int = 32
     """Grid resolution of each train instance's own visual hull (its masks under the rough poses), handed to the
-    model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them."""
+    model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them (the gansvr pipeline does so
+    when the hull prior is off)."""
     eval_split: Literal["val", "test"] = "val"
     """Held-out instances used for evaluation during training."""
     seed: int = 0

@@ -112,6 +112,31 @@ def trilinear(grid: Float[Tensor, "res res res"], positions: Float[Tensor, "*bat
     return value[..., None]
 
 
+def trilinear_instances(
+    grids: Float[Tensor, "*lead 1 cells"], positions: Float[Tensor, "*lead samples 3"]
+) -> Float[Tensor, "*lead samples 1"]:
+    """`trilinear` with one flattened res^3 grid per instance (e.g. per ray), each read at that instance's samples;
+    a (1, res^3) grid serves every point of (N, 3) positions. Twice differentiable in `positions` and
+    differentiable in `grids`."""
+    if grids.dim() != positions.dim() or grids.shape[-2] != 1:
+        raise ValueError(f"grids {tuple(grids.shape)} do not match positions {tuple(positions.shape)}")
+    res = round(grids.shape[-1] ** (1.0 / 3.0))
+    flat = grids.squeeze(-2)
+    flat = flat.expand(*positions.shape[:-2], flat.shape[-1])
+    index = ((positions + 1.0) * (res / 2.0) - 0.5).clamp(0.0, res - 1.0)
+    base = index.detach().floor().clamp(max=res - 2)
+    frac = index - base
+    i, j, k = base.long().unbind(-1)
+    fx, fy, fz = frac.unbind(-1)
+    value = 0.0
+    for dx, wx in ((0, 1.0 - fx), (1, fx)):
+        for dy, wy in ((0, 1.0 - fy), (1, fy)):
+            for dz, wz in ((0, 1.0 - fz), (1, fz)):
+                corner = torch.gather(flat, -1, ((i + dx) * res + (j + dy)) * res + (k + dz))
+                value = value + wx * wy * wz * corner
+    return value[..., None]
+
+
 def silhouette_axes(
     cameras: Cameras,
     masks: Bool[Tensor, "num_cameras height width"],

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Tuple
+from typing import Literal, NamedTuple, Optional, Tuple
 
 import torch
 from jaxtyping import Float
 from nerfstudio.field_components.encodings import HashEncoding, NeRFEncoding
 from torch import Tensor, nn
 
-from gansvr_ns.data.hull import trilinear
+from gansvr_ns.data.hull import trilinear, trilinear_instances
 
 
 def tcnn_available() -> bool:
@@ -78,6 +78,10 @@ class SDFFieldConfig:
     """Hash grid backend: tiny-cuda-nn when it imports (auto), or pure torch."""
     base_grid_resolution: int = 48
     """Cells per axis of the signed distance grid a field may start from (see `set_base_grid`)."""
+    latent_grid_resolution: int = 0
+    """Cells per axis of a coarse signed distance offset grid decoded linearly from the latent and added to the
+    SDF (0: none). Each cell then moves with the latent on its own, where the MLP's residual must bend one shared
+    function for every instance."""
     init_radius: float = 0.6
     """Radius of the sphere the SDF starts as: the SDF is |x| - init_radius plus the MLP's residual."""
     softplus_beta: float = 100.0
@@ -101,14 +105,16 @@ class LatentCode(NamedTuple):
     """First-layer bias of the colour head (B, Hc)."""
     latent: Tensor
     """The latents themselves (B, D)."""
+    grid: Optional[Tensor] = None
+    """Flattened SDF offset grid (B, res^3) with `latent_grid_resolution`, else None."""
 
     def take(self, index: Tensor) -> "LatentCode":
         """Select instances (e.g. one per ray) along the leading dimension."""
-        return LatentCode(self.geo[index], self.color[index], self.latent[index])
+        return LatentCode(*(None if t is None else t[index] for t in self))
 
     def unsqueeze(self, dim: int = 1) -> "LatentCode":
         """Insert a broadcast dimension after the instance one, e.g. for the samples of each ray."""
-        return LatentCode(self.geo.unsqueeze(dim), self.color.unsqueeze(dim), self.latent.unsqueeze(dim))
+        return LatentCode(*(None if t is None else t.unsqueeze(dim) for t in self))
 
 
 class ConditionedSDFField(nn.Module):
@@ -156,6 +162,9 @@ class ConditionedSDFField(nn.Module):
         self.color_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(cdims[:-1], cdims[1:]))
         self.color_output = nn.Linear(config.color_hidden_dim, 3)
         self.latent_to_color = nn.Linear(latent_dim, config.color_hidden_dim, bias=False)
+        self.latent_to_grid = None
+        if config.latent_grid_resolution > 0:
+            self.latent_to_grid = nn.Linear(latent_dim, config.latent_grid_resolution**3, bias=False)
         self.register_buffer("init_axes", torch.full((3,), float(config.init_radius)))
         res = config.base_grid_resolution
         self.register_buffer("base_grid", torch.zeros(res, res, res))
@@ -178,6 +187,8 @@ class ConditionedSDFField(nn.Module):
             nn.init.zeros_(layer.bias)
         nn.init.normal_(self.output.weight[:1], 0.0, 1e-5)
         nn.init.zeros_(self.output.bias)
+        if self.latent_to_grid is not None:
+            nn.init.zeros_(self.latent_to_grid.weight)
         if self.hyper:
             last = self.latent_to_geo[-1]
             nn.init.normal_(last.weight, 0.0, 1e-4 / math.sqrt(last.in_features))
@@ -198,7 +209,11 @@ class ConditionedSDFField(nn.Module):
             geo = geo + base
         elif self.config.conditioning == "film":
             geo = geo.view(latents.shape[0], self.config.num_layers, 2, self.config.hidden_dim)
-        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents)
+        grid = None
+        if self.latent_to_grid is not None:
+            # divided by the latent width: one optimiser step moves a cell by about the learning rate
+            grid = self.latent_to_grid(latents) / self.latent_dim
+        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents, grid=grid)
 
     def select_latent(self, latent: Float[Tensor, "1 latent_dim"]) -> None:
         """Choose the instance that `forward_geonetwork` (export, viewer) evaluates."""
@@ -222,17 +237,20 @@ class ConditionedSDFField(nn.Module):
         h = self._inputs(positions)
         if self.hyper:
             out = self._hyper_mlp(h, code.geo)
-            return torch.cat([out[..., :1] + self.base_sdf(positions), out[..., 1:]], dim=-1)
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if self.config.conditioning == "concat":
-                if i == 0:
-                    h = h + code.geo
-            else:
-                h = h * (1.0 + code.geo[..., i, 0, :]) + code.geo[..., i, 1, :]
-            h = self.activation(h)
-        out = self.output(h)
-        return torch.cat([out[..., :1] + self.base_sdf(positions), out[..., 1:]], dim=-1)
+        else:
+            for i, layer in enumerate(self.layers):
+                h = layer(h)
+                if self.config.conditioning == "concat":
+                    if i == 0:
+                        h = h + code.geo
+                else:
+                    h = h * (1.0 + code.geo[..., i, 0, :]) + code.geo[..., i, 1, :]
+                h = self.activation(h)
+            out = self.output(h)
+        sdf = out[..., :1] + self.base_sdf(positions)
+        if code.grid is not None:
+            sdf = sdf + trilinear_instances(code.grid, positions)
+        return torch.cat([sdf, out[..., 1:]], dim=-1)
 
     def base_sdf(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
         """The shape every instance starts as: the SDF grid of `set_base_grid`, else (|x / a| - 1) min(a) for the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Type
 
@@ -30,6 +30,11 @@ class GanSvrPipeline(VanillaPipeline):
     """`VanillaPipeline` that encodes the batch's conditioning images before rendering its rays."""
 
     config: GanSvrPipelineConfig
+
+    def __init__(self, config: GanSvrPipelineConfig, *args, **kwargs):
+        if getattr(config.model, "hull_prior_mult", 0.0) <= 0.0:  # nobody reads the per-instance hulls: skip carving
+            config = replace(config, datamanager=replace(config.datamanager, instance_hull_resolution=0))
+        super().__init__(config, *args, **kwargs)
 
     def get_train_loss_dict(self, step: int):
         ray_bundle, batch = self.datamanager.next_train(step)

@@ -125,3 +125,35 @@ def test_field_starts_from_a_base_grid_of_its_resolution_only():
     assert torch.allclose(field.sdf(probe, code)[:, 0], torch.tensor([-0.3 + 1 / 16, 0.3]), atol=0.01)
     with pytest.raises(ValueError, match="16\\^3"):
         field.set_base_grid(torch.zeros(8, 8, 8))
+
+
+def test_latent_grid_starts_at_zero_moves_with_the_latent_and_broadcasts_per_ray():
+    torch.manual_seed(4)
+    config = SDFFieldConfig(use_hash_grid=False, latent_grid_resolution=8)
+    field = ConditionedSDFField(config, latent_dim=8)
+    plain = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
+    plain.load_state_dict({k: v for k, v in field.state_dict().items() if not k.startswith("latent_to_grid")})
+    points = random_points(200)
+    z = torch.randn(3, 8)
+    # zero-initialised: the same field as without the grid
+    start = field.sdf(points, field.encode_latents(z[:1]))
+    torch.testing.assert_close(start, plain.sdf(points, plain.encode_latents(z[:1])))
+    with torch.no_grad():
+        field.latent_to_grid.weight.normal_()
+    code = field.encode_latents(z)
+    assert code.grid.shape == (3, 8**3)
+    offset = field.sdf(points, field.encode_latents(z[:1])) - plain.sdf(points, plain.encode_latents(z[:1]))
+    # the offset is the decoded grid read trilinearly at the points
+    grid = code.grid[0].reshape(8, 8, 8)
+    from gansvr_ns.data.hull import trilinear
+
+    torch.testing.assert_close(offset, trilinear(grid, points), atol=1e-5, rtol=1e-4)
+    # per-ray codes (rays x samples) give each ray its own instance's grid, with gradients of second order
+    positions = random_points(4 * 6).reshape(4, 6, 3).requires_grad_(True)
+    index = torch.tensor([2, 0, 1, 2])
+    geometry, gradient = field.sdf_and_gradient(positions, code.take(index).unsqueeze(1), create_graph=True)
+    for ray in range(4):
+        single = field.sdf(positions[ray].detach(), field.encode_latents(z[index[ray] : index[ray] + 1]))
+        torch.testing.assert_close(geometry[ray, :, :1], single)
+    (gradient.norm(dim=-1) - 1.0).pow(2).sum().backward()
+    assert field.latent_to_grid.weight.grad.abs().sum() > 0

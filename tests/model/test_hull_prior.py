@@ -68,3 +68,13 @@ def test_hull_prior_is_fitted_by_a_few_steps_and_is_in_the_loss_dict(ellipsoids:
         optimizer.step()
         history.append(float(loss))
     assert history[-1] < 0.7 * history[0]
+
+
+def test_without_the_prior_no_hulls_are_carved(ellipsoids: Path):
+    config = gansvr_config()
+    config.pipeline.datamanager.data = ellipsoids
+    assert config.pipeline.model.hull_prior_mult == 0 and config.pipeline.datamanager.instance_hull_resolution > 0
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    assert pipeline.datamanager.instance_hulls is None
+    assert "instance_hulls" not in pipeline.datamanager.next_train(0)[1]
+    assert config.pipeline.datamanager.instance_hull_resolution > 0  # the caller's config is left as it was
