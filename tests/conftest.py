@@ -78,6 +78,25 @@ def ellipsoids(tmp_path) -> Path:
     return make_ellipsoid_dataset(tmp_path / "ellipsoids")
 
 
+def small_training_pipeline(data: Path, configure=None):
+    """A gansvr pipeline on `data` in training mode with few rays and samples per step (seeded);
+    `configure(config)` may change the default TrainerConfig first."""
+    import torch
+
+    from gansvr_ns.method_config import gansvr_config
+
+    torch.manual_seed(0)
+    config = gansvr_config()
+    config.pipeline.datamanager.data = data
+    config.pipeline.datamanager.rays_per_view = 16
+    config.pipeline.model.num_samples = config.pipeline.model.num_samples_importance = 8
+    if configure is not None:
+        configure(config)
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    pipeline.train()
+    return pipeline
+
+
 def reconstruct_test_split(config: Path, data: Path, out: Path, cwd: Path) -> List[str]:
     """`gansvr-reconstruct` the test split plus one image of a run into `out`, check every mesh (faces, inside the
     box, a GLB with vertex colours), and return the test ids."""

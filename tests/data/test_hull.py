@@ -32,14 +32,19 @@ def test_projection_agrees_with_the_rendered_masks():
     assert not inside[:, 2].all()  # above the top (z semi-axis 0.3): carved away by the side views
 
 
-def test_axes_of_two_ellipsoids_come_back_from_their_masks():
-    radii = [[0.7, 0.4, 0.3], [0.5, 0.6, 0.35]]
+def instances_views(radii):
+    """Orbit views of one ellipsoid per entry of `radii`: cameras, masks and each instance's camera indices."""
     views = [orbit_views(r) for r in radii]
     per_instance = len(views[0][1])
     cameras = Cameras(camera_to_worlds=torch.cat([c.camera_to_worlds for c, _ in views]), fx=FOCAL, fy=FOCAL,
                       cx=SIZE / 2, cy=SIZE / 2, width=SIZE, height=SIZE)
-    masks = torch.cat([m for _, m in views])
-    groups = [torch.arange(per_instance), torch.arange(per_instance, 2 * per_instance)]
+    groups = [torch.arange(k * per_instance, (k + 1) * per_instance) for k in range(len(radii))]
+    return cameras, torch.cat([m for _, m in views]), groups
+
+
+def test_axes_of_two_ellipsoids_come_back_from_their_masks():
+    radii = [[0.7, 0.4, 0.3], [0.5, 0.6, 0.35]]
+    cameras, masks, groups = instances_views(radii)
     one = silhouette_axes(cameras, masks, groups[:1], resolution=48, keep=1.0)
     assert torch.allclose(one, torch.tensor(radii[0]), atol=0.06)  # a visual hull of an ellipsoid is itself
     both = silhouette_axes(cameras, masks, groups, resolution=48, keep=1.0)
@@ -74,14 +79,9 @@ def test_mean_hull_sdf_is_negative_inside_and_zero_near_the_surface():
 def test_instance_hull_sdfs_tell_two_shapes_apart():
     from gansvr_ns.data.hull import instance_hull_sdfs, trilinear
 
-    radii = [[0.7, 0.4, 0.3], [0.35, 0.6, 0.3]]
-    views = [orbit_views(r) for r in radii]
-    per_instance = len(views[0][1])
-    cameras = Cameras(camera_to_worlds=torch.cat([c.camera_to_worlds for c, _ in views]), fx=FOCAL, fy=FOCAL,
-                      cx=SIZE / 2, cy=SIZE / 2, width=SIZE, height=SIZE)
-    masks = torch.cat([m for _, m in views])
-    masks[2 * per_instance - 1 :] = False  # the last view of the second instance sees nothing
-    groups = [torch.arange(per_instance), torch.arange(per_instance, 2 * per_instance), torch.arange(0)]
+    cameras, masks, groups = instances_views([[0.7, 0.4, 0.3], [0.35, 0.6, 0.3]])
+    masks[-1] = False  # the last view of the second instance sees nothing
+    groups.append(torch.arange(0))
     grids = instance_hull_sdfs(cameras, masks, groups, resolution=32, keep=0.95)
     assert grids.shape == (3, 32, 32, 32) and grids[2].isnan().all()  # no views: no hull
     tips = trilinear(grids[0], torch.tensor([[0.7, 0.0, 0.0], [0.0, 0.6, 0.0]]))[:, 0]

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gansvr_ns.method_config import gansvr_config
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
+from tests.conftest import small_training_pipeline
 
 
 def test_image_head_reads_each_rays_own_pixel():
@@ -40,16 +40,11 @@ def test_uncertainty_field_depends_on_the_view_and_falls_back_to_the_mean_embedd
 
 @pytest.mark.parametrize("uncertainty,conditioning", [("image", "concat"), ("field", "film"), ("none", "concat")])
 def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning):
-    torch.manual_seed(0)
-    config = gansvr_config()
-    config.pipeline.datamanager.data = ellipsoids
-    config.pipeline.datamanager.rays_per_view = 16
-    model_config = config.pipeline.model
-    model_config.uncertainty = uncertainty
-    model_config.sdf_field.conditioning = conditioning
-    model_config.num_samples = model_config.num_samples_importance = 8
-    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
-    pipeline.train()
+    def configure(config):
+        config.pipeline.model.uncertainty = uncertainty
+        config.pipeline.model.sdf_field.conditioning = conditioning
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
     _, losses, metrics = pipeline.get_train_loss_dict(step=0)
     assert {"rgb_loss", "mask_loss", "eikonal_loss", "camera_opt_regularizer"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
@@ -58,6 +53,7 @@ def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, con
     model = pipeline.model
     assert model.encoder.head.weight.grad.abs().sum() > 0
     assert model.field.output.weight.grad.abs().sum() > 0
+    assert model.field.latent_to_grid.weight.grad.abs().sum() > 0  # the default's latent offset grid learns too
     heads = {"image": model.image_uncertainty, "field": model.uncertainty_field, "none": None}[uncertainty]
     if heads is not None:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.parameters())
@@ -66,13 +62,7 @@ def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, con
 
 def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: Path):
     """The refined poses move the rays' sample positions; the SDF must keep that graph (rotation and translation)."""
-    torch.manual_seed(0)
-    config = gansvr_config()
-    config.pipeline.datamanager.data = ellipsoids
-    config.pipeline.datamanager.rays_per_view = 16
-    config.pipeline.model.num_samples = config.pipeline.model.num_samples_importance = 8
-    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
-    pipeline.train()
+    pipeline = small_training_pipeline(ellipsoids)
     _, losses, _ = pipeline.get_train_loss_dict(step=0)
     losses["mask_loss"].backward()
     grad = pipeline.model.camera_optimizer.pose_adjustment.grad
