@@ -21,9 +21,8 @@ from gansvr_ns.model.field import SDFFieldConfig, tcnn_available
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
-MAX_STEPS = 1200
-"""Default steps: about 13 minutes on 2 CPU cores at 0.6-0.65 s per step. With the latent grid, 400 steps already
-scored 1.00x the another-instance baseline and 1500 steps 1.01x on gan-car."""
+MAX_STEPS = 1500
+
 
 POSE_WARMUP_STEPS = 300
 

@@ -287,6 +287,8 @@ class ConditionedSDFField(nn.Module):
             offset += n_out
             if weight.dim() == 3:  # one instance for every point
                 h = h @ weight[0].T + bias[0]
+            elif weight.shape[0] == 1:  # one instance for every ray (the selected one, e.g. in the viewer)
+                h = h @ weight[0, 0].T + bias[0, 0]
             else:
                 h = torch.bmm(h, weight[:, 0].transpose(1, 2)) + bias
             if i < len(layers) - 1:

@@ -98,6 +98,10 @@ def test_hypernetwork_field_starts_as_a_sphere_and_depends_on_the_latent():
     for ray in range(4):
         single = field.sdf(positions[ray], field.encode_latents(latents[index[ray] : index[ray] + 1]))
         torch.testing.assert_close(batched[ray], single)
+    # rays without an instance of their own (viewer, eval images) all use the one selected code
+    field.select_latent(latents[1:2])
+    selected = field.sdf(positions, field.selected.unsqueeze(1))
+    torch.testing.assert_close(selected, field.sdf(positions, codes.take(torch.ones(4, dtype=torch.long)).unsqueeze(1)))
 
 
 def test_field_starts_from_the_given_ellipsoid_and_keeps_it_in_its_state():
