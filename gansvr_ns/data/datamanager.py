@@ -186,7 +186,6 @@ class GanSvrDataManager(DataManager):
             views = (self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras)
             self.train_dataset.metadata["silhouette_axes"] = silhouette_axes(*views)
             self.train_dataset.metadata["hull_sdf"] = mean_hull_sdf(*views)
-            self.instance_hulls = None
             if config.instance_hull_resolution > 0:
                 self.instance_hulls = instance_hull_sdfs(*views, resolution=config.instance_hull_resolution)
             if config.real_images is not None:

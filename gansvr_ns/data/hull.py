@@ -96,20 +96,8 @@ def mean_hull_sdf(
 def trilinear(grid: Float[Tensor, "res res res"], positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
     """Trilinear interpolation of a cell-centred grid over [-1, 1]^3 (clamped at its border), built from
     differentiable elementwise operations so that gradients of any order reach `positions`."""
-    res = grid.shape[0]
-    index = ((positions + 1.0) * (res / 2.0) - 0.5).clamp(0.0, res - 1.0)
-    base = index.detach().floor().clamp(max=res - 2)
-    frac = index - base
-    i, j, k = base.long().unbind(-1)
-    fx, fy, fz = frac.unbind(-1)
-    flat = grid.reshape(-1)
-    value = 0.0
-    for dx, wx in ((0, 1.0 - fx), (1, fx)):
-        for dy, wy in ((0, 1.0 - fy), (1, fy)):
-            for dz, wz in ((0, 1.0 - fz), (1, fz)):
-                corner = flat[((i + dx) * res + (j + dy)) * res + (k + dz)]
-                value = value + wx * wy * wz * corner
-    return value[..., None]
+    flat = trilinear_instances(grid.reshape(1, -1), positions.reshape(-1, 3))
+    return flat.reshape(*positions.shape[:-1], 1)
 
 
 def trilinear_instances(

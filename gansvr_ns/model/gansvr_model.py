@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
-from gansvr_ns.data.hull import trilinear
+from gansvr_ns.data.hull import trilinear_instances
 from gansvr_ns.model import losses
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
@@ -299,7 +299,7 @@ class GanSvrModel(InstanceSelection, Model):
         at uniform points and at the candidates nearest each hull's surface; instances without a hull are skipped."""
         half = self.config.hull_prior_points // 2
         candidates = torch.rand(len(hulls), 4 * half, 3, device=self.device) * 2.0 - 1.0
-        target = torch.stack([trilinear(grid, points) for grid, points in zip(hulls, candidates)])
+        target = trilinear_instances(hulls.reshape(len(hulls), 1, -1), candidates)
         near = target[..., 0].abs().nan_to_num(0.0).topk(half, dim=1, largest=False).indices
         index = torch.cat([torch.arange(half, device=self.device).expand(len(hulls), -1), near], dim=1)
         points = torch.gather(candidates, 1, index[..., None].expand(-1, -1, 3))
