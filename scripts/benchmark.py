@@ -548,7 +548,10 @@ class Ablations:
         seeds = self.seeds if self.seeds is not None else list(profile.seeds)
         iterations = self.iterations or profile.iterations or default_iterations()
         resolution = self.resolution or profile.resolution
-        common = schedule_flags(iterations) + list(profile.train_flags) + shlex.split(self.train_args)
+        def flags_for(steps: int) -> List[str]:
+            return schedule_flags(steps) + list(profile.train_flags) + shlex.split(self.train_args)
+
+        common = flags_for(iterations)
         settings = {"data": str(data), "iterations": iterations, "common_flags": common, "resolution": resolution}
         if self.dry_run:
             return self.print_commands(data, profile, output, settings, seeds)
@@ -564,9 +567,7 @@ class Ablations:
             if marker.is_file():  # trained before an interrupted scoring: score it again, do not retrain
                 seconds = json.loads(marker.read_text())["train_seconds"]
             else:
-                flags = common if steps == iterations else (
-                    schedule_flags(steps) + list(profile.train_flags) + shlex.split(self.train_args))
-                cmd = ablation_command(variant, seed, data, self.output_dir, flags)
+                cmd = ablation_command(variant, seed, data, self.output_dir, flags_for(steps))
                 seconds = run_logged(cmd, self.output_dir / ablation_run_name(variant, seed) / "ns-train.log")
                 marker.write_text(json.dumps({"train_seconds": seconds}))
             scores = score_ablation_run(config, data, resolution, baseline)
