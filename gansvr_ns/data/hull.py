@@ -10,6 +10,8 @@ ground truth.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from jaxtyping import Bool, Float
 from nerfstudio.cameras.cameras import Cameras
@@ -96,31 +98,32 @@ def mean_hull_sdf(
 def trilinear(grid: Float[Tensor, "res res res"], positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
     """Trilinear interpolation of a cell-centred grid over [-1, 1]^3 (clamped at its border), built from
     differentiable elementwise operations so that gradients of any order reach `positions`."""
-    flat = trilinear_instances(grid.reshape(1, -1), positions.reshape(-1, 3))
-    return flat.reshape(*positions.shape[:-1], 1)
+    return trilinear_instances(grid.reshape(1, -1), positions)
 
 
 def trilinear_instances(
-    grids: Float[Tensor, "*lead 1 cells"], positions: Float[Tensor, "*lead samples 3"]
-) -> Float[Tensor, "*lead samples 1"]:
-    """`trilinear` with one flattened res^3 grid per instance (e.g. per ray), each read at that instance's samples;
-    a (1, res^3) grid serves every point of (N, 3) positions. Twice differentiable in `positions` and
-    differentiable in `grids`."""
-    if grids.dim() != positions.dim() or grids.shape[-2] != 1:
-        raise ValueError(f"grids {tuple(grids.shape)} do not match positions {tuple(positions.shape)}")
-    res = round(grids.shape[-1] ** (1.0 / 3.0))
-    flat = grids.squeeze(-2)
-    flat = flat.expand(*positions.shape[:-2], flat.shape[-1])
+    grids: Float[Tensor, "instances cells"], positions: Float[Tensor, "*batch 3"], rows: Optional[Tensor] = None
+) -> Float[Tensor, "*batch 1"]:
+    """`trilinear` with one flattened res^3 grid per instance: each point reads the grid of its row `rows`
+    (integer, broadcast against `positions[..., 0]`, e.g. one row per ray for all its samples); without `rows`
+    every point reads the first grid. The grids are never copied per point. Twice differentiable in `positions`
+    and differentiable in `grids`."""
+    if grids.dim() != 2:
+        raise ValueError(f"grids must be (instances, res^3), got {tuple(grids.shape)}")
+    cells = grids.shape[-1]
+    res = round(cells ** (1.0 / 3.0))
     index = ((positions + 1.0) * (res / 2.0) - 0.5).clamp(0.0, res - 1.0)
     base = index.detach().floor().clamp(max=res - 2)
     frac = index - base
     i, j, k = base.long().unbind(-1)
     fx, fy, fz = frac.unbind(-1)
+    offset = 0 if rows is None else rows * cells
+    table = grids.reshape(-1)
     value = 0.0
     for dx, wx in ((0, 1.0 - fx), (1, fx)):
         for dy, wy in ((0, 1.0 - fy), (1, fy)):
             for dz, wz in ((0, 1.0 - fz), (1, fz)):
-                corner = torch.gather(flat, -1, ((i + dx) * res + (j + dy)) * res + (k + dz))
+                corner = table[offset + ((i + dx) * res + (j + dy)) * res + (k + dz)]
                 value = value + wx * wy * wz * corner
     return value[..., None]
 

@@ -106,15 +106,23 @@ class LatentCode(NamedTuple):
     latent: Tensor
     """The latents themselves (B, D)."""
     grid: Optional[Tensor] = None
-    """Flattened SDF offset grid (B, res^3) with `latent_grid_resolution`, else None."""
+    """Flattened SDF offset grids (G, res^3) with `latent_grid_resolution`, else None. `take` never copies them
+    (a grid per ray would cost more than the rest of the code): it records which grid each entry reads in `rows`."""
+    rows: Optional[Tensor] = None
+    """Row of `grid` of each entry (shaped like the other fields' leading dimensions); None: entry i reads row i,
+    or row 0 when there is one grid."""
 
     def take(self, index: Tensor) -> "LatentCode":
         """Select instances (e.g. one per ray) along the leading dimension."""
-        return LatentCode(*(None if t is None else t[index] for t in self))
+        per_entry = (t[index] for t in (self.geo, self.color, self.latent))
+        rows = None if self.grid is None else (index if self.rows is None else self.rows[index])
+        return LatentCode(*per_entry, grid=self.grid, rows=rows)
 
     def unsqueeze(self, dim: int = 1) -> "LatentCode":
         """Insert a broadcast dimension after the instance one, e.g. for the samples of each ray."""
-        return LatentCode(*(None if t is None else t.unsqueeze(dim) for t in self))
+        per_entry = (t.unsqueeze(dim) for t in (self.geo, self.color, self.latent))
+        rows = None if self.rows is None else self.rows.unsqueeze(dim)
+        return LatentCode(*per_entry, grid=self.grid, rows=rows)
 
 
 class ConditionedSDFField(nn.Module):
@@ -249,7 +257,10 @@ class ConditionedSDFField(nn.Module):
             out = self.output(h)
         sdf = out[..., :1] + self.base_sdf(positions)
         if code.grid is not None:
-            sdf = sdf + trilinear_instances(code.grid, positions)
+            rows = code.rows
+            if rows is None and len(code.grid) > 1:  # entry i of an untaken code reads grid i
+                rows = torch.arange(len(code.grid), device=positions.device).reshape(-1, *[1] * (positions.dim() - 2))
+            sdf = sdf + trilinear_instances(code.grid, positions, rows)
         return torch.cat([sdf, out[..., 1:]], dim=-1)
 
     def base_sdf(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:

@@ -66,6 +66,24 @@ def test_trilinear_is_exact_on_linear_fields_and_twice_differentiable():
     ((gradient.norm(dim=-1) - 1.0) ** 2).sum().backward()  # an eikonal term backpropagates through it
 
 
+def test_trilinear_instances_reads_each_point_from_its_own_row_without_touching_the_others():
+    from gansvr_ns.data.hull import trilinear, trilinear_instances
+
+    res = 6
+    grids = torch.randn(3, res**3, requires_grad=True)
+    points = torch.rand(4, 5, 3) * 2 - 1
+    rows = torch.tensor([2, 0, 2, 2])[:, None]  # one row per ray, for all its samples
+    value = trilinear_instances(grids, points, rows)
+    assert value.shape == (4, 5, 1)
+    for ray in range(4):
+        expected = trilinear(grids[rows[ray, 0]].reshape(res, res, res), points[ray])
+        torch.testing.assert_close(value[ray], expected)
+    value.sum().backward()
+    assert grids.grad[1].abs().sum() == 0 and grids.grad[0].abs().sum() > 0 and grids.grad[2].abs().sum() > 0
+    # without rows every point reads the first grid
+    torch.testing.assert_close(trilinear_instances(grids, points), trilinear(grids[0].reshape(res, res, res), points))
+
+
 def test_mean_hull_sdf_is_negative_inside_and_zero_near_the_surface():
     from gansvr_ns.data.hull import mean_hull_sdf, trilinear
 

@@ -161,3 +161,7 @@ def test_latent_grid_starts_at_zero_moves_with_the_latent_and_broadcasts_per_ray
         torch.testing.assert_close(geometry[ray, :, :1], single)
     (gradient.norm(dim=-1) - 1.0).pow(2).sum().backward()
     assert field.latent_to_grid.weight.grad.abs().sum() > 0
+    # a code of several instances, not taken per ray: entry i reads grid i
+    per_instance = field.sdf(positions[:3].detach(), code.unsqueeze(1))
+    for i in range(3):
+        torch.testing.assert_close(per_instance[i], field.sdf(positions[i].detach(), field.encode_latents(z[i : i + 1])))
