@@ -838,15 +838,15 @@ class HullBound:
     """JSON file for the figures (default: <output-dir>/hull_bound.json)."""
 
     def main(self) -> Dict:
-        from skimage.measure import marching_cubes
         import trimesh
+        from nerfstudio.data.datasets.base_dataset import InputDataset
+        from skimage.measure import marching_cubes
 
-        from gansvr_ns.data.dataparser import GanSvrDataParserConfig, ensure_dataset
         from gansvr_ns.data.datamanager import load_split
+        from gansvr_ns.data.dataparser import GanSvrDataParserConfig, ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.data.hull import instance_hull_sdfs
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
-        from nerfstudio.data.datasets.base_dataset import InputDataset
 
         data = ensure_dataset(self.data)
         outputs = GanSvrDataParserConfig(data=data).setup().get_dataparser_outputs(split="test")

@@ -299,7 +299,8 @@ class GanSvrModel(InstanceSelection, Model):
         at uniform points and at the candidates nearest each hull's surface; instances without a hull are skipped."""
         half = self.config.hull_prior_points // 2
         candidates = torch.rand(len(hulls), 4 * half, 3, device=self.device) * 2.0 - 1.0
-        target = trilinear_instances(hulls.reshape(len(hulls), -1), candidates, torch.arange(len(hulls), device=hulls.device)[:, None])
+        rows = torch.arange(len(hulls), device=hulls.device)[:, None]
+        target = trilinear_instances(hulls.reshape(len(hulls), -1), candidates, rows)
         near = target[..., 0].abs().nan_to_num(0.0).topk(half, dim=1, largest=False).indices
         index = torch.cat([torch.arange(half, device=self.device).expand(len(hulls), -1), near], dim=1)
         points = torch.gather(candidates, 1, index[..., None].expand(-1, -1, 3))

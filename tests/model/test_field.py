@@ -164,4 +164,5 @@ def test_latent_grid_starts_at_zero_moves_with_the_latent_and_broadcasts_per_ray
     # a code of several instances, not taken per ray: entry i reads grid i
     per_instance = field.sdf(positions[:3].detach(), code.unsqueeze(1))
     for i in range(3):
-        torch.testing.assert_close(per_instance[i], field.sdf(positions[i].detach(), field.encode_latents(z[i : i + 1])))
+        single = field.sdf(positions[i].detach(), field.encode_latents(z[i : i + 1]))
+        torch.testing.assert_close(per_instance[i], single)
