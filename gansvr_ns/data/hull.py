@@ -35,6 +35,28 @@ def project_inside(
     return inside & visible
 
 
+def carve(
+    points: Float[Tensor, "num_points 3"], cameras: Cameras, masks: Bool[Tensor, "num_views height width"],
+    keep: float, chunk: int = 8,
+) -> Bool[Tensor, " num_points"]:
+    """Whether each point projects inside the masks of at least a fraction `keep` of the views: the same as
+    `project_inside(...).float().mean(0) >= keep`, but views are read `chunk` at a time and a point is dropped as
+    soon as it has missed more views than `keep` allows (most of the box misses the object early)."""
+    num_views = len(masks)
+    slack = num_views * (1.0 - keep) + 1e-6
+    misses = torch.zeros(len(points))
+    active = torch.arange(len(points))
+    for start in range(0, num_views, chunk):
+        if len(active) == 0:
+            break
+        inside = project_inside(points[active], cameras[start : start + chunk], masks[start : start + chunk])
+        misses[active] += (~inside).sum(dim=0).float()
+        active = active[misses[active] <= slack]
+    result = torch.zeros(len(points), dtype=torch.bool)
+    result[active] = (num_views - misses[active]) / num_views >= keep
+    return result
+
+
 def grid_points(resolution: int) -> Float[Tensor, "num_points 3"]:
     """Cell centres of a resolution^3 grid over [-1, 1]^3, x slowest (the layout of `trilinear`'s grids)."""
     axis = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution * 2.0 - 1.0
@@ -52,8 +74,7 @@ def mean_hull(
     for cams in instance_cameras[:max_instances]:
         if len(cams) == 0:
             continue
-        inside = project_inside(points, cameras[cams], masks[cams])
-        occupancy += (inside.float().mean(dim=0) >= keep).float()
+        occupancy += carve(points, cameras[cams], masks[cams], keep).float()
         used += 1
     if used == 0 or occupancy.sum() == 0:
         raise ValueError("the masks carve away every point: no visual hull to start the shape from")
@@ -71,7 +92,7 @@ def instance_hull_sdfs(
     for k, cams in enumerate(instance_cameras):
         if len(cams) == 0:
             continue
-        inside = project_inside(points, cameras[cams], masks[cams]).float().mean(dim=0) >= keep
+        inside = carve(points, cameras[cams], masks[cams], keep)
         if inside.any():
             grids[k] = sdf_grid(inside.reshape(resolution, resolution, resolution))
     return grids

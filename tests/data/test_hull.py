@@ -32,6 +32,21 @@ def test_projection_agrees_with_the_rendered_masks():
     assert not inside[:, 2].all()  # above the top (z semi-axis 0.3): carved away by the side views
 
 
+def test_carving_by_chunks_of_views_equals_counting_every_view():
+    from gansvr_ns.data.hull import carve, grid_points
+
+    cameras, masks = orbit_views([0.7, 0.4, 0.3])
+    masks = masks.clone()
+    masks[::5, 20:28, 20:28] = False  # holes in some views, so that the keep fraction matters
+    points = grid_points(24)
+    every_view = project_inside(points, cameras, masks).float()
+    for keep in (1.0, 0.95, 0.9, 0.5):
+        expected = every_view.mean(dim=0) >= keep
+        assert 0 < int(expected.sum()) < len(points)
+        for chunk in (1, 7, 48):
+            assert torch.equal(carve(points, cameras, masks, keep, chunk=chunk), expected)
+
+
 def instances_views(radii):
     """Orbit views of one ellipsoid per entry of `radii`: cameras, masks and each instance's camera indices."""
     views = [orbit_views(r) for r in radii]
