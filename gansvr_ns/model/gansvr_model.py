@@ -96,6 +96,17 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """The hull prior matches signed distances within this band around the hull's surface, only signs beyond it."""
     latent_consistency_mult: float = 0.0
     """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
+    instance_codes: bool = False
+    """Auto-decoding: each train instance has a free latent code, learned from its pseudo views alone, and its rays
+    are rendered with that code; the encoder learns to predict the codes from the conditioning images
+    (`code_regression_mult`) and is what reconstructs new images. A free code receives the same gradient every time
+    its instance is drawn, where the latent of a still untrained encoder is noise that the SDF learns to ignore
+    (it then fits one average shape for every image)."""
+    code_regression_mult: float = 1.0
+    """Weight of the squared error between the encoder's latent of a conditioning image and its instance's code."""
+    encoder_render_fraction: float = 0.0
+    """With `instance_codes`: chance that a drawn instance is rendered with the encoder's latent instead of its code
+    (the SDF then also learns from the latents it reconstructs with)."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -144,6 +155,11 @@ class GanSvrModel(InstanceSelection, Model):
             self.field.set_init_axes(metadata["silhouette_axes"])
         if cfg.init_shape == "hull" and metadata.get("hull_sdf") is not None:
             self.field.set_base_grid(metadata["hull_sdf"])
+        self.instance_codes = None
+        if cfg.instance_codes and metadata.get("instance_ids"):
+            self.instance_codes = nn.Embedding(len(metadata["instance_ids"]), cfg.latent_dim)
+            nn.init.normal_(self.instance_codes.weight)
+        self._encoder_latents: Optional[Tensor] = None
         self.alignment = DomainAlignment(cfg.latent_dim) if metadata.get("real_images") else None
         self.true_poses = metadata.get("true_poses")
         self.train_poses = metadata.get("rough_poses")
@@ -158,9 +174,19 @@ class GanSvrModel(InstanceSelection, Model):
         latents = self.encoder(images.to(self.device))
         return nn.functional.layer_norm(latents, latents.shape[-1:])
 
-    def condition(self, images: Float[Tensor, "batch 3 height width"]) -> Tensor:
-        """Encode the batch's conditioning images; rays refer to them by their metadata `instance`."""
+    def condition(
+        self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None
+    ) -> Tensor:
+        """Encode the batch's conditioning images; rays refer to them by their metadata `instance`. With
+        `instance_codes`, training batches pass their train `instances` and are rendered with their codes."""
         latents = self.encode(images)
+        self._encoder_latents = None
+        if self.instance_codes is not None and instances is not None and self.training:
+            self._encoder_latents = latents
+            codes = self.instance_codes(instances.to(self.device))
+            codes = nn.functional.layer_norm(codes, codes.shape[-1:])
+            use_encoder = torch.rand(len(latents), 1, device=self.device) < self.config.encoder_render_fraction
+            latents = torch.where(use_encoder, latents, codes)
         if self.config.condition_mode == "mean_latent":
             latents = latents.mean(dim=0, keepdim=True).expand_as(latents)
         self._batch_latents = latents
@@ -206,6 +232,8 @@ class GanSvrModel(InstanceSelection, Model):
             groups["uncertainty"] = [p for m in heads for p in m.parameters()]
         if self.alignment is not None:
             groups["alignment"] = list(self.alignment.parameters())
+        if self.instance_codes is not None:
+            groups["codes"] = list(self.instance_codes.parameters())
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
 
@@ -281,7 +309,13 @@ class GanSvrModel(InstanceSelection, Model):
             self.camera_optimizer.get_loss_dict(loss_dict)
             if self.alignment is not None and "real_images" in batch:
                 loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
-            if cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
+            if self._encoder_latents is not None:
+                codes = self.instance_codes(batch["instances"].to(self.device))
+                target = nn.functional.layer_norm(codes, codes.shape[-1:]).detach()
+                loss_dict["code_regression"] = cfg.code_regression_mult * (
+                    (self._encoder_latents - target) ** 2
+                ).mean()
+            elif cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
                     self._batch_latents, target=0.5
                 )

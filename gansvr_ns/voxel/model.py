@@ -149,8 +149,9 @@ class GanSvrVoxelModel(InstanceSelection, Model):
         """Grid logits: occupancy, then red, green, blue."""
         return self.decoder(latents)
 
-    def condition(self, images: Float[Tensor, "batch 3 height width"]) -> Tensor:
-        """Encode and decode the batch's conditioning images; rays refer to them by their metadata `instance`."""
+    def condition(self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None) -> Tensor:
+        """Encode and decode the batch's conditioning images; rays refer to them by their metadata `instance`
+        (`instances`, the train instances of a training batch, is not used: this model learns no per-instance code)."""
         latents = self._batch_latents = self.encode(images)
         self._batch_logits = self.decode(latents)
         self._batch_grids = torch.sigmoid(self._batch_logits)
