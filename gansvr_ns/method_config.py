@@ -21,7 +21,7 @@ from gansvr_ns.model.field import SDFFieldConfig, tcnn_available
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
-MAX_STEPS = 1500
+MAX_STEPS = 1400
 
 
 POSE_WARMUP_STEPS = 300
