@@ -310,11 +310,7 @@ class GanSvrModel(InstanceSelection, Model):
             if self.alignment is not None and "real_images" in batch:
                 loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
             if self._encoder_latents is not None:
-                codes = self.instance_codes(batch["instances"].to(self.device))
-                target = nn.functional.layer_norm(codes, codes.shape[-1:]).detach()
-                loss_dict["code_regression"] = cfg.code_regression_mult * (
-                    (self._encoder_latents - target) ** 2
-                ).mean()
+                loss_dict["code_regression"] = cfg.code_regression_mult * self.code_regression(batch["instances"])
             elif cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
                     self._batch_latents, target=0.5
@@ -327,6 +323,13 @@ class GanSvrModel(InstanceSelection, Model):
                     (other - self._batch_latents) ** 2
                 ).sum(-1).mean()
         return loss_dict
+
+    def code_regression(self, instances: Tensor) -> Tensor:
+        """Mean squared error between the encoder's latents of the last conditioned batch and its instances' (layer
+        normalised) codes; only the encoder learns from it."""
+        codes = self.instance_codes(instances.to(self.device))
+        target = nn.functional.layer_norm(codes, codes.shape[-1:]).detach()
+        return ((self._encoder_latents - target) ** 2).mean()
 
     def hull_prior(self, hulls: Float[Tensor, "batch res res res"]) -> Tensor:
         """Truncated SDF L1 of the batch's instances (in the order of their latents) against their own visual hulls,
