@@ -97,6 +97,21 @@ def small_training_pipeline(data: Path, configure=None):
     return pipeline
 
 
+def adam_history(parameters, loss_fn, steps: int, lr: float = 1e-3) -> List[float]:
+    """Minimise `loss_fn()` over `parameters` with Adam for `steps` steps; the loss of every step."""
+    import torch
+
+    optimizer = torch.optim.Adam(parameters, lr=lr)
+    history = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    return history
+
+
 def reconstruct_test_split(config: Path, data: Path, out: Path, cwd: Path) -> List[str]:
     """`gansvr-reconstruct` the test split plus one image of a run into `out`, check every mesh (faces, inside the
     box, a GLB with vertex colours), and return the test ids."""

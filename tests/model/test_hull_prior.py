@@ -6,7 +6,7 @@ import torch
 
 from gansvr_ns.method_config import gansvr_config
 from gansvr_ns.model.losses import truncated_sdf_l1
-from tests.conftest import small_training_pipeline
+from tests.conftest import adam_history, small_training_pipeline
 
 
 def test_truncated_sdf_l1_matches_only_the_band():
@@ -52,16 +52,13 @@ def test_hull_prior_is_fitted_by_a_few_steps_and_is_in_the_loss_dict(ellipsoids:
     assert "hull_prior_loss" in losses and torch.isfinite(losses["hull_prior_loss"])
     model, datamanager = pipeline.model, pipeline.datamanager
     _, batch = datamanager.next_train(1)
-    optimizer = torch.optim.Adam(model.field.parameters(), lr=1e-3)
-    history = []
-    for _ in range(60):
-        optimizer.zero_grad()
+
+    def loss():
         model.condition(batch["condition_images"])
         torch.manual_seed(1)  # the same points every step
-        loss = model.hull_prior(batch["instance_hulls"])
-        loss.backward()
-        optimizer.step()
-        history.append(float(loss))
+        return model.hull_prior(batch["instance_hulls"])
+
+    history = adam_history(model.field.parameters(), loss, steps=60)
     assert history[-1] < 0.7 * history[0]
 
 

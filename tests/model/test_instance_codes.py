@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import small_training_pipeline
+from tests.conftest import adam_history, small_training_pipeline
 
 
 def codes_pipeline(data: Path, encoder_render_fraction: float = 0.0):
@@ -46,15 +46,12 @@ def test_the_code_regression_pulls_the_encoder_onto_the_codes(ellipsoids: Path):
     pipeline = codes_pipeline(ellipsoids)
     model, datamanager = pipeline.model, pipeline.datamanager
     _, batch = datamanager.next_train(0)
-    optimizer = torch.optim.Adam(model.encoder.parameters(), lr=1e-3)
-    history = []
-    for _ in range(40):
-        optimizer.zero_grad()
+
+    def loss():
         model.condition(batch["condition_images"], batch["instances"])
-        loss = model.code_regression(batch["instances"])
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
+        return model.code_regression(batch["instances"])
+
+    history = adam_history(model.encoder.parameters(), loss, steps=40)
     assert history[-1] < 0.5 * history[0]
 
 
