@@ -106,23 +106,24 @@ class LatentCode(NamedTuple):
     latent: Tensor
     """The latents themselves (B, D)."""
     grid: Optional[Tensor] = None
-    """Flattened SDF offset grids (G, res^3) with `latent_grid_resolution`, else None. `take` never copies them
-    (a grid per ray would cost more than the rest of the code): it records which grid each entry reads in `rows`."""
+    """Flattened SDF offset grids (G, res^3) with `latent_grid_resolution`, else None. `take` and `unsqueeze` never
+    copy them (a grid per ray would cost more than the rest of the code): each entry reads the grid of its `rows`."""
     rows: Optional[Tensor] = None
-    """Row of `grid` of each entry (shaped like the other fields' leading dimensions); None: entry i reads row i,
-    or row 0 when there is one grid."""
+    """Row of `grid` that each entry reads (integer, shaped like the other fields' leading dimensions); set with
+    `grid`."""
 
     def take(self, index: Tensor) -> "LatentCode":
         """Select instances (e.g. one per ray) along the leading dimension."""
-        per_entry = (t[index] for t in (self.geo, self.color, self.latent))
-        rows = None if self.grid is None else (index if self.rows is None else self.rows[index])
-        return LatentCode(*per_entry, grid=self.grid, rows=rows)
+        return self._map(lambda t: t[index])
 
     def unsqueeze(self, dim: int = 1) -> "LatentCode":
         """Insert a broadcast dimension after the instance one, e.g. for the samples of each ray."""
-        per_entry = (t.unsqueeze(dim) for t in (self.geo, self.color, self.latent))
-        rows = None if self.rows is None else self.rows.unsqueeze(dim)
-        return LatentCode(*per_entry, grid=self.grid, rows=rows)
+        return self._map(lambda t: t.unsqueeze(dim))
+
+    def _map(self, op) -> "LatentCode":
+        """Apply `op` to every per-entry field (all but the shared `grid`)."""
+        return LatentCode(op(self.geo), op(self.color), op(self.latent), self.grid,
+                          None if self.rows is None else op(self.rows))
 
 
 class ConditionedSDFField(nn.Module):
@@ -217,11 +218,12 @@ class ConditionedSDFField(nn.Module):
             geo = geo + base
         elif self.config.conditioning == "film":
             geo = geo.view(latents.shape[0], self.config.num_layers, 2, self.config.hidden_dim)
-        grid = None
+        grid = rows = None
         if self.latent_to_grid is not None:
             # divided by the latent width: one optimiser step moves a cell by about the learning rate
             grid = self.latent_to_grid(latents) / self.latent_dim
-        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents, grid=grid)
+            rows = torch.arange(len(latents), device=latents.device)
+        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents, grid=grid, rows=rows)
 
     def select_latent(self, latent: Float[Tensor, "1 latent_dim"]) -> None:
         """Choose the instance that `forward_geonetwork` (export, viewer) evaluates."""
@@ -257,10 +259,7 @@ class ConditionedSDFField(nn.Module):
             out = self.output(h)
         sdf = out[..., :1] + self.base_sdf(positions)
         if code.grid is not None:
-            rows = code.rows
-            if rows is None and len(code.grid) > 1:  # entry i of an untaken code reads grid i
-                rows = torch.arange(len(code.grid), device=positions.device).reshape(-1, *[1] * (positions.dim() - 2))
-            sdf = sdf + trilinear_instances(code.grid, positions, rows)
+            sdf = sdf + trilinear_instances(code.grid, positions, code.rows)
         return torch.cat([sdf, out[..., 1:]], dim=-1)
 
     def base_sdf(self, positions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch 1"]:
