@@ -112,6 +112,11 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     (an ablation without per-image conditioning)."""
 
 
+def unit_scale(latents: Float[Tensor, "batch latent_dim"]) -> Float[Tensor, "batch latent_dim"]:
+    """Zero mean and unit variance over the latent dimensions (layer norm without parameters)."""
+    return nn.functional.layer_norm(latents, latents.shape[-1:])
+
+
 def sharpness_floor(bounds: Tuple[float, float], step: int, ramp_steps: int) -> float:
     """lo * (hi / lo)^t with t = step / ramp_steps in [0, 1]; 0 when the floor is off (lo <= 0)."""
     lo, hi = bounds
@@ -160,6 +165,7 @@ class GanSvrModel(InstanceSelection, Model):
             self.instance_codes = nn.Embedding(len(metadata["instance_ids"]), cfg.latent_dim)
             nn.init.normal_(self.instance_codes.weight)
         self._encoder_latents: Optional[Tensor] = None
+        self._code_targets: Optional[Tensor] = None
         self.alignment = DomainAlignment(cfg.latent_dim) if metadata.get("real_images") else None
         self.true_poses = metadata.get("true_poses")
         self.train_poses = metadata.get("rough_poses")
@@ -171,8 +177,7 @@ class GanSvrModel(InstanceSelection, Model):
     def encode(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch latent_dim"]:
         """Latents with zero mean and unit variance over their dimensions: the scale of the conditioning stays put
         (an unbounded latent pushed apart by the spread hinge drives the SDF MLP's units into their dead zone)."""
-        latents = self.encoder(images.to(self.device))
-        return nn.functional.layer_norm(latents, latents.shape[-1:])
+        return unit_scale(self.encoder(images.to(self.device)))
 
     def condition(
         self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None
@@ -180,11 +185,11 @@ class GanSvrModel(InstanceSelection, Model):
         """Encode the batch's conditioning images; rays refer to them by their metadata `instance`. With
         `instance_codes`, training batches pass their train `instances` and are rendered with their codes."""
         latents = self.encode(images)
-        self._encoder_latents = None
+        self._encoder_latents = self._code_targets = None
         if self.instance_codes is not None and instances is not None and self.training:
             self._encoder_latents = latents
-            codes = self.instance_codes(instances.to(self.device))
-            codes = nn.functional.layer_norm(codes, codes.shape[-1:])
+            codes = unit_scale(self.instance_codes(instances.to(self.device)))  # in the encoder's latent space
+            self._code_targets = codes.detach()
             use_encoder = torch.rand(len(latents), 1, device=self.device) < self.config.encoder_render_fraction
             latents = torch.where(use_encoder, latents, codes)
         if self.config.condition_mode == "mean_latent":
@@ -310,7 +315,7 @@ class GanSvrModel(InstanceSelection, Model):
             if self.alignment is not None and "real_images" in batch:
                 loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
             if self._encoder_latents is not None:
-                loss_dict["code_regression"] = cfg.code_regression_mult * self.code_regression(batch["instances"])
+                loss_dict["code_regression"] = cfg.code_regression_mult * self.code_regression()
             elif cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
                     self._batch_latents, target=0.5
@@ -324,12 +329,10 @@ class GanSvrModel(InstanceSelection, Model):
                 ).sum(-1).mean()
         return loss_dict
 
-    def code_regression(self, instances: Tensor) -> Tensor:
-        """Mean squared error between the encoder's latents of the last conditioned batch and its instances' (layer
-        normalised) codes; only the encoder learns from it."""
-        codes = self.instance_codes(instances.to(self.device))
-        target = nn.functional.layer_norm(codes, codes.shape[-1:]).detach()
-        return ((self._encoder_latents - target) ** 2).mean()
+    def code_regression(self) -> Tensor:
+        """Mean squared error between the encoder's latents of the last conditioned training batch and its instances'
+        codes; only the encoder learns from it."""
+        return ((self._encoder_latents - self._code_targets) ** 2).mean()
 
     def hull_prior(self, hulls: Float[Tensor, "batch res res res"]) -> Tensor:
         """Truncated SDF L1 of the batch's instances (in the order of their latents) against their own visual hulls,
