@@ -548,6 +548,7 @@ class Ablations:
         seeds = self.seeds if self.seeds is not None else list(profile.seeds)
         iterations = self.iterations or profile.iterations or default_iterations()
         resolution = self.resolution or profile.resolution
+
         def flags_for(steps: int) -> List[str]:
             return schedule_flags(steps) + list(profile.train_flags) + shlex.split(self.train_args)
 
