@@ -6,6 +6,7 @@
     python scripts/benchmark.py ablations [--quick] [--output outputs/ablations/ablations.json]
     python scripts/benchmark.py domain [--data data/gan-car] [--methods gansvr gansvr-voxel] [--load-configs NAME=PATH]
     python scripts/benchmark.py hull-bound [--data data/gan-car]
+    python scripts/benchmark.py prior-bound [--data data/gan-car]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -24,6 +25,9 @@ domain:     the real-photo gap. Renders the train split's instances with the oth
             Resumable: a run already scored in the output JSON is skipped; `--load-configs` scores existing runs.
 hull-bound: what silhouettes alone can give: each test instance's visual hull carved from all of its own pseudo views
             under the rough and the true poses, scored like reconstructions (a reference, not a method).
+prior-bound: what a shape prior without per-image detail can give: every test instance answered with the mean of the
+            train split's ground-truth shapes, and with the mean of its own subtype's (where the generator lists
+            subtypes), scored like reconstructions (a reference, not a method).
 """
 
 from __future__ import annotations
@@ -888,6 +892,79 @@ class HullBound:
         return result
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# What a shape prior without per-image detail can give: average ground-truth shapes of the train split
+
+
+@dataclass
+class PriorBound:
+    """Answer every test instance with an average of the train split's ground-truth shapes and score it like a
+    reconstruction: the mean train shape (what a method that ignores its input image can at best give) and, where
+    dataset.json lists the generator's `subtypes`, the mean train shape of the instance's own subtype (what naming the
+    subtype from the image would give). A reference, not a method: it reads ground-truth meshes, which gansvr never
+    trains on."""
+
+    data: Path = Path("data/gan-car")
+    """Dataset with ground-truth meshes (a missing preset path is generated first)."""
+    resolution: int = 64
+    """Cells per axis of the occupancy grid over [-1, 1]^3 that the meshes are averaged on."""
+    level: float = 0.5
+    """A cell is inside the average shape when at least this fraction of the averaged meshes contain it."""
+    output_dir: Path = Path("outputs/prior-bound")
+    """Where the average meshes go (one copy per test instance, as `gansvr-eval` expects)."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <output-dir>/prior_bound.json)."""
+
+    def main(self) -> Dict:
+        import numpy as np
+        import trimesh
+        from skimage.measure import marching_cubes
+
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
+        from gansvr_ns.eval.metrics import grid_points, occupancy
+
+        data = ensure_dataset(self.data)
+        info = json.loads((data / "dataset.json").read_text())
+        train, test = info["splits"]["train"], info["splits"]["test"]
+        subtypes = (info.get("generator") or {}).get("subtypes") or {}
+        points = grid_points(np.full(3, -1.0), np.full(3, 1.0), self.resolution)
+        inside = {i: occupancy(trimesh.load(data / i / "mesh.ply", process=False), points) for i in train}
+        groups = {"mean train shape": {i: train for i in test}}
+        if all(i in subtypes for i in [*train, *test]):
+            groups["mean train shape of its subtype"] = {
+                i: [j for j in train if subtypes[j] == subtypes[i]] for i in test}
+        baseline = another_instance_baseline(data, "test")
+        result = {"data": str(data), "resolution": self.resolution, "level": self.level,
+                  "another_instance_chamfer": baseline, "priors": {}}
+        cell = 2.0 / self.resolution
+        for k, (name, members) in enumerate(groups.items()):
+            out = self.output_dir / ("mean" if k == 0 else "subtype-mean")
+            out.mkdir(parents=True, exist_ok=True)
+            for instance, sources in members.items():
+                if not sources:  # a subtype with no train instance: no mesh, the evaluation counts it as empty
+                    (out / f"{instance}.ply").unlink(missing_ok=True)
+                    continue
+                fraction = np.mean([inside[j] for j in sources], axis=0).reshape((self.resolution,) * 3)
+                padded = np.pad(fraction, 1)  # closed surfaces where a shape touches the box
+                vertices, faces, _, _ = marching_cubes(padded, self.level, spacing=(cell,) * 3)
+                trimesh.Trimesh(vertices - 1.0 - cell / 2, faces).export(out / f"{instance}.ply")
+            scores = evaluate_predictions(out, data, "test")["mean"]
+            result["priors"][name] = {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
+        output = self.output or self.output_dir / "prior_bound.json"
+        write_json(output, result)
+        lines = ["| every test instance answered with | Chamfer-L1 | / another instance | F@0.05 | IoU |",
+                 "| --- | --- | --- | --- | --- |"]
+        for name, m in result["priors"].items():
+            lines.append(f"| {name} | {m['chamfer_l1']:.4f} | {m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} "
+                         f"| {m['iou']:.3f} |")
+        lines.append(f"| another instance | {baseline:.4f} | 1.00 | | |")
+        print("\n".join(lines))
+        print(f"\n{len(train)} train shapes averaged on a {self.resolution}^3 grid\nWrote {output}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
@@ -895,6 +972,7 @@ Commands = Union[
     Annotated[Ablations, tyro.conf.subcommand("ablations")],
     Annotated[Domain, tyro.conf.subcommand("domain")],
     Annotated[HullBound, tyro.conf.subcommand("hull-bound")],
+    Annotated[PriorBound, tyro.conf.subcommand("prior-bound")],
 ]
 
 if __name__ == "__main__":
