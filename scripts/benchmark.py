@@ -7,6 +7,7 @@
     python scripts/benchmark.py domain [--data data/gan-car] [--methods gansvr gansvr-voxel] [--load-configs NAME=PATH]
     python scripts/benchmark.py hull-bound [--data data/gan-car]
     python scripts/benchmark.py prior-bound [--data data/gan-car]
+    python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -28,6 +29,9 @@ hull-bound: what silhouettes alone can give: each test instance's visual hull ca
 prior-bound: what a shape prior without per-image detail can give: every test instance answered with the mean of the
             train split's ground-truth shapes, and with the mean of its own subtype's (where the generator lists
             subtypes), scored like reconstructions (a reference, not a method).
+encoder-probe: can the model's image encoder, trained from scratch in the default step budget, tell the generator's
+            subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
+            (1-nearest neighbour) tell them apart (a diagnostic, not a method).
 """
 
 from __future__ import annotations
@@ -77,6 +81,24 @@ def reconstruct_all(pipeline, images: Dict[str, Path], out: Path, resolution: in
     return sum(seconds) / len(seconds)
 
 
+def extent_ratios(pred_dir: Path, data: Path, ids: List[str]) -> Optional[List[float]]:
+    """Mean over `ids` of each reconstruction's bounding-box size along x, y and z divided by its ground truth's (the
+    canonical frame: x front, y left, z up); 1 is the right size, above 1 too fat. None when a mesh is missing."""
+    import numpy as np
+    import trimesh
+
+    ratios = []
+    for instance in ids:
+        path = pred_dir / f"{instance}.ply"
+        if not path.is_file():
+            return None
+        pred, gt = (trimesh.load(p, process=False) for p in (path, data / instance / "mesh.ply"))
+        if len(pred.vertices) == 0:
+            return None
+        ratios.append(np.ptp(pred.vertices, axis=0) / np.ptp(gt.vertices, axis=0))
+    return [float(r) for r in np.mean(ratios, axis=0)]
+
+
 @dataclass
 class Quality:
     """Train, reconstruct the test split, and score it against ground truth and the another-instance baseline."""
@@ -121,6 +143,7 @@ class Quality:
             "test": own, "test_other_renderer": other, "another_instance_chamfer": baseline,
             "chamfer_ratio": own["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
+            "extent_ratio": extent_ratios(run / "meshes", data, ids),
         }
         out = self.output or run / "quality.json"
         out.write_text(json.dumps(result, indent=2))
@@ -139,6 +162,10 @@ def quality_table(r: Dict) -> str:
     train = "n/a" if r["train_seconds"] is None else f"{r['train_seconds'] / 60:.1f} min"
     lines.append(f"\ntrain: {train}; reconstruction: {r['reconstruct_seconds_per_image']:.2f} s per image "
                  f"at resolution {r['resolution']}")
+    if r.get("extent_ratio"):
+        x, y, z = r["extent_ratio"]
+        lines.append(f"size of the test reconstructions / their ground truth: length (x) {x:.3f}, width (y) {y:.3f}, "
+                     f"height (z) {z:.3f}")
     return "\n".join(lines)
 
 
@@ -965,6 +992,128 @@ class PriorBound:
         return result
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Can an image encoder tell the generator's subtypes apart? (a diagnostic of per-image conditioning)
+
+
+def subtype_images(data: Path, ids: List[str]) -> Tuple[torch.Tensor, List[str], List[int]]:
+    """Every input image and pseudo view of `ids` as a float [N, 3, H, W] tensor, the instance of each image, and
+    the row of each instance's input image."""
+    from gansvr_ns.data.format import load_rgb
+
+    images, owners, input_rows = [], [], []
+    for instance in ids:
+        paths = [data / instance / "input.png", *sorted((data / instance / "views").glob("*.png"))]
+        input_rows.append(len(images))
+        images += [torch.from_numpy(load_rgb(path)).permute(2, 0, 1) for path in paths]
+        owners += [instance] * len(paths)
+    return torch.stack(images), owners, input_rows
+
+
+def nearest_subtype_accuracy(queries: torch.Tensor, query_ids: List[str], keys: torch.Tensor, key_ids: List[str],
+                             subtypes: Dict[str, str]) -> float:
+    """Fraction of query latents whose nearest key latent (Euclidean) belongs to an instance of the same subtype."""
+    nearest = torch.cdist(queries, keys).argmin(dim=1).tolist()
+    return sum(subtypes[key_ids[j]] == subtypes[q] for j, q in zip(nearest, query_ids)) / len(query_ids)
+
+
+@dataclass
+class EncoderProbe:
+    """Train the model's image encoder (its default architecture, from scratch) with a linear classifier on the
+    generator's subtype labels, from every image of the train instances, and report the subtype accuracy on every
+    image of the held-out (val and test) instances. With `--load-config`, also the 1-nearest-neighbour subtype
+    accuracy of a trained run's latents: held-out input images against train input images. A diagnostic, not a
+    method: the labels say whether an encoder can learn, in this step budget, the image cue that per-image
+    conditioning needs; gansvr never sees them."""
+
+    data: Path = Path("data/gan-car")
+    """Dataset whose dataset.json lists the generator's `subtypes` (procedural sets do)."""
+    steps: Optional[int] = None
+    """Classifier training steps (default: gansvr's default step count)."""
+    batch_size: int = 4
+    """Images per step (gansvr's encoder sees `instances_per_batch` = 4 images per step)."""
+    lr: float = 1e-3
+    """Adam learning rate (gansvr's encoder starts at 1e-3)."""
+    report_every: int = 350
+    """Steps between held-out accuracy reports."""
+    load_config: Optional[Path] = None
+    """A trained gansvr run whose encoder's latents are probed by nearest neighbours."""
+    seed: int = 0
+    """Seed of the initial weights and of the image order."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: outputs/encoder-probe/encoder_probe.json)."""
+
+    def main(self) -> Dict:
+        from collections import Counter
+
+        from rich.progress import track
+
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.model.encoder import ImageEncoder
+        from gansvr_ns.model.gansvr_model import GanSvrModelConfig
+
+        data = ensure_dataset(self.data)
+        info = json.loads((data / "dataset.json").read_text())
+        train, held_out = info["splits"]["train"], info["splits"]["val"] + info["splits"]["test"]
+        subtypes = (info.get("generator") or {}).get("subtypes") or {}
+        missing = [i for i in [*train, *held_out] if i not in subtypes]
+        if missing:
+            raise SystemExit(f"{data / 'dataset.json'}: generator.subtypes does not list {missing[0]} (the probe needs "
+                             "the generator's subtype of every instance, e.g. a procedural set)")
+        names = sorted({subtypes[i] for i in train})
+        train_images, train_owners, train_inputs = subtype_images(data, train)
+        test_images, test_owners, test_inputs = subtype_images(data, held_out)
+        train_labels, test_labels = (torch.tensor([names.index(subtypes[i]) if subtypes[i] in names else -1
+                                                   for i in owners]) for owners in (train_owners, test_owners))
+        chance = max(Counter(test_labels.tolist()).values()) / len(test_labels)
+        result = {"data": str(data), "machine": machine(), "subtypes": names, "train_images": len(train_images),
+                  "held_out_images": len(test_images), "majority_accuracy": chance, "batch_size": self.batch_size}
+
+        steps = self.steps or default_iterations()
+        model_config = GanSvrModelConfig()
+        torch.manual_seed(self.seed)
+        encoder = ImageEncoder(model_config.latent_dim, model_config.encoder_input_size, norm=model_config.encoder_norm)
+        classifier = torch.nn.Linear(model_config.latent_dim, len(names))
+        optimizer = torch.optim.Adam([*encoder.parameters(), *classifier.parameters()], lr=self.lr)
+        generator = torch.Generator().manual_seed(self.seed)
+        curve = []
+        start = time.perf_counter()
+        for step in track(range(1, steps + 1), description="Training the subtype classifier"):
+            batch = torch.randint(0, len(train_images), (self.batch_size,), generator=generator)
+            loss = torch.nn.functional.cross_entropy(classifier(encoder(train_images[batch])), train_labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step % self.report_every == 0 or step == steps:
+                with torch.no_grad():
+                    encoder.eval()
+                    predicted = torch.cat([classifier(encoder(chunk)).argmax(dim=1) for chunk in test_images.split(64)])
+                    encoder.train()
+                accuracy = float((predicted == test_labels).float().mean())
+                curve.append({"step": step, "held_out_accuracy": accuracy})
+                print(f"step {step}: held-out subtype accuracy {accuracy:.3f} (majority {chance:.3f})", flush=True)
+        result.update(steps=steps, train_seconds=time.perf_counter() - start, classifier=curve)
+
+        if self.load_config is not None:
+            from gansvr_ns.scripts.reconstruct import load_pipeline
+
+            model = load_pipeline(self.load_config).model
+            with torch.no_grad():
+                keys, queries = (model.encode(images[rows]).cpu()
+                                 for images, rows in ((train_images, train_inputs), (test_images, test_inputs)))
+            accuracy = nearest_subtype_accuracy(queries, held_out, keys, train, subtypes)
+            input_chance = max(Counter(subtypes[i] for i in held_out).values()) / len(held_out)
+            result["run"] = {"config": str(self.load_config), "nearest_neighbour_accuracy": accuracy,
+                             "majority_accuracy": input_chance, "held_out_inputs": len(held_out)}
+            print(f"{self.load_config}: 1-NN subtype accuracy of its latents {accuracy:.3f} over {len(held_out)} "
+                  f"held-out input images (majority {input_chance:.3f})")
+        output = self.output or Path("outputs/encoder-probe/encoder_probe.json")
+        write_json(output, result)
+        print(f"Wrote {output}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
@@ -973,6 +1122,7 @@ Commands = Union[
     Annotated[Domain, tyro.conf.subcommand("domain")],
     Annotated[HullBound, tyro.conf.subcommand("hull-bound")],
     Annotated[PriorBound, tyro.conf.subcommand("prior-bound")],
+    Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
 ]
 
 if __name__ == "__main__":
