@@ -1010,6 +1010,14 @@ def subtype_images(data: Path, ids: List[str]) -> Tuple[torch.Tensor, List[str],
     return torch.stack(images), owners, input_rows
 
 
+@torch.no_grad()
+def accuracy_of(encoder: torch.nn.Module, classifier: torch.nn.Module, images: torch.Tensor,
+                labels: torch.Tensor) -> float:
+    """Fraction of `images` whose predicted class is their label."""
+    predicted = torch.cat([classifier(encoder(chunk)).argmax(dim=1) for chunk in images.split(64)])
+    return float((predicted == labels).float().mean())
+
+
 def nearest_subtype_accuracy(queries: torch.Tensor, query_ids: List[str], keys: torch.Tensor, key_ids: List[str],
                              subtypes: Dict[str, str]) -> float:
     """Fraction of query latents whose nearest key latent (Euclidean) belongs to an instance of the same subtype."""
@@ -1077,6 +1085,7 @@ class EncoderProbe:
         classifier = torch.nn.Linear(model_config.latent_dim, len(names))
         optimizer = torch.optim.Adam([*encoder.parameters(), *classifier.parameters()], lr=self.lr)
         generator = torch.Generator().manual_seed(self.seed)
+        seen = torch.randperm(len(train_images), generator=generator)[: len(test_images)]  # train images scored
         curve = []
         start = time.perf_counter()
         for step in track(range(1, steps + 1), description="Training the subtype classifier"):
@@ -1086,13 +1095,12 @@ class EncoderProbe:
             loss.backward()
             optimizer.step()
             if step % self.report_every == 0 or step == steps:
-                with torch.no_grad():
-                    encoder.eval()
-                    predicted = torch.cat([classifier(encoder(chunk)).argmax(dim=1) for chunk in test_images.split(64)])
-                    encoder.train()
-                accuracy = float((predicted == test_labels).float().mean())
-                curve.append({"step": step, "held_out_accuracy": accuracy})
-                print(f"step {step}: held-out subtype accuracy {accuracy:.3f} (majority {chance:.3f})", flush=True)
+                train_accuracy, accuracy = (accuracy_of(encoder, classifier, images, labels)
+                                            for images, labels in ((train_images[seen], train_labels[seen]),
+                                                                   (test_images, test_labels)))
+                curve.append({"step": step, "train_accuracy": train_accuracy, "held_out_accuracy": accuracy})
+                print(f"step {step}: subtype accuracy on train images {train_accuracy:.3f}, held-out {accuracy:.3f} "
+                      f"(majority {chance:.3f})", flush=True)
         result.update(steps=steps, train_seconds=time.perf_counter() - start, classifier=curve)
 
         if self.load_config is not None:
