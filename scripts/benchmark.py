@@ -1042,6 +1042,8 @@ class EncoderProbe:
     """Images per step (gansvr's encoder sees `instances_per_batch` = 4 images per step)."""
     lr: float = 1e-3
     """Adam learning rate (gansvr's encoder starts at 1e-3)."""
+    input_size: Optional[int] = None
+    """Size the encoder resizes its images to (default: the model's `encoder_input_size`)."""
     report_every: int = 350
     """Steps between held-out accuracy reports."""
     load_config: Optional[Path] = None
@@ -1081,7 +1083,8 @@ class EncoderProbe:
         steps = self.steps or default_iterations()
         model_config = GanSvrModelConfig()
         torch.manual_seed(self.seed)
-        encoder = ImageEncoder(model_config.latent_dim, model_config.encoder_input_size, norm=model_config.encoder_norm)
+        encoder = ImageEncoder(model_config.latent_dim, self.input_size or model_config.encoder_input_size,
+                               norm=model_config.encoder_norm)
         classifier = torch.nn.Linear(model_config.latent_dim, len(names))
         optimizer = torch.optim.Adam([*encoder.parameters(), *classifier.parameters()], lr=self.lr)
         generator = torch.Generator().manual_seed(self.seed)
