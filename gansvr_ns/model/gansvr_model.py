@@ -27,7 +27,7 @@ from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
-from gansvr_ns.model.poses import jitter_rays, refine_poses, refine_rays
+from gansvr_ns.model.poses import refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
@@ -107,11 +107,6 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     encoder_render_fraction: float = 0.0
     """With `instance_codes`: chance that a drawn instance is rendered with the encoder's latent instead of its code
     (the SDF then also learns from the latents it reconstructs with)."""
-    pose_jitter_deg: float = 0.0
-    """Std (degrees) of a random orbit error drawn afresh for every drawn view at every training step and applied to
-    its rays on top of the pose refinement (azimuth and elevation; half of it for roll; see `poses.jitter_rays`).
-    Set it near the error of the rough poses: the masks of views with wrong poses show the object too large, and
-    rendering under errors of the same size keeps the fitted shape from growing to match. 0 turns it off."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -264,7 +259,6 @@ class GanSvrModel(InstanceSelection, Model):
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
             refine_rays(self.camera_optimizer, ray_bundle)
-            jitter_rays(ray_bundle, self.config.pose_jitter_deg)
         code = self._ray_code(ray_bundle)
 
         def sdf_fn(samples):

@@ -67,26 +67,3 @@ def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: P
     losses["mask_loss"].backward()
     grad = pipeline.model.camera_optimizer.pose_adjustment.grad
     assert grad[:, :3].abs().sum() > 0 and grad[:, 3:].abs().sum() > 0
-
-
-def test_pose_jitter_moves_the_training_rays_only(ellipsoids: Path, monkeypatch):
-    from gansvr_ns.model import gansvr_model, poses
-
-    calls = []
-
-    def spy(bundle, sigma_deg, generator=None):
-        before = bundle.origins.detach().clone()
-        poses.jitter_rays(bundle, sigma_deg, generator)
-        calls.append((sigma_deg, (bundle.origins.detach() - before).norm(dim=-1).max().item()))
-
-    monkeypatch.setattr(gansvr_model, "jitter_rays", spy)
-
-    def configure(config):
-        config.pipeline.model.pose_jitter_deg = 5.0
-
-    pipeline = small_training_pipeline(ellipsoids, configure)
-    pipeline.get_train_loss_dict(step=0)
-    assert len(calls) == 1 and calls[0][0] == 5.0 and calls[0][1] > 1e-3  # the camera centres moved
-    pipeline.eval()
-    pipeline.get_eval_loss_dict(step=0)
-    assert len(calls) == 1  # evaluation renders the poses as they are
