@@ -1010,6 +1010,30 @@ def subtype_images(data: Path, ids: List[str]) -> Tuple[torch.Tensor, List[str],
     return torch.stack(images), owners, input_rows
 
 
+def silhouette_retrieval_accuracy(data: Path, train: List[str], held_out: List[str],
+                                  subtypes: Dict[str, str]) -> Optional[float]:
+    """Fraction of held-out instances whose input mask's nearest train pseudo-view mask (pixels that differ) is of an
+    instance of the same subtype; None when a held-out instance has no input_mask.png. Every train instance has masks
+    from all around it, so the nearest one is usually seen from the input's viewpoint: a reference for how much of the
+    subtype the input's silhouette shows, with no learning at all."""
+    from gansvr_ns.data.format import load_mask
+
+    if not all((data / i / "input_mask.png").is_file() for i in held_out):
+        return None
+    keys, owners = [], []
+    for instance in train:
+        for path in sorted((data / instance / "masks").glob("*.png")):
+            keys.append(torch.from_numpy(load_mask(path)).flatten())
+            owners.append(instance)
+    keys = torch.stack(keys)
+    hits = 0
+    for instance in held_out:
+        query = torch.from_numpy(load_mask(data / instance / "input_mask.png")).flatten()
+        nearest = int((keys != query).sum(dim=1).argmin())
+        hits += subtypes[owners[nearest]] == subtypes[instance]
+    return hits / len(held_out)
+
+
 @torch.no_grad()
 def accuracy_of(encoder: torch.nn.Module, classifier: torch.nn.Module, images: torch.Tensor,
                 labels: torch.Tensor) -> float:
@@ -1080,6 +1104,14 @@ class EncoderProbe:
         result = {"data": str(data), "machine": machine(), "subtypes": names, "train_images": len(train_images),
                   "held_out_images": len(test_images), "majority_accuracy": chance, "batch_size": self.batch_size}
 
+        input_chance = max(Counter(subtypes[i] for i in held_out).values()) / len(held_out)
+        result["input_majority_accuracy"] = input_chance
+        retrieval = silhouette_retrieval_accuracy(data, train, held_out, subtypes)
+        if retrieval is not None:
+            result["silhouette_retrieval_accuracy"] = retrieval
+            print(f"silhouette retrieval: {retrieval:.3f} of the held-out input masks have a nearest train pseudo-view "
+                  f"mask of their subtype (majority {input_chance:.3f})")
+
         steps = self.steps or default_iterations()
         model_config = GanSvrModelConfig()
         torch.manual_seed(self.seed)
@@ -1114,9 +1146,8 @@ class EncoderProbe:
                 keys, queries = (model.encode(images[rows]).cpu()
                                  for images, rows in ((train_images, train_inputs), (test_images, test_inputs)))
             accuracy = nearest_subtype_accuracy(queries, held_out, keys, train, subtypes)
-            input_chance = max(Counter(subtypes[i] for i in held_out).values()) / len(held_out)
             result["run"] = {"config": str(self.load_config), "nearest_neighbour_accuracy": accuracy,
-                             "majority_accuracy": input_chance, "held_out_inputs": len(held_out)}
+                             "held_out_inputs": len(held_out)}
             print(f"{self.load_config}: 1-NN subtype accuracy of its latents {accuracy:.3f} over {len(held_out)} "
                   f"held-out input images (majority {input_chance:.3f})")
         output = self.output or Path("outputs/encoder-probe/encoder_probe.json")

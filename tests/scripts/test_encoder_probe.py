@@ -22,7 +22,8 @@ def test_nearest_subtype_accuracy():
 
 
 def shaded_dataset(out: Path) -> Path:
-    """Ellipsoids whose every image is dark for subtype "dark" and light for "light": a subtype any encoder learns."""
+    """Ellipsoids whose every image is dark for subtype "dark" and light for "light", a subtype any encoder learns,
+    and whose every mask is the image's top half for "dark" and its bottom half for "light"."""
     data = make_ellipsoid_dataset(out, num_instances=16, views=3, size=24)
     info = json.loads((data / "dataset.json").read_text())
     ids = sorted(i for split in info["splits"].values() for i in split)
@@ -30,6 +31,10 @@ def shaded_dataset(out: Path) -> Path:
     for i, name in subtypes.items():
         for path in [data / i / "input.png", *(data / i / "views").glob("*.png")]:
             fmt.save_rgb(path, np.full((24, 24, 3), 0.1 if name == "dark" else 0.9, dtype=np.float32))
+        mask = np.zeros((24, 24), dtype=bool)
+        mask[:12] = True
+        for path in [data / i / "input_mask.png", *(data / i / "masks").glob("*.png")]:
+            fmt.save_mask(path, mask if name == "dark" else ~mask)
     info["generator"] = {"name": "test", "subtypes": subtypes}
     fmt.write_json(data / "dataset.json", info)
     return data
@@ -45,6 +50,8 @@ def test_probe_learns_a_subtype_the_images_show(tmp_path, capsys):
                                                 for s in ("val", "test"))
     assert json.loads(out.read_text())["subtypes"] == ["dark", "light"]
     assert result["classifier"][-1]["train_accuracy"] == 1.0
+    # a held-out input mask equals every train mask of its subtype
+    assert result["silhouette_retrieval_accuracy"] == 1.0
     assert "held-out 1.000" in capsys.readouterr().out
 
 
@@ -63,4 +70,4 @@ def test_probe_of_a_trained_run(ablation_run, tmp_path):
                                     output=tmp_path / "probe.json").main()
     assert result["run"]["held_out_inputs"] == len(info["splits"]["val"]) + len(info["splits"]["test"])
     assert 0.0 <= result["run"]["nearest_neighbour_accuracy"] <= 1.0
-    assert 0.0 < result["run"]["majority_accuracy"] <= 1.0
+    assert 0.0 < result["input_majority_accuracy"] <= 1.0
