@@ -41,6 +41,7 @@ import shlex
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +100,22 @@ def extent_ratios(pred_dir: Path, data: Path, ids: List[str]) -> Optional[List[f
     return [float(r) for r in np.mean(ratios, axis=0)]
 
 
+@contextmanager
+def mean_train_latent(model, data: Path):
+    """Within the block, `model` encodes every image to the mean latent of the train split's input images."""
+    from gansvr_ns.data.format import load_rgb
+
+    ids = json.loads((data / "dataset.json").read_text())["splits"]["train"]
+    with torch.no_grad():
+        latents = [model.encode(torch.from_numpy(load_rgb(data / i / "input.png")).permute(2, 0, 1)[None]) for i in ids]
+    mean = torch.cat(latents).mean(dim=0, keepdim=True)
+    model.encode = lambda images: mean.expand(len(images), -1)
+    try:
+        yield
+    finally:
+        del model.encode  # the instance attribute hid the class's method
+
+
 @dataclass
 class Quality:
     """Train, reconstruct the test split, and score it against ground truth and the another-instance baseline."""
@@ -115,6 +132,9 @@ class Quality:
     """Marching-cubes resolution of the reconstructions."""
     output: Optional[Path] = None
     """JSON file for the figures (default: <run>/quality.json)."""
+    mean_latent: bool = True
+    """Also reconstruct the test inputs with the mean latent of the train split's input images for every one of them:
+    the gap to the images' own latents is what conditioning on the image adds."""
 
     def main(self) -> Dict:
         from gansvr_ns.data.dataparser import ensure_dataset
@@ -145,6 +165,11 @@ class Quality:
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
             "extent_ratio": extent_ratios(run / "meshes", data, ids),
         }
+        if self.mean_latent:
+            with mean_train_latent(pipeline.model, data):
+                reconstruct_all(pipeline, inputs, run / "meshes_mean_latent", self.resolution)
+            result["test_mean_latent"] = evaluate_predictions(run / "meshes_mean_latent", data, "test")["mean"]
+            result["chamfer_ratio_mean_latent"] = result["test_mean_latent"]["chamfer_l1"] / baseline
         out = self.output or run / "quality.json"
         out.write_text(json.dumps(result, indent=2))
         print(quality_table(result))
@@ -154,6 +179,8 @@ class Quality:
 
 def quality_table(r: Dict) -> str:
     rows = [("test inputs", r["test"]), ("other renderer", r["test_other_renderer"])]
+    if r.get("test_mean_latent"):
+        rows.append(("test inputs, mean train latent", r["test_mean_latent"]))
     lines = ["| inputs | Chamfer-L1 | / another instance | F@0.05 | IoU |", "| --- | --- | --- | --- | --- |"]
     for name, m in rows:
         ratio = m["chamfer_l1"] / r["another_instance_chamfer"]

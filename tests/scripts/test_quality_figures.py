@@ -1,0 +1,50 @@
+"""`scripts/benchmark.py quality`: the size of the reconstructions against the ground truth; the mean-latent row."""
+
+import json
+from pathlib import Path
+
+import torch
+import trimesh
+
+from gansvr_ns.data.format import load_rgb
+from gansvr_ns.scripts.reconstruct import load_pipeline
+from tests.conftest import make_ellipsoid_dataset
+from tests.scripts.conftest import load_script
+
+benchmark = load_script("benchmark")
+
+
+def test_extent_ratio_is_the_mean_size_per_axis_over_ground_truth(tmp_path):
+    data = make_ellipsoid_dataset(tmp_path / "ellipsoids", num_instances=16, views=4, size=24)
+    ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for k, instance in enumerate(ids):
+        mesh = trimesh.load(data / instance / "mesh.ply", process=False)
+        mesh.apply_scale([1.0, 1.2 if k == 0 else 1.1, 0.9])  # one fatter than the rest, all flatter
+        mesh.apply_translation([0.3, 0.0, 0.0])  # position does not matter
+        mesh.export(pred / f"{instance}.ply")
+    x, y, z = benchmark.extent_ratios(pred, data, ids)
+    assert abs(x - 1.0) < 1e-6 and abs(z - 0.9) < 1e-6
+    assert abs(y - (1.2 + 1.1 * (len(ids) - 1)) / len(ids)) < 1e-6
+    (pred / f"{ids[-1]}.ply").unlink()
+    assert benchmark.extent_ratios(pred, data, ids) is None
+
+
+def test_mean_train_latent_replaces_every_images_latent_within_the_block(ablation_run):
+    _, data, output, _ = ablation_run
+    config = Path(json.loads(output.read_text())["variants"]["no_pose_refinement"]["seeds"]["0"]["config"])
+    model = load_pipeline(config).model
+    info = json.loads((data / "dataset.json").read_text())
+    image = lambda i: torch.from_numpy(load_rgb(data / i / "input.png")).permute(2, 0, 1)[None]  # noqa: E731
+    train = torch.cat([image(i) for i in info["splits"]["train"]])
+    tests = torch.cat([image(i) for i in info["splits"]["test"]])
+    with torch.no_grad():
+        expected = model.encode(train).mean(dim=0, keepdim=True)
+        own = model.encode(tests)
+        with benchmark.mean_train_latent(model, data):
+            inside = model.encode(tests)
+        after = model.encode(tests)
+    assert torch.allclose(inside, expected.expand_as(inside), atol=1e-5)
+    assert not torch.allclose(own, inside, atol=1e-4)  # the images' own latents differ from the mean
+    assert torch.equal(after, own)
