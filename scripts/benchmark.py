@@ -1091,8 +1091,8 @@ class EncoderProbe:
     """Classifier training steps (default: gansvr's default step count)."""
     batch_size: int = 4
     """Images per step (gansvr's encoder sees `instances_per_batch` = 4 images per step)."""
-    lr: float = 1e-3
-    """Adam learning rate (gansvr's encoder starts at 1e-3)."""
+    lr: float = 1e-4
+    """Adam learning rate (gansvr's encoder starts at 1e-4)."""
     input_size: Optional[int] = None
     """Size the encoder resizes its images to (default: the model's `encoder_input_size`)."""
     report_every: int = 350
