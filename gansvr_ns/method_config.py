@@ -22,8 +22,8 @@ from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
 MAX_STEPS = 1400
-"""Default steps: 13.7 min on 2 idle CPU cores (`scripts/benchmark.py quality`; 1500 steps took 15.5 min and scored
-the same within run-to-run variation, 0.99x against 1.03x the another-instance baseline on gan-car)."""
+"""Default steps: 14.0 min on 2 idle CPU cores on the 512-car gan-car (`scripts/benchmark.py quality`). On the earlier
+64-car set, 1500 steps took 15.5 min and scored the same as 1400 within run-to-run variation."""
 
 POSE_WARMUP_STEPS = 300
 
