@@ -875,6 +875,25 @@ class Domain:
         return {"method": run["method"], "aligned": run["aligned"], "config": str(config), "train_seconds": seconds}
 
 
+def save_level_set(grid, level: float, first_centre: float, cell: float, path: Path) -> None:
+    """Marching cubes of a cubic grid at `level`, written to `path`; index 0 of each axis lies at `first_centre`."""
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    vertices, faces, _, _ = marching_cubes(grid, level, spacing=(cell,) * 3)
+    trimesh.Trimesh(vertices + first_centre, faces).export(path)
+
+
+def reference_table(header: str, rows: Dict[str, Dict], baseline: float) -> str:
+    """Markdown table of reference meshes' scores (`rows`: name -> metrics with chamfer_ratio), baseline last."""
+    lines = [f"| {header} | Chamfer-L1 | / another instance | F@0.05 | IoU |", "| --- | --- | --- | --- | --- |"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {m['chamfer_l1']:.4f} | {m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} "
+                     f"| {m['iou']:.3f} |")
+    lines.append(f"| another instance | {baseline:.4f} | 1.00 | | |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # What the masks alone can give: the visual hulls of the test instances from their own pseudo views
 
@@ -897,9 +916,7 @@ class HullBound:
     """JSON file for the figures (default: <output-dir>/hull_bound.json)."""
 
     def main(self) -> Dict:
-        import trimesh
         from nerfstudio.data.datasets.base_dataset import InputDataset
-        from skimage.measure import marching_cubes
 
         from gansvr_ns.data.datamanager import load_split
         from gansvr_ns.data.dataparser import GanSvrDataParserConfig, ensure_dataset
@@ -929,19 +946,12 @@ class HullBound:
                     if grid.isnan().any():  # nothing left: write no mesh, the evaluation counts it as empty
                         (out / f"{instance}.ply").unlink(missing_ok=True)
                         continue
-                    vertices, faces, _, _ = marching_cubes(grid.numpy(), 0.0, spacing=(cell,) * 3)
-                    trimesh.Trimesh(vertices - 1.0 + cell / 2, faces).export(out / f"{instance}.ply")
+                    save_level_set(grid.numpy(), 0.0, -1.0 + cell / 2, cell, out / f"{instance}.ply")
                 scores = evaluate_predictions(out, data, "test")["mean"]
                 result["hulls"][name] = {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
         output = self.output or self.output_dir / "hull_bound.json"
         write_json(output, result)
-        lines = ["| visual hull of the test instance's own views | Chamfer-L1 | / another instance | F@0.05 | IoU |",
-                 "| --- | --- | --- | --- | --- |"]
-        for name, m in result["hulls"].items():
-            lines.append(f"| {name} | {m['chamfer_l1']:.4f} | {m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} "
-                         f"| {m['iou']:.3f} |")
-        lines.append(f"| another instance | {baseline:.4f} | 1.00 | | |")
-        print("\n".join(lines))
+        print(reference_table("visual hull of the test instance's own views", result["hulls"], baseline))
         print(f"\n{result['views_per_instance']} views per test instance, {self.resolution}^3 grid\nWrote {output}")
         return result
 
@@ -972,7 +982,6 @@ class PriorBound:
     def main(self) -> Dict:
         import numpy as np
         import trimesh
-        from skimage.measure import marching_cubes
 
         from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
@@ -1002,19 +1011,12 @@ class PriorBound:
                     continue
                 fraction = np.mean([inside[j] for j in sources], axis=0).reshape((self.resolution,) * 3)
                 padded = np.pad(fraction, 1)  # closed surfaces where a shape touches the box
-                vertices, faces, _, _ = marching_cubes(padded, self.level, spacing=(cell,) * 3)
-                trimesh.Trimesh(vertices - 1.0 - cell / 2, faces).export(out / f"{instance}.ply")
+                save_level_set(padded, self.level, -1.0 - cell / 2, cell, out / f"{instance}.ply")
             scores = evaluate_predictions(out, data, "test")["mean"]
             result["priors"][name] = {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
         output = self.output or self.output_dir / "prior_bound.json"
         write_json(output, result)
-        lines = ["| every test instance answered with | Chamfer-L1 | / another instance | F@0.05 | IoU |",
-                 "| --- | --- | --- | --- | --- |"]
-        for name, m in result["priors"].items():
-            lines.append(f"| {name} | {m['chamfer_l1']:.4f} | {m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} "
-                         f"| {m['iou']:.3f} |")
-        lines.append(f"| another instance | {baseline:.4f} | 1.00 | | |")
-        print("\n".join(lines))
+        print(reference_table("every test instance answered with", result["priors"], baseline))
         print(f"\n{len(train)} train shapes averaged on a {self.resolution}^3 grid\nWrote {output}")
         return result
 
