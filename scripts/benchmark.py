@@ -106,9 +106,9 @@ def mean_train_latent(model, data: Path):
     from gansvr_ns.data.format import load_rgb
 
     ids = json.loads((data / "dataset.json").read_text())["splits"]["train"]
+    images = torch.stack([torch.from_numpy(load_rgb(data / i / "input.png")).permute(2, 0, 1) for i in ids])
     with torch.no_grad():
-        latents = [model.encode(torch.from_numpy(load_rgb(data / i / "input.png")).permute(2, 0, 1)[None]) for i in ids]
-    mean = torch.cat(latents).mean(dim=0, keepdim=True)
+        mean = model.encode(images).mean(dim=0, keepdim=True)
     model.encode = lambda images: mean.expand(len(images), -1)
     try:
         yield
@@ -884,6 +884,14 @@ def save_level_set(grid, level: float, first_centre: float, cell: float, path: P
     trimesh.Trimesh(vertices + first_centre, faces).export(path)
 
 
+def reference_scores(pred_dir: Path, data: Path, baseline: float) -> Dict[str, float]:
+    """Mean test-split metrics of the meshes in `pred_dir`, with their Chamfer-L1 over the another-instance baseline."""
+    from gansvr_ns.eval.evaluate import evaluate_predictions
+
+    scores = evaluate_predictions(pred_dir, data, "test")["mean"]
+    return {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
+
+
 def reference_table(header: str, rows: Dict[str, Dict], baseline: float) -> str:
     """Markdown table of reference meshes' scores (`rows`: name -> metrics with chamfer_ratio), baseline last."""
     lines = [f"| {header} | Chamfer-L1 | / another instance | F@0.05 | IoU |", "| --- | --- | --- | --- | --- |"]
@@ -922,7 +930,7 @@ class HullBound:
         from gansvr_ns.data.dataparser import GanSvrDataParserConfig, ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.data.hull import instance_hull_sdfs
-        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
+        from gansvr_ns.eval.evaluate import another_instance_baseline
 
         data = ensure_dataset(self.data)
         outputs = GanSvrDataParserConfig(data=data).setup().get_dataparser_outputs(split="test")
@@ -947,8 +955,7 @@ class HullBound:
                         (out / f"{instance}.ply").unlink(missing_ok=True)
                         continue
                     save_level_set(grid.numpy(), 0.0, -1.0 + cell / 2, cell, out / f"{instance}.ply")
-                scores = evaluate_predictions(out, data, "test")["mean"]
-                result["hulls"][name] = {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
+                result["hulls"][name] = reference_scores(out, data, baseline)
         output = self.output or self.output_dir / "hull_bound.json"
         write_json(output, result)
         print(reference_table("visual hull of the test instance's own views", result["hulls"], baseline))
@@ -985,7 +992,7 @@ class PriorBound:
 
         from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
-        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
+        from gansvr_ns.eval.evaluate import another_instance_baseline
         from gansvr_ns.eval.metrics import grid_points, occupancy
 
         data = ensure_dataset(self.data)
@@ -1012,8 +1019,7 @@ class PriorBound:
                 fraction = np.mean([inside[j] for j in sources], axis=0).reshape((self.resolution,) * 3)
                 padded = np.pad(fraction, 1)  # closed surfaces where a shape touches the box
                 save_level_set(padded, self.level, -1.0 - cell / 2, cell, out / f"{instance}.ply")
-            scores = evaluate_predictions(out, data, "test")["mean"]
-            result["priors"][name] = {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
+            result["priors"][name] = reference_scores(out, data, baseline)
         output = self.output or self.output_dir / "prior_bound.json"
         write_json(output, result)
         print(reference_table("every test instance answered with", result["priors"], baseline))
@@ -1130,11 +1136,11 @@ class EncoderProbe:
         train_labels, test_labels = (torch.tensor([names.index(subtypes[i]) if subtypes[i] in names else -1
                                                    for i in owners]) for owners in (train_owners, test_owners))
         chance = max(Counter(test_labels.tolist()).values()) / len(test_labels)
-        result = {"data": str(data), "machine": machine(), "subtypes": names, "train_images": len(train_images),
-                  "held_out_images": len(test_images), "majority_accuracy": chance, "batch_size": self.batch_size}
-
         input_chance = max(Counter(subtypes[i] for i in held_out).values()) / len(held_out)
-        result["input_majority_accuracy"] = input_chance
+        result = {"data": str(data), "machine": machine(), "subtypes": names, "train_images": len(train_images),
+                  "held_out_images": len(test_images), "majority_accuracy": chance,
+                  "input_majority_accuracy": input_chance, "batch_size": self.batch_size}
+
         retrieval = silhouette_retrieval_accuracy(data, train, held_out, subtypes)
         if retrieval is not None:
             result["silhouette_retrieval_accuracy"] = retrieval
