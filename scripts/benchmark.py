@@ -528,8 +528,6 @@ def run_ablations(output: Path, settings: Dict, variants: List[str], seeds: List
 
     A variant's saved flags must equal its current ABLATION_VARIANTS entry, else the saved seeds would mix two
     different ablations."""
-    from gansvr_ns.data.format import write_json
-
     result = load_ablation_results(output, settings)
     result["another_instance_chamfer"] = baseline
     todo = [(v, s) for v in variants for s in seeds if str(s) not in result["variants"].get(v, {}).get("seeds", {})]
@@ -544,20 +542,53 @@ def run_ablations(output: Path, settings: Dict, variants: List[str], seeds: List
     same_as_full = {v for v in variants if v != "full" and flags_are_defaults(ABLATION_VARIANTS[v])}
     for k, (variant, seed) in enumerate(todo):
         print(f"[{k + 1}/{len(todo)}] {variant}, seed {seed}", flush=True)
-        entry = result["variants"].setdefault(variant, {"flags": ABLATION_VARIANTS[variant], "seeds": {}})
         full = result["variants"].get("full", {}).get("seeds", {}).get(str(seed))
         if variant in same_as_full and full is not None:  # the same config and seed: the same deterministic run
-            entry["seeds"][str(seed)] = {**full, "same_run_as": "full"}
+            run = {**full, "same_run_as": "full"}
         elif variant in ABLATION_EQUAL_TIME:
-            entry["seeds"][str(seed)] = run_one(variant, seed, equal_time_scale(result, variant, seed))
+            run = run_one(variant, seed, equal_time_scale(result, variant, seed))
         else:
-            entry["seeds"][str(seed)] = run_one(variant, seed)
-        entry.update(summarise_seeds(entry["seeds"]))
+            run = run_one(variant, seed)
+        result = save_ablation_run(output, settings, baseline, variant, seed, run)
+    return save_ablation_run(output, settings, baseline)
+
+
+def save_ablation_run(output: Path, settings: Dict, baseline: Optional[float], variant: Optional[str] = None,
+                      seed: int = 0, run: Optional[Dict] = None) -> Dict:
+    """Add one (variant, seed) run to the results in `output` as they are on disk now, and write them back in
+    ABLATION_VARIANTS order. Reading and writing under a lock lets invocations with different `--seeds` or
+    `--variants` share one output, e.g. two side by side on two cores."""
+    from gansvr_ns.data.format import write_json
+
+    with file_lock(output.with_name(output.name + ".lock")):
+        result = load_ablation_results(output, settings)
+        result["another_instance_chamfer"] = baseline
+        if variant is not None:
+            entry = result["variants"].setdefault(variant, {"flags": ABLATION_VARIANTS[variant], "seeds": {}})
+            entry["seeds"][str(seed)] = run
+            entry["seeds"] = dict(sorted(entry["seeds"].items(), key=lambda kv: int(kv[0])))
+            entry.update(summarise_seeds(entry["seeds"]))
+        order = list(ABLATION_VARIANTS)
+        result["variants"] = dict(sorted(result["variants"].items(), key=lambda kv: order.index(kv[0])))
         write_json(output, result)
-    order = list(ABLATION_VARIANTS)
-    result["variants"] = dict(sorted(result["variants"].items(), key=lambda kv: order.index(kv[0])))
-    write_json(output, result)
     return result
+
+
+@contextmanager
+def file_lock(path: Path):
+    """An exclusive advisory lock on `path` (created if absent) where the platform has fcntl; no lock elsewhere."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def equal_time_scale(result: Dict, variant: str, seed: int) -> float:

@@ -114,6 +114,23 @@ def test_resume_skips_finished_pairs(tmp_path):
         benchmark.run_ablations(output, {"data": "d", "iterations": 20}, ["full"], [0], finish)
 
 
+def test_invocations_sharing_an_output_keep_each_others_runs(tmp_path):
+    """A second invocation (other seeds) saves while the first is training: neither run is lost."""
+    output, settings = tmp_path / "ablations.json", {"data": "d", "iterations": 10}
+
+    def first(variant, seed):
+        if variant == "full":  # the other invocation finishes both of its runs meanwhile
+            benchmark.run_ablations(output, settings, ["full", "mean_latent"], [1],
+                                    lambda v, s: run_result(0.3, 0.5, 1.0, 2.0))
+        return run_result(0.1, 0.5, 1.0, 2.0)
+
+    result = benchmark.run_ablations(output, settings, ["full", "mean_latent"], [0], first)
+    assert {v: list(e["seeds"]) for v, e in result["variants"].items()} == {"full": ["0", "1"],
+                                                                           "mean_latent": ["0", "1"]}
+    assert result["variants"]["full"]["mean"]["chamfer"] == pytest.approx(0.2)
+    assert json.loads(output.read_text()) == result
+
+
 def test_resume_refuses_changed_variant_flags(tmp_path, monkeypatch):
     output = tmp_path / "ablations.json"
     benchmark.run_ablations(output, {}, ["mean_latent"], [0], lambda v, s: run_result(0.1, 0.5, 1.0, 2.0))
