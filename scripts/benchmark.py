@@ -32,6 +32,8 @@ prior-bound: what a shape prior without per-image detail can give: every test in
 encoder-probe: can the model's image encoder, trained from scratch in the default step budget, tell the generator's
             subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
             (1-nearest neighbour) tell them apart (a diagnostic, not a method).
+uncertainty-flaws: does a run's image uncertainty head give the generator's flawed pseudo views a higher sigma than
+            its clean ones (mean sigma inside the mask per flaw kind; a diagnostic of the first claim).
 """
 
 from __future__ import annotations
@@ -1227,6 +1229,68 @@ class EncoderProbe:
         return result
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# Does the image uncertainty head flag the flawed pseudo views? (a diagnostic of the first claim)
+
+
+@dataclass
+class UncertaintyFlaws:
+    """Mean sigma of a run's image uncertainty head inside the mask of pseudo views, grouped by the flaws that the
+    procedural generator put into each view (the optional "flaws" list of a view in cameras.json); a view with several
+    flaws counts under each. Higher sigma on flawed views than on clean ones means the head down-weights them."""
+
+    load_config: Path
+    """A gansvr run trained with the image uncertainty head (the default)."""
+    data: Optional[Path] = None
+    """Dataset with flaw labels (default: the run's own)."""
+    split: str = "train"
+    max_instances: int = 100
+    """Instances of the split read, from its start."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <run>/uncertainty_flaws.json)."""
+
+    def main(self) -> Dict:
+        from tqdm import tqdm
+
+        from gansvr_ns.data.format import load_mask, load_rgb, read_dataset, read_instance, write_json
+        from gansvr_ns.scripts.reconstruct import load_pipeline
+
+        pipeline = load_pipeline(self.load_config)
+        head = pipeline.model.image_uncertainty
+        if head is None:
+            raise SystemExit(f"{self.load_config}: the run has no image uncertainty head (--pipeline.model.uncertainty "
+                             f"is {pipeline.model.config.uncertainty})")
+        info = read_dataset(self.data or pipeline.datamanager.config.dataparser.data)
+        ids = info.splits.get(self.split, [])[: self.max_instances]
+        sigmas: Dict[str, List[float]] = {}
+        for instance in tqdm(ids, desc="uncertainty", unit="instance"):
+            record = read_instance(info, instance)
+            labels = json.loads((record.folder / "cameras.json").read_text())["views"]
+            for view, entry in zip(record.views, labels):
+                image = torch.from_numpy(load_rgb(view.image_path)).permute(2, 0, 1)[None].to(pipeline.device)
+                mask = torch.from_numpy(load_mask(view.mask_path)).to(pipeline.device)
+                with torch.no_grad():
+                    sigma = head(image)[0, 0]
+                if mask.any():
+                    for kind in entry.get("flaws") or ["clean"]:
+                        sigmas.setdefault(kind, []).append(float(sigma[mask].mean()))
+        if len(sigmas) < 2:
+            raise SystemExit(f"{info.root}: no views with flaw labels in the first {len(ids)} '{self.split}' "
+                             f"instances")
+        result = {"config": str(self.load_config), "data": str(info.root), "split": self.split,
+                  "instances": len(ids), "kinds": {k: {"views": len(v), "mean_sigma_in_mask": sum(v) / len(v)}
+                                                   for k, v in sorted(sigmas.items())}}
+        output = self.output or self.load_config.parent / "uncertainty_flaws.json"
+        write_json(output, result)
+        clean = result["kinds"].get("clean", {}).get("mean_sigma_in_mask")
+        print("| views | count | mean sigma in mask | / clean |\n| --- | --- | --- | --- |")
+        for kind, entry in result["kinds"].items():
+            ratio = "" if clean is None else f"{entry['mean_sigma_in_mask'] / clean:.2f}"
+            print(f"| {kind} | {entry['views']} | {entry['mean_sigma_in_mask']:.4f} | {ratio} |")
+        print(f"\nWrote {output}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
@@ -1236,6 +1300,7 @@ Commands = Union[
     Annotated[HullBound, tyro.conf.subcommand("hull-bound")],
     Annotated[PriorBound, tyro.conf.subcommand("prior-bound")],
     Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
+    Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
 ]
 
 if __name__ == "__main__":
