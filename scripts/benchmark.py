@@ -336,10 +336,9 @@ def flags_are_defaults(flags: List[str], config=None) -> bool:
 ABLATION_DATA_FLAGS = [
     "--category", "car", "--seed", "0", "--pose-noise-deg", "10", "--color-flaw-fraction", "0.3",
     "--color-flaw-strength", "0.5", "--blob-fraction", "0.2", "--mask-flaw-fraction", "0.15",
-    "--split-fractions", "0.7", "0.1", "0.2",
 ]
 """`gansvr-generate procedural` flags of the ablation set: GAN-like colour drift, blobs and mask errors in a fraction
-of the views and 10 degrees of rough-pose noise; a larger test split than the presets' for steadier means."""
+of the views and 10 degrees of rough-pose noise (each profile adds its size and split)."""
 
 
 @dataclass(frozen=True)
@@ -354,19 +353,18 @@ class AblationProfile:
     seeds: Tuple[int, ...]
     resolution: int
     train_flags: Tuple[str, ...]
-    data_flags: Tuple[str, ...] = ()
-    """`gansvr-generate procedural` flags after ABLATION_DATA_FLAGS (they win)."""
+    split_fractions: Tuple[float, float, float]
+    """Train, val, test fractions of the instances: larger test splits than the presets' for steadier means."""
 
 
 ABLATION_PROFILES = {
     # Hundreds of train cars at the default 1400-step budget: with a few dozen cars per-image conditioning cannot
     # generalise (`encoder-probe`), so the third claim is only testable on a set this size. About 16 minutes per
     # (variant, seed) on 2 quiet CPU cores, scoring of the 51 test cars included.
-    "full": AblationProfile(Path("data/ablation-car-512"), (512, 10, 64), None, (0, 1), 128, (),
-                            ("--split-fractions", "0.85", "0.05", "0.1")),
+    "full": AblationProfile(Path("data/ablation-car-512"), (512, 10, 64), None, (0, 1), 128, (), (0.85, 0.05, 0.1)),
     # ~7 variants x (250 steps of half the rays + start-up + scoring) in about 20 minutes on 2 quiet CPU cores
     "quick": AblationProfile(Path("data/ablation-car-quick"), (32, 12, 64), 250, (0,), 64,
-                             ("--pipeline.datamanager.rays-per-view", "32")),
+                             ("--pipeline.datamanager.rays-per-view", "32"), (0.7, 0.1, 0.2)),
 }
 
 ABLATION_METRICS = ("chamfer", "chamfer_ratio", "fscore", "iou", "train_seconds", "pose_rotation_error_deg",
@@ -422,8 +420,8 @@ def generate_ablation_data(data: Path, profile: AblationProfile, extra: str) -> 
     """The `gansvr-generate procedural` command of a profile's ablation set (`extra` flags come last and win)."""
     instances, views, pixels = profile.size
     return [str(BIN / "gansvr-generate"), "procedural", "--out", str(data), *ABLATION_DATA_FLAGS,
-            *profile.data_flags, "--num-instances", str(instances), "--views", str(views),
-            "--resolution", str(pixels), "--no-progress", *shlex.split(extra)]
+            "--split-fractions", *map(str, profile.split_fractions), "--num-instances", str(instances),
+            "--views", str(views), "--resolution", str(pixels), "--no-progress", *shlex.split(extra)]
 
 
 def run_logged(cmd: List[str], log: Path) -> float:
@@ -531,7 +529,6 @@ def run_ablations(output: Path, settings: Dict, variants: List[str], seeds: List
     A variant's saved flags must equal its current ABLATION_VARIANTS entry, else the saved seeds would mix two
     different ablations."""
     result = load_ablation_results(output, settings)
-    result["another_instance_chamfer"] = baseline
     todo = [(v, s) for v in variants for s in seeds if str(s) not in result["variants"].get(v, {}).get("seeds", {})]
     for variant in variants:
         saved = result["variants"].get(variant)
@@ -551,13 +548,13 @@ def run_ablations(output: Path, settings: Dict, variants: List[str], seeds: List
             run = run_one(variant, seed, equal_time_scale(result, variant, seed))
         else:
             run = run_one(variant, seed)
-        result = save_ablation_run(output, settings, baseline, variant, seed, run)
+        result = save_ablation_run(output, settings, baseline, (variant, seed, run))
     return save_ablation_run(output, settings, baseline)
 
 
-def save_ablation_run(output: Path, settings: Dict, baseline: Optional[float], variant: Optional[str] = None,
-                      seed: int = 0, run: Optional[Dict] = None) -> Dict:
-    """Add one (variant, seed) run to the results in `output` as they are on disk now, and write them back in
+def save_ablation_run(output: Path, settings: Dict, baseline: Optional[float],
+                      added: Optional[Tuple[str, int, Dict]] = None) -> Dict:
+    """Add one (variant, seed, run) to the results in `output` as they are on disk now, and write them back in
     ABLATION_VARIANTS order. Reading and writing under a lock lets invocations with different `--seeds` or
     `--variants` share one output, e.g. two side by side on two cores."""
     from gansvr_ns.data.format import write_json
@@ -565,7 +562,8 @@ def save_ablation_run(output: Path, settings: Dict, baseline: Optional[float], v
     with file_lock(output.with_name(output.name + ".lock")):
         result = load_ablation_results(output, settings)
         result["another_instance_chamfer"] = baseline
-        if variant is not None:
+        if added is not None:
+            variant, seed, run = added
             entry = result["variants"].setdefault(variant, {"flags": ABLATION_VARIANTS[variant], "seeds": {}})
             entry["seeds"][str(seed)] = run
             entry["seeds"] = dict(sorted(entry["seeds"].items(), key=lambda kv: int(kv[0])))
@@ -1264,13 +1262,13 @@ class UncertaintyFlaws:
         ids = info.splits.get(self.split, [])[: self.max_instances]
         sigmas: Dict[str, List[float]] = {}
         for instance in tqdm(ids, desc="uncertainty", unit="instance"):
-            record = read_instance(info, instance)
+            record = read_instance(info, instance)  # its views' flaw labels are the generator's, not the format's
             labels = json.loads((record.folder / "cameras.json").read_text())["views"]
-            for view, entry in zip(record.views, labels):
-                image = torch.from_numpy(load_rgb(view.image_path)).permute(2, 0, 1)[None].to(pipeline.device)
+            images = torch.stack([torch.from_numpy(load_rgb(v.image_path)).permute(2, 0, 1) for v in record.views])
+            with torch.no_grad():
+                maps = head(images.to(pipeline.device))[:, 0]
+            for sigma, view, entry in zip(maps, record.views, labels):
                 mask = torch.from_numpy(load_mask(view.mask_path)).to(pipeline.device)
-                with torch.no_grad():
-                    sigma = head(image)[0, 0]
                 if mask.any():
                     for kind in entry.get("flaws") or ["clean"]:
                         sigmas.setdefault(kind, []).append(float(sigma[mask].mean()))
