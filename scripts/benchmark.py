@@ -1233,7 +1233,8 @@ class EncoderProbe:
 
 @dataclass
 class UncertaintyFlaws:
-    """Mean sigma of a run's image uncertainty head inside the mask of pseudo views, grouped by the flaws that the
+    """Mean sigma of a run's image uncertainty head inside the mask of pseudo views (and, for a head that also
+    predicts the mask's sigma, that sigma within 4 px of the mask), grouped by the flaws that the
     procedural generator put into each view (the optional "flaws" list of a view in cameras.json); a view with several
     flaws counts under each. Higher sigma on flawed views than on clean ones means the head down-weights them."""
 
@@ -1261,30 +1262,43 @@ class UncertaintyFlaws:
         info = read_dataset(self.data or pipeline.datamanager.config.dataparser.data)
         ids = info.splits.get(self.split, [])[: self.max_instances]
         sigmas: Dict[str, List[float]] = {}
+        mask_sigmas: Dict[str, List[float]] = {}
         for instance in tqdm(ids, desc="uncertainty", unit="instance"):
             record = read_instance(info, instance)  # its views' flaw labels are the generator's, not the format's
             labels = json.loads((record.folder / "cameras.json").read_text())["views"]
             images = torch.stack([torch.from_numpy(load_rgb(v.image_path)).permute(2, 0, 1) for v in record.views])
+            masks = torch.stack([torch.from_numpy(load_mask(v.mask_path)) for v in record.views])[:, None]
             with torch.no_grad():
-                maps = head(images.to(pipeline.device))[:, 0]
-            for sigma, view, entry in zip(maps, record.views, labels):
-                mask = torch.from_numpy(load_mask(view.mask_path)).to(pipeline.device)
+                maps = head(images.to(pipeline.device), masks.float().to(pipeline.device))
+                near = torch.nn.functional.max_pool2d(masks.float(), 9, stride=1, padding=4).bool()[:, 0]
+            for sigma, mask, band, entry in zip(maps, masks[:, 0], near, labels):
                 if mask.any():
                     for kind in entry.get("flaws") or ["clean"]:
-                        sigmas.setdefault(kind, []).append(float(sigma[mask].mean()))
+                        sigmas.setdefault(kind, []).append(float(sigma[0][mask].mean()))
+                        if head.with_mask:
+                            mask_sigmas.setdefault(kind, []).append(float(sigma[1][band].mean()))
         if len(sigmas) < 2:
             raise SystemExit(f"{info.root}: no views with flaw labels in the first {len(ids)} '{self.split}' "
                              f"instances")
         result = {"config": str(self.load_config), "data": str(info.root), "split": self.split,
                   "instances": len(ids), "kinds": {k: {"views": len(v), "mean_sigma_in_mask": sum(v) / len(v)}
                                                    for k, v in sorted(sigmas.items())}}
+        for kind, values in mask_sigmas.items():
+            result["kinds"][kind]["mean_mask_sigma_near_mask"] = sum(values) / len(values)
         output = self.output or self.load_config.parent / "uncertainty_flaws.json"
         write_json(output, result)
-        clean = result["kinds"].get("clean", {}).get("mean_sigma_in_mask")
-        print("| views | count | mean sigma in mask | / clean |\n| --- | --- | --- | --- |")
+        columns = [("mean_sigma_in_mask", "colour sigma in mask")]
+        if mask_sigmas:
+            columns.append(("mean_mask_sigma_near_mask", "mask sigma within 4 px of the mask"))
+        clean = result["kinds"].get("clean", {})
+        print("| views | count | " + " | ".join(f"{title} | / clean" for _, title in columns) + " |")
+        print("| --- | --- |" + " --- | --- |" * len(columns))
         for kind, entry in result["kinds"].items():
-            ratio = "" if clean is None else f"{entry['mean_sigma_in_mask'] / clean:.2f}"
-            print(f"| {kind} | {entry['views']} | {entry['mean_sigma_in_mask']:.4f} | {ratio} |")
+            cells = []
+            for key, _ in columns:
+                ratio = f"{entry[key] / clean[key]:.2f}" if key in clean else ""
+                cells += [f"{entry[key]:.4f}", ratio]
+            print(f"| {kind} | {entry['views']} | " + " | ".join(cells) + " |")
         print(f"\nWrote {output}")
         return result
 

@@ -140,7 +140,8 @@ def predicted_sigma(model, info: fmt.DatasetInfo, instance_id: str, index: int) 
     record = fmt.read_instance(info, instance_id)
     view = torch.from_numpy(fmt.load_rgb(record.views[index].image_path)).permute(2, 0, 1)[None]
     if getattr(model, "image_uncertainty", None) is not None:
-        return model.image_uncertainty(view.to(model.device))[0, 0].cpu().numpy()
+        mask = torch.from_numpy(fmt.load_mask(record.views[index].mask_path)).float()[None, None]
+        return model.image_uncertainty(view.to(model.device), mask.to(model.device))[0, 0].cpu().numpy()
     image = torch.from_numpy(fmt.load_rgb(record.input_path)).permute(2, 0, 1)[None]
     outputs = model.render_for_image(view_camera(info, record, index).to(model.device), image)
     return outputs["uncertainty"][..., 0].cpu().numpy()

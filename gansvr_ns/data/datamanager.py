@@ -243,6 +243,7 @@ class GanSvrDataManager(DataManager):
             "mask": data.masks[index, ..., None].float().to(self.device),
             "condition_images": data.inputs[instance : instance + 1].to(self.device),
             "view_images": data.images[index : index + 1].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
+            "view_masks": data.masks[index : index + 1, None].float().to(self.device),
             "instance": instance,
         }
         return camera, batch
@@ -250,7 +251,8 @@ class GanSvrDataManager(DataManager):
     def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float):
         """Draw instances, views and pixels; return the rays and the batch of targets and images.
 
-        The rays' metadata `instance` indexes the batch's `condition_images`; `ray_view` indexes `view_images`.
+        The rays' metadata `instance` indexes the batch's `condition_images`; `ray_view` indexes `view_images` and
+        `view_masks`.
         """
         assert data is not None, "no data is loaded in inference mode"
         cfg = self.config
@@ -280,6 +282,7 @@ class GanSvrDataManager(DataManager):
             "condition_images": torch.stack(conds).to(self.device),
             "consistency_images": torch.stack(others).to(self.device),
             "view_images": data.images[cams].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
+            "view_masks": data.masks[cams][:, None].float().to(self.device),
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
             "instances": torch.tensor(chosen, dtype=torch.long),

@@ -72,6 +72,17 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     there is no such output (a constant map would claim a confidence the model does not have)."""
     sigma_min: float = 0.02
     """Smallest uncertainty sigma."""
+    mask_uncertainty: bool = True
+    """With the image head: it also reads each view's mask and predicts a second sigma map, for the mask. It weights
+    each ray's silhouette BCE by its relative confidence (1/sigma over the batch's mean 1/sigma, so the term keeps
+    `mask_loss_mult` as its total weight) and learns from BCE / sigma + log sigma. A wrong mask (dilated, eroded,
+    with holes) leaves the image right, so the colour's sigma cannot see it; and the silhouette is the term that
+    shapes the geometry."""
+    uncertainty_weighting: Literal["likelihood", "relative"] = "likelihood"
+    """How the colour's sigma weights the L1 colour term: "likelihood" is the paper's |c - c_hat| / sigma + log sigma
+    (the term's total weight grows as sigma falls); "relative" weights each ray by 1/sigma over the batch's mean
+    1/sigma (the total weight stays `rgb_loss_mult`, as without uncertainty), and sigma learns from the same
+    likelihood with the residual held fixed."""
     rgb_loss_mult: float = 1.0
     """Weight of the (uncertainty-weighted) L1 colour loss inside the mask."""
     mask_loss_mult: float = 10.0
@@ -145,7 +156,9 @@ class GanSvrModel(InstanceSelection, Model):
         self.collider = SphereCollider(center=torch.zeros(3), radius=1.0)
         self.variance = nn.Parameter(torch.tensor(cfg.init_variance))
         self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
-        self.image_uncertainty = ImageUncertaintyHead(sigma_min=cfg.sigma_min) if cfg.uncertainty == "image" else None
+        self.image_uncertainty = None
+        if cfg.uncertainty == "image":
+            self.image_uncertainty = ImageUncertaintyHead(sigma_min=cfg.sigma_min, with_mask=cfg.mask_uncertainty)
         self.uncertainty_field = None
         if cfg.uncertainty == "field":
             self.uncertainty_field = UncertaintyField(
@@ -211,14 +224,18 @@ class GanSvrModel(InstanceSelection, Model):
         self.field.selected = code
 
     def get_outputs_for_camera(self, camera, obb_box=None) -> Dict[str, Tensor]:
-        """The selected instance's rendering; with the image-space uncertainty head, its sigma map of the rendered
-        image as "uncertainty" (the "field" mode renders one along the rays)."""
+        """The selected instance's rendering; with the image-space uncertainty head, its colour sigma map of the
+        rendered image as "uncertainty" (and, with `mask_uncertainty`, the mask sigma map of the rendered image and
+        opacity as "mask_uncertainty"); the "field" mode renders one along the rays."""
         outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         if self.image_uncertainty is not None:
             rgb = outputs["rgb"]
+            to_maps = lambda t: t.permute(2, 0, 1)[None].to(self.device)  # noqa: E731
             with torch.no_grad():
-                sigma = self.image_uncertainty(rgb.permute(2, 0, 1)[None].to(self.device))
-            outputs["uncertainty"] = sigma[0].permute(1, 2, 0).to(rgb.device)
+                sigma = self.image_uncertainty(to_maps(rgb), to_maps(outputs["accumulation"]))[0].to(rgb.device)
+            outputs["uncertainty"] = sigma[0, :, :, None]
+            if self.image_uncertainty.with_mask:
+                outputs["mask_uncertainty"] = sigma[1, :, :, None]
         return outputs
 
     def _ray_code(self, ray_bundle: RayBundle) -> LatentCode:
@@ -292,23 +309,37 @@ class GanSvrModel(InstanceSelection, Model):
     # ------------------------------------------------------------------------------------------
     # Losses and metrics.
 
-    def _sigma(self, outputs: Dict[str, Tensor], batch: Dict) -> Optional[Tensor]:
+    def _sigmas(self, outputs: Dict[str, Tensor], batch: Dict) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """Each ray's colour sigma and mask sigma (None where the model has no such uncertainty)."""
         if self.image_uncertainty is not None and "ray_view" in batch:
-            return self.image_uncertainty.at_pixels(batch["view_images"], batch["ray_view"], batch["ray_pixel"])
-        return outputs.get("uncertainty")
+            sigmas = self.image_uncertainty.at_pixels(
+                batch["view_images"], batch["ray_view"], batch["ray_pixel"], batch.get("view_masks")
+            )
+            return sigmas[:, :1], sigmas[:, 1:] if self.image_uncertainty.with_mask else None
+        return outputs.get("uncertainty"), None
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         cfg = self.config
         mask = batch["mask"]
-        sigma = self._sigma(outputs, batch)
+        sigma, mask_sigma = self._sigmas(outputs, batch)
+        loss_dict = {}
         if sigma is None:
             rgb_loss = losses.masked_l1(outputs["rgb"], batch["image"], mask)
-        else:
+        elif cfg.uncertainty_weighting == "likelihood":
             rgb_loss = losses.uncertainty_l1(outputs["rgb"], batch["image"], sigma, mask)
-        loss_dict = {
-            "rgb_loss": cfg.rgb_loss_mult * rgb_loss,
-            "mask_loss": cfg.mask_loss_mult * losses.silhouette_bce(outputs["accumulation"], mask),
-        }
+        else:
+            residual = losses.l1_residual(outputs["rgb"], batch["image"])
+            rgb_loss = losses.masked_l1(outputs["rgb"], batch["image"], mask * losses.relative_confidence(sigma, mask))
+            loss_dict["rgb_sigma_loss"] = losses.sigma_nll(residual, sigma, mask)
+        if mask_sigma is None:
+            mask_loss = losses.silhouette_bce(outputs["accumulation"], mask)
+        else:
+            every = torch.ones_like(mask)
+            bce = losses.bce_per_ray(outputs["accumulation"], mask)
+            mask_loss = (bce * losses.relative_confidence(mask_sigma, every)).mean()
+            loss_dict["mask_sigma_loss"] = losses.sigma_nll(bce, mask_sigma, every)
+        loss_dict["rgb_loss"] = cfg.rgb_loss_mult * rgb_loss
+        loss_dict["mask_loss"] = cfg.mask_loss_mult * mask_loss
         if self.training:
             loss_dict["eikonal_loss"] = cfg.eikonal_loss_mult * losses.eikonal(outputs["eik_grad"])
             self.camera_optimizer.get_loss_dict(loss_dict)
@@ -393,6 +424,7 @@ class GanSvrModel(InstanceSelection, Model):
             "normals": outputs["normals"],
         }
         if self.image_uncertainty is not None:
-            sigma = self.image_uncertainty(batch["view_images"].to(self.device))[0, 0, :, :, None]
-            images["uncertainty"] = (sigma / sigma.max()).expand(-1, -1, 3)
+            sigmas = self.image_uncertainty(batch["view_images"].to(self.device), batch["view_masks"].to(self.device))
+            for name, sigma in zip(("uncertainty", "mask_uncertainty"), sigmas[0, :, :, :, None]):
+                images[name] = (sigma / sigma.max()).expand(-1, -1, 3)
         return metrics, images

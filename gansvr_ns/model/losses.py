@@ -18,17 +18,45 @@ def uncertainty_l1(
     For a fixed residual r the minimum over sigma is at sigma = r (d/dsigma: -r/sigma^2 + 1/sigma = 0), so a
     learned sigma tracks how far a pixel can be trusted and down-weights the unreliable ones.
     """
-    residual = (pred - target).abs().mean(dim=-1, keepdim=True)
-    per_ray = residual / sigma + torch.log(sigma)
+    per_ray = l1_residual(pred, target) / sigma + torch.log(sigma)
     return (per_ray * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def relative_confidence(
+    sigma: Float[Tensor, "num_rays 1"], weight: Float[Tensor, "num_rays 1"]
+) -> Float[Tensor, "num_rays 1"]:
+    """Per-ray weights 1/sigma scaled to a mean of 1 over the weighted rays, without gradient: sigma then only moves
+    weight between rays, and a term weighted by it keeps its total weight."""
+    confidence = 1.0 / sigma.detach()
+    return confidence * weight.sum().clamp_min(1.0) / (confidence * weight).sum().clamp_min(1e-12)
+
+
+def sigma_nll(
+    residual: Float[Tensor, "num_rays 1"], sigma: Float[Tensor, "num_rays 1"], weight: Float[Tensor, "num_rays 1"]
+) -> Float[Tensor, ""]:
+    """Mean over weighted rays of r / sigma + log sigma with the residual r held fixed: only sigma learns from it,
+    towards sigma = r."""
+    per_ray = residual.detach() / sigma + torch.log(sigma)
+    return (per_ray * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def l1_residual(pred: Float[Tensor, "num_rays 3"], target: Float[Tensor, "num_rays 3"]) -> Float[Tensor, "num_rays 1"]:
+    """mean_c |c - c_hat| per ray."""
+    return (pred - target).abs().mean(dim=-1, keepdim=True)
+
+
+def bce_per_ray(
+    accumulation: Float[Tensor, "num_rays 1"], mask: Float[Tensor, "num_rays 1"], eps: float = 1e-4
+) -> Float[Tensor, "num_rays 1"]:
+    """Binary cross-entropy of each ray's rendered opacity against its mask value."""
+    return torch.nn.functional.binary_cross_entropy(accumulation.clamp(eps, 1.0 - eps), mask, reduction="none")
 
 
 def masked_l1(
     pred: Float[Tensor, "num_rays 3"], target: Float[Tensor, "num_rays 3"], weight: Float[Tensor, "num_rays 1"]
 ) -> Float[Tensor, ""]:
     """Plain L1 over weighted rays: mean of mean_c |c - c_hat| (the loss without uncertainty)."""
-    residual = (pred - target).abs().mean(dim=-1, keepdim=True)
-    return (residual * weight).sum() / weight.sum().clamp_min(1.0)
+    return (l1_residual(pred, target) * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def silhouette_bce(

@@ -1,7 +1,8 @@
 """The two sources of per-pixel uncertainty sigma for the pseudo views.
 
 (a) `ImageUncertaintyHead`, the paper's module: a small CNN over a pseudo view predicts a sigma map from the
-    image alone; the loss reads it at the rays' pixels.
+    image (and, optionally, a second one for the mask from the image and its mask); the losses read them at the
+    rays' pixels.
 (b) `UncertaintyField`: a per-sample uncertainty from the geometry features, the latent and a per-view
     embedding, rendered along the rays with the same weights as the colour.
 
@@ -10,28 +11,44 @@ Both produce sigma >= sigma_min through a softplus.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
 
 class ImageUncertaintyHead(nn.Module):
-    """A dilated CNN (receptive field 15 px) mapping a pseudo view to a sigma map of the same size."""
+    """A dilated CNN (receptive field 15 px) mapping a pseudo view to sigma maps of the same size.
 
-    def __init__(self, hidden: int = 16, sigma_min: float = 0.02):
+    Channel 0 is the colour's sigma. With `with_mask` the CNN also reads the view's mask and channel 1 is the mask's
+    sigma: a wrong mask (dilated, eroded, with holes) leaves the image itself right, so only the two together show
+    where they disagree.
+    """
+
+    def __init__(self, hidden: int = 16, sigma_min: float = 0.02, with_mask: bool = False):
         super().__init__()
         self.sigma_min = sigma_min
+        self.with_mask = with_mask
         self.net = nn.Sequential(
-            nn.Conv2d(3, hidden, 3, padding=1),
+            nn.Conv2d(4 if with_mask else 3, hidden, 3, padding=1),
             nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2),
             nn.ReLU(),
             nn.Conv2d(hidden, hidden, 3, padding=4, dilation=4),
             nn.ReLU(),
-            nn.Conv2d(hidden, 1, 1),
+            nn.Conv2d(hidden, 2 if with_mask else 1, 1),
         )
 
-    def forward(self, views: Float[Tensor, "num_views 3 height width"]) -> Float[Tensor, "num_views 1 height width"]:
+    def forward(
+        self,
+        views: Float[Tensor, "num_views 3 height width"],
+        masks: Optional[Float[Tensor, "num_views 1 height width"]] = None,
+    ) -> Float[Tensor, "num_views channels height width"]:
+        if self.with_mask:
+            if masks is None:
+                raise ValueError("this uncertainty head reads each view's mask too; none was given")
+            views = torch.cat([views, masks.to(views.dtype)], dim=1)
         return nn.functional.softplus(self.net(views)) + self.sigma_min
 
     def at_pixels(
@@ -39,10 +56,11 @@ class ImageUncertaintyHead(nn.Module):
         views: Float[Tensor, "num_views 3 height width"],
         ray_view: Int[Tensor, " num_rays"],
         ray_pixel: Int[Tensor, "num_rays 2"],
-    ) -> Float[Tensor, "num_rays 1"]:
-        """Sigma of each ray: the map of its view read at its (y, x) pixel."""
-        maps = self(views)
-        return maps[ray_view, 0, ray_pixel[:, 0], ray_pixel[:, 1]][:, None]
+        masks: Optional[Float[Tensor, "num_views 1 height width"]] = None,
+    ) -> Float[Tensor, "num_rays channels"]:
+        """Sigmas of each ray: the maps of its view read at its (y, x) pixel."""
+        maps = self(views, masks)
+        return maps[ray_view, :, ray_pixel[:, 0], ray_pixel[:, 1]]
 
 
 class UncertaintyField(nn.Module):

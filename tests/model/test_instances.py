@@ -128,8 +128,10 @@ def test_viewer_uncertainty_of_the_image_head_is_its_map_of_the_rendered_image(e
     sigma = outputs["uncertainty"]
     assert sigma.shape == (24, 20, 1) and float(sigma.min()) >= pipeline.model.config.sigma_min
     with torch.no_grad():
-        expected = pipeline.model.image_uncertainty(outputs["rgb"].permute(2, 0, 1)[None])
+        maps = lambda t: t.permute(2, 0, 1)[None]  # noqa: E731
+        expected = pipeline.model.image_uncertainty(maps(outputs["rgb"]), maps(outputs["accumulation"]))
     torch.testing.assert_close(sigma[..., 0], expected[0, 0])
+    torch.testing.assert_close(outputs["mask_uncertainty"][..., 0], expected[0, 1])
 
 
 def test_viewer_uncertainty_of_the_field_is_rendered(ellipsoids):

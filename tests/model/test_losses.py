@@ -59,3 +59,26 @@ def test_latent_spread_hinge_penalises_collapsed_latents_only():
     losses.latent_spread_hinge(latents).backward()
     step = latents - 10.0 * latents.grad  # a gradient step spreads the latents apart
     assert losses.latent_spread_hinge(step) < losses.latent_spread_hinge(collapsed)
+
+
+def test_relative_confidence_keeps_the_total_weight_and_favours_small_sigma():
+    sigma = torch.tensor([[0.1], [0.2], [0.4], [5.0]], requires_grad=True)
+    weight = torch.tensor([[1.0], [1.0], [1.0], [0.0]])
+    confidence = losses.relative_confidence(sigma, weight)
+    assert not confidence.requires_grad
+    torch.testing.assert_close((confidence * weight).sum(), weight.sum())
+    torch.testing.assert_close(confidence[:3, 0], torch.tensor([4.0, 2.0, 1.0]) * 3.0 / 7.0)
+
+
+def test_sigma_nll_moves_only_sigma_towards_the_residual():
+    residual = torch.tensor([[0.3], [0.05]], requires_grad=True)
+    sigma = torch.tensor([[0.3], [0.5]], requires_grad=True)
+    losses.sigma_nll(residual, sigma, torch.ones(2, 1)).backward()
+    assert residual.grad is None
+    assert abs(float(sigma.grad[0])) < 1e-6  # sigma = r is the optimum
+    assert float(sigma.grad[1]) > 0  # sigma above its residual shrinks
+
+
+def test_bce_per_ray_averages_to_the_silhouette_loss():
+    accumulation, mask = torch.rand(50, 1), (torch.rand(50, 1) > 0.5).float()
+    torch.testing.assert_close(losses.bce_per_ray(accumulation, mask).mean(), losses.silhouette_bce(accumulation, mask))

@@ -9,17 +9,29 @@ from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 from tests.conftest import small_training_pipeline
 
 
-def test_image_head_reads_each_rays_own_pixel():
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_image_head_reads_each_rays_own_pixel(with_mask):
     torch.manual_seed(0)
-    head = ImageUncertaintyHead(sigma_min=0.05)
-    views = torch.rand(3, 3, 16, 20)
-    maps = head(views)
-    assert maps.shape == (3, 1, 16, 20) and (maps >= 0.05).all()
+    head = ImageUncertaintyHead(sigma_min=0.05, with_mask=with_mask)
+    views, masks = torch.rand(3, 3, 16, 20), (torch.rand(3, 1, 16, 20) > 0.5).float()
+    maps = head(views, masks)
+    channels = 2 if with_mask else 1
+    assert maps.shape == (3, channels, 16, 20) and (maps >= 0.05).all()
     ray_view = torch.tensor([0, 2, 1, 2])
     ray_pixel = torch.tensor([[0, 0], [15, 19], [7, 3], [4, 11]])
-    sigma = head.at_pixels(views, ray_view, ray_pixel)
-    expected = torch.stack([maps[v, 0, y, x] for v, (y, x) in zip(ray_view.tolist(), ray_pixel.tolist())])[:, None]
+    sigma = head.at_pixels(views, ray_view, ray_pixel, masks)
+    expected = torch.stack([maps[v, :, y, x] for v, (y, x) in zip(ray_view.tolist(), ray_pixel.tolist())])
     torch.testing.assert_close(sigma, expected)
+
+
+def test_mask_head_sees_the_mask_and_needs_it():
+    torch.manual_seed(0)
+    head = ImageUncertaintyHead(with_mask=True)
+    views = torch.rand(1, 3, 16, 20)
+    full, empty = torch.ones(1, 1, 16, 20), torch.zeros(1, 1, 16, 20)
+    assert not torch.allclose(head(views, full), head(views, empty))
+    with pytest.raises(ValueError, match="mask"):
+        head(views)
 
 
 def test_uncertainty_field_depends_on_the_view_and_falls_back_to_the_mean_embedding():
@@ -38,11 +50,21 @@ def test_uncertainty_field_depends_on_the_view_and_falls_back_to_the_mean_embedd
     torch.testing.assert_close(mean, torch.nn.functional.softplus(field.out(h)))
 
 
-@pytest.mark.parametrize("uncertainty,conditioning", [("image", "concat"), ("field", "film"), ("none", "concat")])
-def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning):
+@pytest.mark.parametrize(
+    "uncertainty,conditioning,mask_uncertainty,weighting",
+    [
+        ("image", "concat", True, "likelihood"),
+        ("image", "film", False, "relative"),
+        ("field", "film", False, "relative"),
+        ("none", "concat", False, "likelihood"),
+    ],
+)
+def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning, mask_uncertainty, weighting):
     def configure(config):
         config.pipeline.model.uncertainty = uncertainty
         config.pipeline.model.sdf_field.conditioning = conditioning
+        config.pipeline.model.mask_uncertainty = mask_uncertainty
+        config.pipeline.model.uncertainty_weighting = weighting
 
     pipeline = small_training_pipeline(ellipsoids, configure)
     _, losses, metrics = pipeline.get_train_loss_dict(step=0)
@@ -57,6 +79,11 @@ def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, con
     heads = {"image": model.image_uncertainty, "field": model.uncertainty_field, "none": None}[uncertainty]
     if heads is not None:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.parameters())
+    assert ("mask_sigma_loss" in losses) == (uncertainty == "image" and mask_uncertainty)
+    assert ("rgb_sigma_loss" in losses) == (uncertainty != "none" and weighting == "relative")
+    if uncertainty == "image" and mask_uncertainty:
+        out = model.image_uncertainty.net[-1]
+        assert out.weight.grad[1].abs().sum() > 0  # the mask's sigma channel learns
     assert set(pipeline.get_param_groups()) >= {"fields", "encoder", "camera_opt"}
 
 
