@@ -123,7 +123,7 @@ def render_non_square(pipeline):
 
 
 def test_viewer_uncertainty_of_the_image_head_is_its_map_of_the_rendered_image(ellipsoids):
-    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="image")
+    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="image", mask_uncertainty="pixel")
     outputs = render_non_square(pipeline)
     sigma = outputs["uncertainty"]
     assert sigma.shape == (24, 20, 1) and float(sigma.min()) >= pipeline.model.config.sigma_min

@@ -53,10 +53,11 @@ def test_uncertainty_field_depends_on_the_view_and_falls_back_to_the_mean_embedd
 @pytest.mark.parametrize(
     "uncertainty,conditioning,mask_uncertainty,weighting",
     [
-        ("image", "concat", True, "likelihood"),
-        ("image", "film", False, "relative"),
-        ("field", "film", False, "relative"),
-        ("none", "concat", False, "likelihood"),
+        ("image", "concat", "pixel", "likelihood"),
+        ("image", "concat", "view", "likelihood"),
+        ("image", "film", "off", "relative"),
+        ("field", "film", "off", "relative"),
+        ("none", "concat", "off", "likelihood"),
     ],
 )
 def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning, mask_uncertainty, weighting):
@@ -79,9 +80,9 @@ def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, con
     heads = {"image": model.image_uncertainty, "field": model.uncertainty_field, "none": None}[uncertainty]
     if heads is not None:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in heads.parameters())
-    assert ("mask_sigma_loss" in losses) == (uncertainty == "image" and mask_uncertainty)
+    assert ("mask_sigma_loss" in losses) == (uncertainty == "image" and mask_uncertainty != "off")
     assert ("rgb_sigma_loss" in losses) == (uncertainty != "none" and weighting == "relative")
-    if uncertainty == "image" and mask_uncertainty:
+    if uncertainty == "image" and mask_uncertainty != "off":
         out = model.image_uncertainty.net[-1]
         assert out.weight.grad[1].abs().sum() > 0  # the mask's sigma channel learns
     assert set(pipeline.get_param_groups()) >= {"fields", "encoder", "camera_opt"}
