@@ -84,6 +84,7 @@ def gansvr_config() -> TrainerConfig:
             "camera_opt": adam_schedule(1e-3, 1e-4, warmup=POSE_WARMUP_STEPS),
             "alignment": adam_schedule(1e-3, 1e-4),
             "codes": adam_schedule(1e-2, 1e-3),
+            "pose_network": adam_schedule(1e-3, 1e-4, warmup=POSE_WARMUP_STEPS),
         },
         # The viewer renders in chunks of the model's eval_num_rays_per_chunk; num_rays_per_chunk is the legacy
         # viewer's. A gansvr dataset has instances x views cameras on one orbit: 64 thumbnails show that orbit.

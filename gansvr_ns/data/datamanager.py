@@ -283,6 +283,7 @@ class GanSvrDataManager(DataManager):
             "consistency_images": torch.stack(others).to(self.device),
             "view_images": data.images[cams].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
             "view_masks": data.masks[cams][:, None].float().to(self.device),
+            "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
             "instances": torch.tensor(chosen, dtype=torch.long),

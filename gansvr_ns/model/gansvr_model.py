@@ -12,6 +12,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import torch
 from jaxtyping import Float
+from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.ray_samplers import NeuSSampler
@@ -27,7 +28,7 @@ from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
-from gansvr_ns.model.poses import refine_poses, refine_rays
+from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
@@ -119,6 +120,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     encoder_render_fraction: float = 0.0
     """With `instance_codes`: chance that a drawn instance is rendered with the encoder's latent instead of its code
     (the SDF then also learns from the latents it reconstructs with)."""
+    pose_network: bool = False
+    """Amortised pose refinement on top of the per-camera corrections: a small CNN reads each drawn pseudo view and
+    its rough pose and predicts the view's correction (`gansvr_ns.model.poses.PoseCorrectionNet`). Its weights learn
+    from every drawn view, where a per-camera correction learns only when its camera is drawn."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -157,6 +162,11 @@ class GanSvrModel(InstanceSelection, Model):
         self.collider = SphereCollider(center=torch.zeros(3), radius=1.0)
         self.variance = nn.Parameter(torch.tensor(cfg.init_variance))
         self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
+        self.pose_network = None
+        if cfg.pose_network and cfg.camera_optimizer.mode != "off":
+            self.pose_network = PoseCorrectionNet()
+        self._ray_adjustment: Optional[Tensor] = None
+        self._view_errors: Optional[Dict[str, Tensor]] = None
         self.image_uncertainty = None
         if cfg.uncertainty == "image":
             with_mask = cfg.mask_uncertainty != "off"
@@ -213,6 +223,29 @@ class GanSvrModel(InstanceSelection, Model):
         self._batch_code = self.field.encode_latents(latents)
         return latents
 
+    def prepare_views(self, batch: Dict) -> None:
+        """Before a training batch's rays are rendered: with the pose network, predict the correction of each drawn
+        view from its image, mask and rough pose, and keep it per ray (and the views' pose errors for the metrics)."""
+        self._ray_adjustment = self._view_errors = None
+        if self.pose_network is None or "view_cameras" not in batch or self.train_poses is None:
+            return
+        cameras = batch["view_cameras"].to(self.device)
+        rough = self.train_poses.to(self.device)[cameras, :3]
+        tangent = self.pose_network(batch["view_images"], batch["view_masks"], rough)
+        adjustment = exp_map_SO3xR3(tangent)
+        self._ray_adjustment = adjustment[batch["ray_view"]]
+        if self.true_poses is not None:
+            with torch.no_grad():
+                refined = refine_poses(self.camera_optimizer, rough, cameras)
+                rotation = adjustment[:, :3, :3].detach()
+                refined = torch.cat([rotation @ refined[:, :, :3], rotation @ refined[:, :, 3:]
+                                     + adjustment[:, :, 3:].detach()], dim=-1)
+                true = self.true_poses.to(self.device)[cameras]
+                self._view_errors = {
+                    "pose_rotation_error_deg": losses.rotation_error_deg(refined[:, :, :3], true[:, :3, :3]).mean(),
+                    "pose_translation_error": (refined[:, :, 3] - true[:, :3, 3]).norm(dim=-1).mean(),
+                }
+
     def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> LatentCode:
         """The latent code of one image, rendered for rays without an `instance`."""
         return self.field.encode_latents(self.encode(image))
@@ -261,6 +294,8 @@ class GanSvrModel(InstanceSelection, Model):
             groups["alignment"] = list(self.alignment.parameters())
         if self.instance_codes is not None:
             groups["codes"] = list(self.instance_codes.parameters())
+        if self.pose_network is not None:
+            groups["pose_network"] = list(self.pose_network.parameters())
         self.camera_optimizer.get_param_groups(param_groups=groups)
         return groups
 
@@ -280,7 +315,7 @@ class GanSvrModel(InstanceSelection, Model):
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
-            refine_rays(self.camera_optimizer, ray_bundle)
+            refine_rays(self.camera_optimizer, ray_bundle, self._ray_adjustment)
         code = self._ray_code(ray_bundle)
 
         def sdf_fn(samples):
@@ -408,6 +443,8 @@ class GanSvrModel(InstanceSelection, Model):
         """Mean rotation (deg) and translation error of the refined train poses against the true ones."""
         if self.true_poses is None or self.train_poses is None or self.config.camera_optimizer.mode == "off":
             return {}
+        if self.pose_network is not None:  # the drawn views' errors (the network needs each view's image)
+            return dict(self._view_errors or {})
         refined = self.refined_poses()
         true = self.true_poses.to(refined.device)
         rot = losses.rotation_error_deg(refined[:, :3, :3], true[:, :3, :3]).mean()

@@ -71,6 +71,9 @@ class InstanceSelection:
     def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> Any:
         raise NotImplementedError
 
+    def prepare_views(self, batch: dict) -> None:
+        """Called with each training batch before its rays are rendered (nothing by default)."""
+
     def setup_instances(self, catalog: List[dict]) -> None:
         """Call in `populate_modules`: the instances of the run's dataset (`{"id", "split", "input"}` entries)."""
         self.catalog = list(catalog)

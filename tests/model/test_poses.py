@@ -3,10 +3,11 @@
 import numpy as np
 import torch
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
+from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from nerfstudio.cameras.rays import RayBundle
 
 from gansvr_ns.data.format import orbit_pose
-from gansvr_ns.model.poses import refine_poses, refine_rays
+from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
 
 
 def rotation_vector(rotation: np.ndarray) -> np.ndarray:
@@ -53,3 +54,34 @@ def test_refinement_off_leaves_rays_and_poses_alone():
                        pixel_area=torch.ones(1, 1), camera_indices=torch.zeros(1, 1, dtype=torch.long))
     refine_rays(optimizer, bundle)
     assert torch.equal(bundle.origins, poses[:, :3, 3]) and torch.equal(refine_poses(optimizer, poses), poses)
+
+
+def test_pose_network_starts_at_the_identity_and_learns_from_the_rays():
+    torch.manual_seed(0)
+    net = PoseCorrectionNet(size=32)
+    views, masks = torch.rand(2, 3, 48, 48), (torch.rand(2, 1, 48, 48) > 0.5).float()  # resized to 32 px
+    poses = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5) for a in (0.0, 90.0)])[:, :3]).float()
+    tangent = net(views, masks, poses)
+    assert tangent.shape == (2, 6) and torch.equal(tangent, torch.zeros(2, 6))
+    optimizer = CameraOptimizerConfig(mode="SO3xR3").setup(num_cameras=2, device="cpu")
+    bundle = RayBundle(origins=poses[:, :3, 3].clone(), directions=-poses[:, :3, 2].clone(),
+                       pixel_area=torch.ones(2, 1), camera_indices=torch.arange(2)[:, None])
+    refine_rays(optimizer, bundle, exp_map_SO3xR3(tangent))
+    assert torch.allclose(bundle.origins, poses[:, :3, 3], atol=1e-5)  # identity before any step
+    bundle.origins.sum().backward()
+    assert net.head[-1].weight.grad.abs().sum() > 0
+
+
+def test_pose_network_correction_is_applied_after_the_cameras_own():
+    poses = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5) for a in (30.0, 200.0)])[:, :3]).float()
+    optimizer = CameraOptimizerConfig(mode="SO3xR3").setup(num_cameras=2, device="cpu")
+    with torch.no_grad():
+        optimizer.pose_adjustment.normal_(0.0, 0.1)
+    extra = exp_map_SO3xR3(torch.tensor([[0.0, 0.0, 0.0, 0.0, 0.2, 0.0], [0.1, 0.0, 0.0, 0.0, 0.0, -0.3]]))
+    bundle = RayBundle(origins=poses[:, :3, 3].clone(), directions=-poses[:, :3, 2].clone(),
+                       pixel_area=torch.ones(2, 1), camera_indices=torch.arange(2)[:, None])
+    refine_rays(optimizer, bundle, extra)
+    own = refine_poses(optimizer, poses)
+    expected = torch.einsum("nij,nj->ni", extra[:, :, :3], own[:, :, 3]) + extra[:, :, 3]
+    assert torch.allclose(bundle.origins, expected, atol=1e-5)
+    assert torch.allclose(refine_poses(optimizer, poses[1:], torch.tensor([1])), own[1:], atol=1e-6)

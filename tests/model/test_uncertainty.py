@@ -88,6 +88,18 @@ def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, con
     assert set(pipeline.get_param_groups()) >= {"fields", "encoder", "camera_opt"}
 
 
+def test_pose_network_learns_in_a_training_step_and_reports_the_drawn_views_errors(ellipsoids: Path):
+    def configure(config):
+        config.pipeline.model.pose_network = True
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    _, losses, metrics = pipeline.get_train_loss_dict(step=0)
+    assert "pose_network" in pipeline.get_param_groups()
+    assert float(metrics["pose_rotation_error_deg"]) < 0.1  # the test data's rough poses are its true ones
+    losses["mask_loss"].backward()
+    assert pipeline.model.pose_network.head[-1].weight.grad.abs().sum() > 0
+
+
 def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: Path):
     """The refined poses move the rays' sample positions; the SDF must keep that graph (rotation and translation)."""
     pipeline = small_training_pipeline(ellipsoids)
