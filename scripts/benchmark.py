@@ -435,12 +435,18 @@ def run_logged(cmd: List[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def pose_rotation_errors(model) -> Tuple[Optional[float], Optional[float]]:
+def pose_rotation_errors(pipeline) -> Tuple[Optional[float], Optional[float]]:
     """(refined, rough): mean rotation error in degrees of the train cameras' refined and rough poses against the
-    true ones. Refined is None without pose refinement; both are None when the data has no true poses."""
+    true ones. Refined is None without pose refinement; both are None when the data has no true poses. A run with
+    the pose network reads every train view for its corrections."""
+    from gansvr_ns.data.datamanager import load_split
     from gansvr_ns.model.losses import rotation_error_deg
 
-    refined = model.pose_errors().get("pose_rotation_error_deg")
+    model, views = pipeline.model, None
+    if getattr(model, "pose_network", None) is not None and model.true_poses is not None:
+        data = load_split(pipeline.datamanager.train_dataset, "Loading train views")
+        views = (data.images, data.masks)
+    refined = model.pose_errors(views).get("pose_rotation_error_deg")
     rough = None
     if model.true_poses is not None and model.train_poses is not None:
         rough = float(rotation_error_deg(model.train_poses[:, :3, :3], model.true_poses[:, :3, :3]).mean())
@@ -456,7 +462,7 @@ def score_ablation_run(config: Path, data: Path, resolution: int, baseline: Opti
     ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
     meshes = config.parent / "meshes"
     seconds = reconstruct_all(pipeline, {i: data / i / "input.png" for i in ids}, meshes, resolution)
-    refined, rough = pose_rotation_errors(pipeline.model)
+    refined, rough = pose_rotation_errors(pipeline)
     scores = evaluate_predictions(meshes, data, "test")
     mean = scores["mean"]
     return {

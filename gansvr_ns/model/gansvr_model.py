@@ -28,7 +28,7 @@ from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
-from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
+from gansvr_ns.model.poses import PoseCorrectionNet, apply_adjustment, refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
@@ -235,16 +235,8 @@ class GanSvrModel(InstanceSelection, Model):
         adjustment = exp_map_SO3xR3(tangent)
         self._ray_adjustment = adjustment[batch["ray_view"]]
         if self.true_poses is not None:
-            with torch.no_grad():
-                refined = refine_poses(self.camera_optimizer, rough, cameras)
-                rotation = adjustment[:, :3, :3].detach()
-                refined = torch.cat([rotation @ refined[:, :, :3], rotation @ refined[:, :, 3:]
-                                     + adjustment[:, :, 3:].detach()], dim=-1)
-                true = self.true_poses.to(self.device)[cameras]
-                self._view_errors = {
-                    "pose_rotation_error_deg": losses.rotation_error_deg(refined[:, :, :3], true[:, :3, :3]).mean(),
-                    "pose_translation_error": (refined[:, :, 3] - true[:, :3, 3]).norm(dim=-1).mean(),
-                }
+            refined = apply_adjustment(adjustment.detach(), refine_poses(self.camera_optimizer, rough, cameras))
+            self._view_errors = self._errors(refined, self.true_poses.to(self.device)[cameras])
 
     def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> LatentCode:
         """The latent code of one image, rendered for rays without an `instance`."""
@@ -439,22 +431,39 @@ class GanSvrModel(InstanceSelection, Model):
         return metrics
 
     @torch.no_grad()
-    def pose_errors(self) -> Dict[str, Tensor]:
-        """Mean rotation (deg) and translation error of the refined train poses against the true ones."""
+    def pose_errors(self, views: Optional[Tuple[Tensor, Tensor]] = None) -> Dict[str, Tensor]:
+        """Mean rotation (deg) and translation error of the refined train poses against the true ones. With the pose
+        network and no `views` (see `refined_poses`): those of the last training batch's views."""
         if self.true_poses is None or self.train_poses is None or self.config.camera_optimizer.mode == "off":
             return {}
-        if self.pose_network is not None:  # the drawn views' errors (the network needs each view's image)
+        if self.pose_network is not None and views is None:
             return dict(self._view_errors or {})
-        refined = self.refined_poses()
-        true = self.true_poses.to(refined.device)
+        return self._errors(self.refined_poses(views), self.true_poses.to(self.device))
+
+    @staticmethod
+    def _errors(refined: Tensor, true: Tensor) -> Dict[str, Tensor]:
         rot = losses.rotation_error_deg(refined[:, :3, :3], true[:, :3, :3]).mean()
         trans = (refined[:, :3, 3] - true[:, :3, 3]).norm(dim=-1).mean()
         return {"pose_rotation_error_deg": rot, "pose_translation_error": trans}
 
     @torch.no_grad()
-    def refined_poses(self) -> Tensor:
-        """The train cameras' rough poses after refinement (camera-to-world, 3x4)."""
-        return refine_poses(self.camera_optimizer, self.train_poses.to(self.device)[:, :3])
+    def refined_poses(self, views: Optional[Tuple[Tensor, Tensor]] = None, chunk: int = 256) -> Tensor:
+        """The train cameras' rough poses after refinement (camera-to-world, 3x4). The pose network's corrections
+        need every train view: `views` is (images uint8 [N, H, W, 3], masks [N, H, W]) in camera order."""
+        rough = self.train_poses.to(self.device)[:, :3]
+        refined = refine_poses(self.camera_optimizer, rough)
+        if self.pose_network is None:
+            return refined
+        if views is None:
+            raise ValueError("the pose network's corrections need every train view's image and mask")
+        images, masks = views
+        out = []
+        for start in range(0, len(rough), chunk):
+            part = slice(start, start + chunk)
+            tangent = self.pose_network(images[part].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
+                                        masks[part][:, None].float().to(self.device), rough[part])
+            out.append(apply_adjustment(exp_map_SO3xR3(tangent), refined[part]))
+        return torch.cat(out)
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

@@ -70,6 +70,14 @@ def refine_rays(
     ray_bundle.directions = torch.einsum("nij,nj->ni", rotation, ray_bundle.directions)
 
 
+def apply_adjustment(
+    adjustment: Float[Tensor, "num_cameras 3 4"], poses: Float[Tensor, "num_cameras 3 4"]
+) -> Float[Tensor, "num_cameras 3 4"]:
+    """A T in the world frame: [R_a R | R_a t + t_a] (what `refine_rays` does to the rays of pose T)."""
+    rotation, translation = adjustment[:, :3, :3], adjustment[:, :3, 3:]
+    return torch.cat([rotation @ poses[:, :3, :3], rotation @ poses[:, :3, 3:] + translation], dim=-1)
+
+
 @torch.no_grad()
 def refine_poses(
     camera_optimizer: CameraOptimizer, poses: Float[Tensor, "num_cameras 3 4"], indices: Optional[Tensor] = None
@@ -80,6 +88,4 @@ def refine_poses(
         return poses
     if indices is None:
         indices = torch.arange(len(poses), device=poses.device)
-    adjustment = camera_optimizer(indices)
-    rotation, translation = adjustment[:, :3, :3], adjustment[:, :3, 3:]
-    return torch.cat([rotation @ poses[:, :3, :3], rotation @ poses[:, :3, 3:] + translation], dim=-1)
+    return apply_adjustment(camera_optimizer(indices), poses)

@@ -98,6 +98,15 @@ def test_pose_network_learns_in_a_training_step_and_reports_the_drawn_views_erro
     assert float(metrics["pose_rotation_error_deg"]) < 0.1  # the test data's rough poses are its true ones
     losses["mask_loss"].backward()
     assert pipeline.model.pose_network.head[-1].weight.grad.abs().sum() > 0
+    model, data = pipeline.model, pipeline.datamanager.train_data
+    with torch.no_grad():
+        model.pose_network.head[-1].bias[3:] = torch.tensor([0.0, 0.1, 0.0])  # every view turns by 0.1 rad
+    refined = model.refined_poses((data.images, data.masks), chunk=5)
+    assert refined.shape == (len(data.images), 3, 4)
+    errors = model.pose_errors((data.images, data.masks))
+    assert abs(float(errors["pose_rotation_error_deg"]) - 5.73) < 0.05
+    with pytest.raises(ValueError, match="every train view"):
+        model.refined_poses()
 
 
 def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: Path):
