@@ -63,6 +63,11 @@ def test_pose_network_starts_at_the_identity_and_learns_from_the_rays():
     poses = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5) for a in (0.0, 90.0)])[:, :3]).float()
     tangent = net(views, masks, poses)
     assert tangent.shape == (2, 6) and torch.equal(tangent, torch.zeros(2, 6))
+    with torch.no_grad():
+        net.head[-1].bias[:] = torch.tensor([0.1, 0.2, 0.3])
+    assert torch.equal(net(views, masks, poses)[:, :3], torch.zeros(2, 3))  # a rotation about the object centre only
+    with torch.no_grad():
+        net.head[-1].bias.zero_()
     optimizer = CameraOptimizerConfig(mode="SO3xR3").setup(num_cameras=2, device="cpu")
     bundle = RayBundle(origins=poses[:, :3, 3].clone(), directions=-poses[:, :3, 2].clone(),
                        pixel_area=torch.ones(2, 1), camera_indices=torch.arange(2)[:, None])
