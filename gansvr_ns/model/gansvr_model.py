@@ -18,6 +18,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.model_components.ray_samplers import NeuSSampler
 from nerfstudio.model_components.scene_colliders import SphereCollider
 from nerfstudio.models.base_model import Model
+from nerfstudio.utils import poses as pose_utils
 from torch import Tensor, nn
 from torch.nn import Parameter
 
@@ -28,7 +29,7 @@ from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
-from gansvr_ns.model.poses import PoseCorrectionNet, apply_adjustment, refine_poses, refine_rays
+from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
 from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
@@ -237,7 +238,7 @@ class GanSvrModel(InstanceSelection, Model):
         adjustment = exp_map_SO3xR3(tangent)
         self._ray_adjustment = adjustment[batch["ray_view"]]
         if self.true_poses is not None:
-            refined = apply_adjustment(adjustment.detach(), refine_poses(self.camera_optimizer, rough, cameras))
+            refined = pose_utils.multiply(adjustment.detach(), refine_poses(self.camera_optimizer, rough, cameras))
             self._view_errors = self._errors(refined, self.true_poses.to(self.device)[cameras])
 
     def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> LatentCode:
@@ -348,14 +349,9 @@ class GanSvrModel(InstanceSelection, Model):
         head = self.image_uncertainty
         if head is None or "ray_view" not in batch:
             return outputs.get("uncertainty"), None
-        ray_view, (y, x) = batch["ray_view"], batch["ray_pixel"].unbind(-1)
-        maps = head(batch["view_images"], batch.get("view_masks"))
-        sigma = maps[ray_view, 0, y, x][:, None]
-        if not head.with_mask:
-            return sigma, None
-        if self.config.mask_uncertainty == "view":
-            return sigma, maps[:, 1].mean(dim=(1, 2))[ray_view][:, None]
-        return sigma, maps[ray_view, 1, y, x][:, None]
+        sigmas = head.at_pixels(batch["view_images"], batch["ray_view"], batch["ray_pixel"], batch.get("view_masks"),
+                                mask_per_view=self.config.mask_uncertainty == "view")
+        return sigmas[:, :1], sigmas[:, 1:] if head.with_mask else None
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
         cfg = self.config
@@ -368,7 +364,7 @@ class GanSvrModel(InstanceSelection, Model):
             rgb_loss = losses.uncertainty_l1(outputs["rgb"], batch["image"], sigma, mask)
         else:
             residual = losses.l1_residual(outputs["rgb"], batch["image"])
-            rgb_loss = losses.masked_l1(outputs["rgb"], batch["image"], mask * losses.relative_confidence(sigma, mask))
+            rgb_loss = losses.weighted_mean(residual, mask * losses.relative_confidence(sigma, mask))
             loss_dict["rgb_sigma_loss"] = losses.sigma_nll(residual, sigma, mask)
         if mask_sigma is None:
             mask_loss = losses.silhouette_bce(outputs["accumulation"], mask)
@@ -464,7 +460,7 @@ class GanSvrModel(InstanceSelection, Model):
             part = slice(start, start + chunk)
             tangent = self.pose_network(images[part].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
                                         masks[part][:, None].float().to(self.device), rough[part])
-            out.append(apply_adjustment(exp_map_SO3xR3(tangent), refined[part]))
+            out.append(pose_utils.multiply(exp_map_SO3xR3(tangent), refined[part]))
         return torch.cat(out)
 
     def get_image_metrics_and_images(

@@ -18,8 +18,7 @@ def uncertainty_l1(
     For a fixed residual r the minimum over sigma is at sigma = r (d/dsigma: -r/sigma^2 + 1/sigma = 0), so a
     learned sigma tracks how far a pixel can be trusted and down-weights the unreliable ones.
     """
-    per_ray = l1_residual(pred, target) / sigma + torch.log(sigma)
-    return (per_ray * weight).sum() / weight.sum().clamp_min(1.0)
+    return weighted_mean(l1_residual(pred, target) / sigma + torch.log(sigma), weight)
 
 
 def relative_confidence(
@@ -36,8 +35,12 @@ def sigma_nll(
 ) -> Float[Tensor, ""]:
     """Mean over weighted rays of r / sigma + log sigma with the residual r held fixed: only sigma learns from it,
     towards sigma = r."""
-    per_ray = residual.detach() / sigma + torch.log(sigma)
-    return (per_ray * weight).sum() / weight.sum().clamp_min(1.0)
+    return weighted_mean(residual.detach() / sigma + torch.log(sigma), weight)
+
+
+def weighted_mean(values: Float[Tensor, "num_rays 1"], weight: Float[Tensor, "num_rays 1"]) -> Float[Tensor, ""]:
+    """sum(values * weight) / sum(weight), the weight sum floored at 1 (a batch without weighted rays gives 0)."""
+    return (values * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 def l1_residual(pred: Float[Tensor, "num_rays 3"], target: Float[Tensor, "num_rays 3"]) -> Float[Tensor, "num_rays 1"]:
@@ -56,7 +59,7 @@ def masked_l1(
     pred: Float[Tensor, "num_rays 3"], target: Float[Tensor, "num_rays 3"], weight: Float[Tensor, "num_rays 1"]
 ) -> Float[Tensor, ""]:
     """Plain L1 over weighted rays: mean of mean_c |c - c_hat| (the loss without uncertainty)."""
-    return (l1_residual(pred, target) * weight).sum() / weight.sum().clamp_min(1.0)
+    return weighted_mean(l1_residual(pred, target), weight)
 
 
 def silhouette_bce(

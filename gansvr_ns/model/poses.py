@@ -73,22 +73,14 @@ def refine_rays(
     ray_bundle.directions = torch.einsum("nij,nj->ni", rotation, ray_bundle.directions)
 
 
-def apply_adjustment(
-    adjustment: Float[Tensor, "num_cameras 3 4"], poses: Float[Tensor, "num_cameras 3 4"]
-) -> Float[Tensor, "num_cameras 3 4"]:
-    """A T in the world frame: [R_a R | R_a t + t_a] (what `refine_rays` does to the rays of pose T)."""
-    rotation, translation = adjustment[:, :3, :3], adjustment[:, :3, 3:]
-    return torch.cat([rotation @ poses[:, :3, :3], rotation @ poses[:, :3, 3:] + translation], dim=-1)
-
-
 @torch.no_grad()
 def refine_poses(
     camera_optimizer: CameraOptimizer, poses: Float[Tensor, "num_cameras 3 4"], indices: Optional[Tensor] = None
 ) -> Float[Tensor, "num_cameras 3 4"]:
-    """The camera-to-world poses after the corrections that `refine_rays` applies to their rays (`indices`: the
-    cameras the poses belong to; default all, in order)."""
+    """The camera-to-world poses after the corrections that `refine_rays` applies to their rays, A T in the world
+    frame: [R_a R | R_a t + t_a] (`indices`: the cameras the poses belong to; default all, in order)."""
     if camera_optimizer.config.mode == "off":
         return poses
     if indices is None:
         indices = torch.arange(len(poses), device=poses.device)
-    return apply_adjustment(camera_optimizer(indices), poses)
+    return pose_utils.multiply(camera_optimizer(indices), poses)

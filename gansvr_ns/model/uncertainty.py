@@ -57,9 +57,13 @@ class ImageUncertaintyHead(nn.Module):
         ray_view: Int[Tensor, " num_rays"],
         ray_pixel: Int[Tensor, "num_rays 2"],
         masks: Optional[Float[Tensor, "num_views 1 height width"]] = None,
+        mask_per_view: bool = False,
     ) -> Float[Tensor, "num_rays channels"]:
-        """Sigmas of each ray: the maps of its view read at its (y, x) pixel."""
+        """Sigmas of each ray: the maps of its view read at its (y, x) pixel; with `mask_per_view`, the mask's sigma
+        is its map's mean over the whole view instead."""
         maps = self(views, masks)
+        if mask_per_view and self.with_mask:
+            maps = torch.cat([maps[:, :1], maps[:, 1:].mean(dim=(2, 3), keepdim=True).expand_as(maps[:, 1:])], dim=1)
         return maps[ray_view, :, ray_pixel[:, 0], ray_pixel[:, 1]]
 
 
