@@ -121,12 +121,13 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     encoder_render_fraction: float = 0.0
     """With `instance_codes`: chance that a drawn instance is rendered with the encoder's latent instead of its code
     (the SDF then also learns from the latents it reconstructs with)."""
-    pose_network: bool = False
+    pose_network: bool = True
     """Amortised pose refinement on top of the per-camera corrections: a small CNN reads each drawn pseudo view and
-    its rough pose and predicts the view's correction (`gansvr_ns.model.poses.PoseCorrectionNet`). Its weights learn
-    from every drawn view, where a per-camera correction learns only when its camera is drawn. On the ablation
-    benchmark's full profile it took Chamfer from 1.16x to 1.03x the another-instance baseline (two seeds); it is not
-    the default until the other variants are re-run with it (README, Ablations)."""
+    its rough pose and predicts a rotation of the view about the object centre
+    (`gansvr_ns.model.poses.PoseCorrectionNet`). Its weights learn from every drawn view, where a per-camera
+    correction learns only when its camera is drawn (about five times in a default run). On the ablation benchmark's
+    full profile it took Chamfer from 1.16x to 1.03x the another-instance baseline (two seeds; README, Ablations).
+    Off when the camera optimizer is off."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
