@@ -167,6 +167,7 @@ class Quality:
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
             "extent_ratio": extent_ratios(run / "meshes", data, ids),
         }
+        result["pose_rotation_error_deg"], result["rough_pose_rotation_error_deg"] = pose_rotation_errors(pipeline)
         if self.mean_latent:
             with mean_train_latent(pipeline.model, data):
                 reconstruct_all(pipeline, inputs, run / "meshes_mean_latent", self.resolution)
@@ -195,6 +196,10 @@ def quality_table(r: Dict) -> str:
         x, y, z = r["extent_ratio"]
         lines.append(f"size of the test reconstructions / their ground truth: length (x) {x:.3f}, width (y) {y:.3f}, "
                      f"height (z) {z:.3f}")
+    refined, rough = r.get("pose_rotation_error_deg"), r.get("rough_pose_rotation_error_deg")
+    if rough is not None:
+        after = "not refined" if refined is None else f"refined {refined:.2f} deg"
+        lines.append(f"rotation error of the train cameras against the true poses: rough {rough:.2f} deg, {after}")
     return "\n".join(lines)
 
 

@@ -48,3 +48,14 @@ def test_mean_train_latent_replaces_every_images_latent_within_the_block(ablatio
     assert torch.allclose(inside, expected.expand_as(inside), atol=1e-5)
     assert not torch.allclose(own, inside, atol=1e-4)  # the images' own latents differ from the mean
     assert torch.equal(after, own)
+
+
+def test_quality_table_reports_the_pose_errors_that_were_measured():
+    metrics = {"chamfer_l1": 0.02, "fscore@0.05": 0.9, "iou": 0.7}
+    result = {"test": metrics, "test_other_renderer": metrics, "another_instance_chamfer": 0.04,
+              "train_seconds": None, "reconstruct_seconds_per_image": 1.0, "resolution": 64}
+    assert "rotation error" not in benchmark.quality_table(result)  # data without true poses
+    result.update(pose_rotation_error_deg=8.5, rough_pose_rotation_error_deg=10.25)
+    assert "rough 10.25 deg, refined 8.50 deg" in benchmark.quality_table(result)
+    result["pose_rotation_error_deg"] = None  # camera optimizer off
+    assert "rough 10.25 deg, not refined" in benchmark.quality_table(result)
