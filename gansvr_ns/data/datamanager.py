@@ -16,6 +16,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 
 import numpy as np
 import torch
+from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.datamanagers.base_datamanager import DataManager, DataManagerConfig
@@ -66,6 +67,14 @@ class GanSvrDataManagerConfig(DataManagerConfig):
 
 class DataError(SystemExit):
     """Bad input data: ends `ns-train` and the other tools with this one line instead of a traceback."""
+
+
+def view_tensors(
+    images: Tensor, masks: Tensor, device: torch.device | str
+) -> Tuple[Float[Tensor, "num_views 3 height width"], Float[Tensor, "num_views 1 height width"]]:
+    """Preloaded views (uint8 images [N, H, W, 3], masks [N, H, W]) as the image heads read them: float images in
+    [0, 1], channels first, and float masks with a channel axis, on `device`."""
+    return images.permute(0, 3, 1, 2).float().div(255.0).to(device), masks[:, None].float().to(device)
 
 
 @dataclass
@@ -242,10 +251,10 @@ class GanSvrDataManager(DataManager):
             "image": data.images[index].float().div(255.0).to(self.device),
             "mask": data.masks[index, ..., None].float().to(self.device),
             "condition_images": data.inputs[instance : instance + 1].to(self.device),
-            "view_images": data.images[index : index + 1].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
-            "view_masks": data.masks[index : index + 1, None].float().to(self.device),
             "instance": instance,
         }
+        batch["view_images"], batch["view_masks"] = view_tensors(
+            data.images[index : index + 1], data.masks[index : index + 1], self.device)
         return camera, batch
 
     def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float):
@@ -281,13 +290,12 @@ class GanSvrDataManager(DataManager):
             "mask": data.masks[ray_cam, y, x][:, None].float().to(self.device),
             "condition_images": torch.stack(conds).to(self.device),
             "consistency_images": torch.stack(others).to(self.device),
-            "view_images": data.images[cams].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
-            "view_masks": data.masks[cams][:, None].float().to(self.device),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
             "instances": torch.tensor(chosen, dtype=torch.long),
         }
+        batch["view_images"], batch["view_masks"] = view_tensors(data.images[cams], data.masks[cams], self.device)
         return ray_bundle, batch
 
     def _torch_rng(self) -> torch.Generator:

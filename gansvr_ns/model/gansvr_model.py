@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import Parameter
 
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
+from gansvr_ns.data.datamanager import view_tensors
 from gansvr_ns.data.hull import trilinear_instances
 from gansvr_ns.model import losses
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
@@ -459,8 +460,7 @@ class GanSvrModel(InstanceSelection, Model):
         out = []
         for start in range(0, len(rough), chunk):
             part = slice(start, start + chunk)
-            tangent = self.pose_network(images[part].permute(0, 3, 1, 2).float().div(255.0).to(self.device),
-                                        masks[part][:, None].float().to(self.device), rough[part])
+            tangent = self.pose_network(*view_tensors(images[part], masks[part], self.device), rough[part])
             out.append(pose_utils.multiply(exp_map_SO3xR3(tangent), refined[part]))
         return torch.cat(out)
 
