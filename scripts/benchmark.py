@@ -310,10 +310,14 @@ ABLATION_VARIANTS: Dict[str, List[str]] = {
     "mean_latent": ["--pipeline.model.condition-mode", "mean_latent"],
     "uncertainty_image": ["--pipeline.model.uncertainty", "image"],
     "uncertainty_field": ["--pipeline.model.uncertainty", "field"],
+    "mask_uncertainty": ["--pipeline.model.mask-uncertainty", "view"],
     "hypernetwork": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
     "hypernetwork_equal_time": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
 }
 """`ns-train gansvr` flags of every ablation variant, on top of the defaults ("full" is the defaults)."""
+
+OPT_IN_VARIANTS = ("mask_uncertainty",)
+"""Variants run only when named in `--variants`: the uncertainty of the silhouette term too, one sigma per view."""
 
 ABLATION_EQUAL_TIME: Dict[str, Tuple[str, str]] = {"hypernetwork_equal_time": ("hypernetwork", "full")}
 """Variants trained for the CPU time of another: name -> (own-speed run, reference run). Its steps are the budget's
@@ -627,8 +631,8 @@ class Ablations:
     """Ablation dataset, generated when missing (default: data/ablation-car-512, quick: data/ablation-car-quick)."""
     generate_args: str = ""
     """Extra `gansvr-generate procedural` flags, e.g. "--num-instances 6 --views 4 --resolution 32"."""
-    variants: List[str] = field(default_factory=lambda: list(ABLATION_VARIANTS))
-    """Variants to run, names of ABLATION_VARIANTS."""
+    variants: List[str] = field(default_factory=lambda: [v for v in ABLATION_VARIANTS if v not in OPT_IN_VARIANTS])
+    """Variants to run, names of ABLATION_VARIANTS (default: all but the opt-in ones, OPT_IN_VARIANTS)."""
     seeds: Optional[List[int]] = None
     """Seeds of every variant (default: 0 1, quick: 0)."""
     iterations: Optional[int] = None

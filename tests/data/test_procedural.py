@@ -261,6 +261,36 @@ def test_flaws_change_only_the_views_they_name(tmp_path):
     assert counts["rgb"] >= 6 and counts["mask"] == 6  # at least 2 of 4 views per instance; exactly 2 masks
 
 
+def test_part_flaws_change_image_and_mask_together_at_the_silhouette(tmp_path):
+    from scipy.ndimage import binary_dilation
+
+    clean = make(tmp_path, "clean")
+    flawed = make(tmp_path, "parts", part_flaw_fraction=0.5, part_flaw_size=0.2)
+    modes = []
+    for instance_id in ("car_0000", "car_0001", "car_0002"):
+        entries = json.loads((flawed / instance_id / "cameras.json").read_text())["views"]
+        for i, entry in enumerate(entries):
+            names = entry.get("flaws", [])
+            before, after = (fmt.load_mask(root / instance_id / "masks" / f"{i:03d}.png") for root in (clean, flawed))
+            rgb = [fmt.load_rgb(root / instance_id / "views" / f"{i:03d}.png") for root in (clean, flawed)]
+            if not names:
+                assert np.array_equal(before, after) and np.array_equal(*rgb)
+                continue
+            (mode,) = names
+            modes.append(mode)
+            changed = before != after
+            assert changed.any() and not np.array_equal(*rgb), (instance_id, i)
+            if mode == "part_grow":  # only new object pixels, and the image changed where the mask grew
+                assert not (before & ~after).any()
+                assert (np.abs(rgb[0] - rgb[1]).sum(-1)[changed] > 0).all()
+            else:
+                assert mode == "part_cut" and not (after & ~before).any()
+            # the part sits on the silhouette's edge: the changed pixels touch the other side of it
+            other_side = binary_dilation(before if mode == "part_grow" else ~before)
+            assert (changed & other_side).any() and changed.sum() < before.sum()
+    assert len(modes) == 6 and set(modes) <= {"part_grow", "part_cut"}
+
+
 def test_interrupted_run_leaves_no_dataset(tmp_path, monkeypatch):
     real = source.write_instance
     calls = []

@@ -20,6 +20,7 @@ EXPECTED = {
     "mean_latent": lambda c: c.pipeline.model.condition_mode == "mean_latent",
     "uncertainty_image": lambda c: c.pipeline.model.uncertainty == "image",
     "uncertainty_field": lambda c: c.pipeline.model.uncertainty == "field",
+    "mask_uncertainty": lambda c: c.pipeline.model.mask_uncertainty == "view",
     "hypernetwork": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
     "hypernetwork_equal_time": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
 }

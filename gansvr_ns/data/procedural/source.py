@@ -2,8 +2,8 @@
 
 Every instance is a random parametric object (see `shapes.py`) with its ground-truth mesh, a clean input
 view at a random pose and `views` pseudo views around the azimuth orbit. Optional flaws imitate what
-GAN-generated views get wrong: colours that drift between views, hallucinated blobs, imperfect masks and
-rough pose labels. The result is written in the format of FORMAT.md, atomically.
+GAN-generated views get wrong: colours that drift between views, hallucinated blobs, imperfect masks, parts
+that one view draws and the others do not, and rough pose labels. The result is written in the format of FORMAT.md, atomically.
 
 This module imports only light packages; torch and the renderer are imported when generating.
 """
@@ -21,7 +21,7 @@ import numpy as np
 
 Category = Literal["car", "chair", "airplane"]
 CATEGORIES: Tuple[str, ...] = ("car", "chair", "airplane")
-STREAMS = ("shape", "cameras", "look", "pose_noise", "color_flaw", "blob_flaw", "mask_flaw")
+STREAMS = ("shape", "cameras", "look", "pose_noise", "color_flaw", "blob_flaw", "mask_flaw", "part_flaw")
 """Independent random streams per instance, so switching one option on leaves everything else unchanged."""
 
 
@@ -59,6 +59,12 @@ class ProceduralConfig:
     """Fraction of views whose mask is wrong: eroded, dilated or holed."""
     mask_flaw_strength: float = 0.03
     """Size of mask errors as a fraction of the image size (erosion/dilation radius, half the hole radius)."""
+    part_flaw_fraction: float = 0.0
+    """Fraction of views whose object has a wrong part, in the image and the mask alike (a GAN's shape drift between
+    views): a part grown out of the silhouette in the object's colours, or a part cut away with the background
+    showing through. No other view agrees with it, and the mask cannot tell it apart."""
+    part_flaw_size: float = 0.15
+    """Radius of the wrong part as a fraction of the image size; it is centred on the silhouette's edge."""
     split_fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
     """Train, val and test fractions of the instances."""
     mesh_resolution: int = 96
@@ -83,10 +89,11 @@ class ProceduralConfig:
              and abs(sum(self.split_fractions) - 1.0) < 1e-6,
              f"split_fractions must be three non-negative numbers summing to 1, got {self.split_fractions}"),
         ]
-        for name in ("color_flaw_fraction", "color_flaw_strength", "blob_fraction", "mask_flaw_fraction"):
+        for name in ("color_flaw_fraction", "color_flaw_strength", "blob_fraction", "mask_flaw_fraction",
+                     "part_flaw_fraction"):
             value = getattr(self, name)
             checks.append((0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}"))
-        for name in ("blob_radius", "mask_flaw_strength"):
+        for name in ("blob_radius", "mask_flaw_strength", "part_flaw_size"):
             value = getattr(self, name)
             checks.append((0.0 < value <= 0.5, f"{name} must be in (0, 0.5], got {value}"))
         for ok, message in checks:
@@ -183,7 +190,7 @@ def make_instance(config: ProceduralConfig, index: int) -> InstanceData:
         entry.update(azimuth_deg_true=round(float(azimuth[i]), 6), elevation_deg_true=round(float(elevation[i]), 6))
         entries.append(entry)
     views, view_masks = images[:-1].copy(), masks[:-1].copy()
-    flaws = apply_flaws(config, views, view_masks, rngs)
+    flaws = apply_flaws(config, views, view_masks, backgrounds[:-1], rngs)
     for i, names in flaws.items():
         entries[i]["flaws"] = names
     return InstanceData(
@@ -211,11 +218,14 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
 
 
 def apply_flaws(
-    config: ProceduralConfig, views: np.ndarray, masks: np.ndarray, rngs: Dict[str, np.random.Generator]
+    config: ProceduralConfig, views: np.ndarray, masks: np.ndarray, backgrounds: np.ndarray,
+    rngs: Dict[str, np.random.Generator],
 ) -> Dict[int, List[str]]:
-    """Corrupt `views` (float, in place) and `masks` (in place); return the flaw names of each affected view."""
+    """Corrupt `views` (float, in place) and `masks` (in place) over their `backgrounds`; return the flaw names of
+    each affected view."""
     flaws: Dict[int, List[str]] = {}
-    kinds = (("color", config.color_flaw_fraction), ("blob", config.blob_fraction), ("mask", config.mask_flaw_fraction))
+    kinds = (("color", config.color_flaw_fraction), ("blob", config.blob_fraction), ("mask", config.mask_flaw_fraction),
+             ("part", config.part_flaw_fraction))
     for kind, fraction in kinds:
         rng = rngs[f"{kind}_flaw"]
         count = int(round(fraction * config.views))
@@ -226,9 +236,12 @@ def apply_flaws(
             elif kind == "blob":
                 views[i] = blob_flaw(views[i], masks[i], config.blob_radius, rng)
                 name = "blob"
-            else:
+            elif kind == "mask":
                 masks[i], mode = mask_flaw(masks[i], config.mask_flaw_strength, rng)
                 name = f"mask_{mode}"
+            else:
+                views[i], masks[i], mode = part_flaw(views[i], masks[i], backgrounds[i], config.part_flaw_size, rng)
+                name = f"part_{mode}"
             flaws.setdefault(i, []).append(name)
     return flaws
 
@@ -316,6 +329,27 @@ def mask_flaw(mask: np.ndarray, strength: float, rng: np.random.Generator) -> Tu
         size = r * rng.uniform(2.0, 4.0)
         holes = np.maximum(holes, soft_ellipse(mask.shape, _object_pixel(mask, rng), (size, size), 0.0))
     return mask & (holes < 0.5), mode
+
+
+def part_flaw(
+    rgb: np.ndarray, mask: np.ndarray, background: np.ndarray, size: float, rng: np.random.Generator
+) -> Tuple[np.ndarray, np.ndarray, str]:
+    """A wrong part, in the image and the mask alike: an ellipse of radii size * image size * U(0.6, 1.2), centred on
+    a random pixel of the silhouette's edge, is either grown onto the object (painted in the object's mean colour
+    under a value-noise shading) or cut out of it (the background shows). Returns the new image, mask and kind."""
+    from scipy.ndimage import binary_erosion
+
+    edge = mask & ~binary_erosion(mask)
+    radii = tuple(size * mask.shape[0] * rng.uniform(0.6, 1.2, size=2))
+    part = soft_ellipse(mask.shape, _object_pixel(edge, rng), radii, rng.uniform(0.0, math.pi))[..., None]
+    mode = str(rng.choice(["grow", "cut"]))
+    if mode == "grow":
+        base = rgb[mask].mean(axis=0) if mask.any() else rng.random(3)
+        shading = 0.75 + 0.5 * _noise_texture(rng, *mask.shape).mean(axis=-1, keepdims=True)
+        paint, new_mask = np.clip(base * shading, 0.0, 1.0), mask | (part[..., 0] >= 0.5)
+    else:
+        paint, new_mask = background, mask & (part[..., 0] < 0.5)
+    return rgb * (1.0 - part) + paint * part, new_mask, mode
 
 
 # ----------------------------------------------------------------------------------------------
