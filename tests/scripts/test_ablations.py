@@ -143,10 +143,18 @@ def test_resume_refuses_changed_variant_flags(tmp_path, monkeypatch):
 def test_default_restating_variants_share_the_full_run():
     assert benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS["uncertainty_image"])
     assert benchmark.flags_are_defaults([])
-    for variant in ("no_uncertainty", "no_pose_refinement", "mean_latent", "uncertainty_field", "hypernetwork"):
+    for variant in ("no_uncertainty", "no_pose_refinement", "mean_latent", "uncertainty_field", "hypernetwork",
+                    "mask_uncertainty"):
         assert not benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS[variant]), variant
     assert not benchmark.flags_are_defaults(["--pipeline.model.no-such-option", "1"])
     assert not benchmark.flags_are_defaults(["--max-num-iterations"])
+
+
+def test_opt_in_variants_run_only_when_named():
+    default = benchmark.Ablations().variants
+    assert "mask_uncertainty" in benchmark.OPT_IN_VARIANTS and "mask_uncertainty" not in default
+    assert default == [v for v in benchmark.ABLATION_VARIANTS if v not in benchmark.OPT_IN_VARIANTS]
+    assert {"full", "no_uncertainty", "no_pose_refinement", "mean_latent", "hypernetwork"} <= set(default)
 
 
 def test_shared_and_equal_time_runs(tmp_path):

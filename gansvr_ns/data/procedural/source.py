@@ -3,7 +3,8 @@
 Every instance is a random parametric object (see `shapes.py`) with its ground-truth mesh, a clean input
 view at a random pose and `views` pseudo views around the azimuth orbit. Optional flaws imitate what
 GAN-generated views get wrong: colours that drift between views, hallucinated blobs, imperfect masks, parts
-that one view draws and the others do not, and rough pose labels. The result is written in the format of FORMAT.md, atomically.
+that one view draws and the others do not, and rough pose labels. The result is written in the format of
+FORMAT.md, atomically.
 
 This module imports only light packages; torch and the renderer are imported when generating.
 """
