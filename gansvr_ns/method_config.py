@@ -7,6 +7,8 @@ the network). On a GPU the same config runs on CUDA, with tiny-cuda-nn hash grid
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -28,6 +30,16 @@ MAX_STEPS = 1400
 POSE_WARMUP_STEPS = 300
 
 
+@dataclass
+class FusedAdamOptimizerConfig(AdamOptimizerConfig):
+    """nerfstudio's Adam config, run by torch's fused Adam kernel (CPU and CUDA): one pass over each parameter
+    instead of a dozen small operations. On the ~12 M parameters of a gansvr run (mostly the ResNet-18 encoder)
+    that is the difference between a few ms and ~20 ms per step on this CPU."""
+
+    fused: bool = True
+    """Use torch's fused Adam (False: its default loop)."""
+
+
 def adam_schedule(lr: float, final: float, steps: int = MAX_STEPS, warmup: int = 0) -> dict:
     """Adam with an exponential decay from `lr` to `final` over `steps`, after `warmup` steps from 1e-8."""
     scheduler = ExponentialDecaySchedulerConfig(lr_final=final, max_steps=steps)
@@ -35,7 +47,7 @@ def adam_schedule(lr: float, final: float, steps: int = MAX_STEPS, warmup: int =
         scheduler = ExponentialDecaySchedulerConfig(
             lr_pre_warmup=1e-8, warmup_steps=warmup, lr_final=final, max_steps=steps
         )
-    return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
+    return {"optimizer": FusedAdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
 
 def cpu_trainer_config(method_name: str, pipeline: VanillaPipelineConfig, optimizers: dict, max_steps: int,

@@ -38,6 +38,7 @@ uncertainty-flaws: does a run's image uncertainty head give the generator's flaw
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import subprocess
@@ -233,6 +234,7 @@ class Throughput:
     """Timed training steps (after 3 warm-up steps)."""
 
     def main(self) -> Dict:
+        from nerfstudio.engine.optimizers import Optimizers
         from torch.utils.flop_counter import FlopCounterMode
 
         from gansvr_ns.data.dataparser import ensure_dataset
@@ -241,13 +243,14 @@ class Throughput:
         config = gansvr_config()
         config.pipeline.datamanager.data = ensure_dataset(self.data)
         pipeline = config.pipeline.setup(device="cpu", test_mode="val")
-        optimizer = torch.optim.Adam(pipeline.parameters(), lr=1e-4)
+        optimizers = Optimizers(config.optimizers, pipeline.get_param_groups())  # the trainer's, schedules included
 
-        def step(i: int) -> None:
+        def step(i: int) -> None:  # nerfstudio's Trainer.train_iteration on a CPU
+            optimizers.zero_grad_all()
             _, losses, _ = pipeline.get_train_loss_dict(i)
-            sum(losses.values()).backward()
-            optimizer.step()
-            optimizer.zero_grad()
+            functools.reduce(torch.add, losses.values()).backward()
+            optimizers.optimizer_step_all()
+            optimizers.scheduler_step_all(i)
 
         for i in range(3):
             step(i)

@@ -20,6 +20,7 @@ from nerfstudio.field_components.encodings import HashEncoding, NeRFEncoding
 from torch import Tensor, nn
 
 from gansvr_ns.data.hull import trilinear, trilinear_instances
+from gansvr_ns.model.activations import Softplus
 
 
 def tcnn_available() -> bool:
@@ -155,7 +156,7 @@ class ConditionedSDFField(nn.Module):
         dims = [in_dim] + [hidden] * config.num_layers
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.output = nn.Linear(hidden, 1 + config.geo_feat_dim)
-        self.activation = nn.Softplus(beta=config.softplus_beta)
+        self.activation = Softplus(beta=config.softplus_beta)
         if self.hyper:
             # the shared layers above are the base weights; the hypernetwork adds a per-instance offset to all of them
             num_params = sum(p.numel() for p in [*self.layers.parameters(), *self.output.parameters()])

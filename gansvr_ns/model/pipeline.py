@@ -10,6 +10,7 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
 from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+from gansvr_ns.memory import keep_freed_memory
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 
 
@@ -24,6 +25,9 @@ class GanSvrPipelineConfig(VanillaPipelineConfig):
     """The gansvr model."""
     num_eval_images: int = 8
     """Held-out views rendered by `ns-eval` / `get_average_eval_image_metrics`."""
+    keep_freed_memory: bool = True
+    """On a CPU, let glibc's malloc keep the memory a step frees for the next one (gansvr_ns/memory.py): the step's
+    large tensors are then not faulted in page by page every step. The process stays at its peak size."""
 
 
 class GanSvrPipeline(VanillaPipeline):
@@ -35,6 +39,8 @@ class GanSvrPipeline(VanillaPipeline):
         if getattr(config.model, "hull_prior_mult", 0.0) <= 0.0:  # nobody reads the per-instance hulls: skip carving
             config = replace(config, datamanager=replace(config.datamanager, instance_hull_resolution=0))
         super().__init__(config, *args, **kwargs)
+        if config.keep_freed_memory and self.device.type == "cpu":
+            keep_freed_memory()
 
     def get_train_loss_dict(self, step: int):
         ray_bundle, batch = self.datamanager.next_train(step)

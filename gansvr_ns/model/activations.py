@@ -1,0 +1,67 @@
+"""The SDF MLP's softplus with hand-written first and second derivatives.
+
+A NeuS step differentiates the SDF twice: once for the normals and the eikonal term (`create_graph=True`), and
+again when the loss flows back through those normals. torch's own softplus rebuilds its second derivative from
+seven elementwise operations (scale, sigmoid, sigmoid derivative, threshold test, cast, two products), each a full
+pass over a (samples x width) tensor, and recomputes the sigmoid in every backward. `Softplus` computes the sigmoid
+s = sigmoid(beta z) once in the forward pass and keeps it, so every derivative is one or two passes over it:
+
+    y = softplus(z),   dy/dz = s,   d2y/dz2 = beta s (1 - s).
+
+The values and derivatives are torch's (its linear branch above beta z = 20 has s = 1 in float32 as well).
+Derivatives of third order are not needed by any loss and are not supported.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+
+class _Softplus(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z: Tensor, beta: float) -> Tensor:
+        slope = torch.mul(z, beta).sigmoid_()
+        ctx.save_for_backward(z, slope)
+        ctx.beta = beta
+        return nn.functional.softplus(z, beta)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        z, slope = ctx.saved_tensors
+        return _SoftplusSlope.apply(grad, z, slope, ctx.beta), None
+
+
+class _SoftplusSlope(torch.autograd.Function):
+    """grad * s(z): the first derivative's product, differentiable in `grad` and in `z` (through s)."""
+
+    @staticmethod
+    def forward(ctx, grad: Tensor, z: Tensor, slope: Tensor, beta: float) -> Tensor:
+        ctx.save_for_backward(grad, slope)
+        ctx.beta = beta
+        return grad * slope
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, outer: Tensor):
+        grad, slope = ctx.saved_tensors
+        # d/dz (grad * s) = grad * beta s (1 - s); sigmoid_backward(a, s) is a * s * (1 - s) in one pass
+        grad_z = torch.ops.aten.sigmoid_backward(outer * grad, slope).mul_(ctx.beta)
+        return outer * slope, grad_z, None, None
+
+
+class Softplus(nn.Module):
+    """`nn.Softplus(beta)` whose derivatives up to the second cost a few elementwise passes (module docstring)."""
+
+    def __init__(self, beta: float = 1.0):
+        super().__init__()
+        self.beta = float(beta)
+
+    def forward(self, z: Tensor) -> Tensor:
+        if not (torch.is_grad_enabled() and z.requires_grad):  # e.g. the sampler's SDF queries: no slope to keep
+            return nn.functional.softplus(z, self.beta)
+        return _Softplus.apply(z, self.beta)
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}"
