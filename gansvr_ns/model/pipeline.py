@@ -28,6 +28,10 @@ class GanSvrPipelineConfig(VanillaPipelineConfig):
     keep_freed_memory: bool = True
     """On a CPU, let glibc's malloc keep the memory a step frees for the next one (gansvr_ns/memory.py): the step's
     large tensors are then not faulted in page by page every step. The process stays at its peak size."""
+    flush_denormals: bool = True
+    """On a CPU, compute with denormal floats flushed to zero (`torch.set_flush_denormal`). The SDF MLP's sharp
+    softplus makes many of them (softplus(z) ~ exp(beta z) / beta is denormal below z ~ -0.9 at beta = 100), and
+    x86 arithmetic on denormals is slow; values that small change nothing the model computes."""
 
 
 class GanSvrPipeline(VanillaPipeline):
@@ -39,8 +43,11 @@ class GanSvrPipeline(VanillaPipeline):
         if getattr(config.model, "hull_prior_mult", 0.0) <= 0.0:  # nobody reads the per-instance hulls: skip carving
             config = replace(config, datamanager=replace(config.datamanager, instance_hull_resolution=0))
         super().__init__(config, *args, **kwargs)
-        if config.keep_freed_memory and self.device.type == "cpu":
-            keep_freed_memory()
+        if self.device.type == "cpu":
+            if config.keep_freed_memory:
+                keep_freed_memory()
+            if config.flush_denormals:
+                torch.set_flush_denormal(True)
 
     def get_train_loss_dict(self, step: int):
         ray_bundle, batch = self.datamanager.next_train(step)
