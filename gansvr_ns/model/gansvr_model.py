@@ -13,7 +13,7 @@ from typing import Dict, List, Literal, Optional, Tuple, Type
 import torch
 from jaxtyping import Float
 from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
-from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.cameras.rays import RayBundle, RaySamples
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.model_components.ray_samplers import NeuSSampler
 from nerfstudio.model_components.scene_colliders import SphereCollider
@@ -137,6 +137,11 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
 def unit_scale(latents: Float[Tensor, "batch latent_dim"]) -> Float[Tensor, "batch latent_dim"]:
     """Zero mean and unit variance over the latent dimensions (layer norm without parameters)."""
     return nn.functional.layer_norm(latents, latents.shape[-1:])
+
+
+def _expand(index: Tensor, width: int) -> Tensor:
+    """A (rays, samples) index for gathering (rays, samples, width) values along the samples."""
+    return index[..., None].expand(-1, -1, width)
 
 
 def sharpness_floor(bounds: Tuple[float, float], step: int, ramp_steps: int) -> float:
@@ -310,17 +315,38 @@ class GanSvrModel(InstanceSelection, Model):
         """NeuS sharpness s = exp(10 v), learned, at least the current floor (`min_sharpness`)."""
         return torch.exp(self.variance * 10.0).clamp(max(self.sharpness_floor, 1e-6), 1e6)
 
+    def sample_with_geometry(self, ray_bundle: RayBundle, code: LatentCode) -> Tuple[RaySamples, Tensor, Tensor]:
+        """NeuS sampling, the steps of nerfstudio's `NeuSSampler`, keeping the field's output and gradient at every
+        sample it evaluates: uniform samples, then `num_upsample_steps` rounds of importance samples drawn from the
+        SDF's fixed-sharpness opacity. The rendered samples are exactly the ones evaluated, so nothing is evaluated
+        twice (`NeuSSampler` queries the SDF without gradients and the renderer queries the same points again).
+        Returns the sorted samples with their geometry (SDF in column 0) and SDF gradients."""
+        sampler = self.sampler
+        create_graph = self.training
+
+        def evaluate(samples: RaySamples) -> Tuple[Tensor, Tensor]:
+            return self.field.sdf_and_gradient(samples.frustums.get_start_positions(), code, create_graph)
+
+        ray_samples = sampler.uniform_sampler(ray_bundle, num_samples=sampler.num_samples)
+        geometry, gradients = evaluate(ray_samples)
+        per_step = sampler.num_samples_importance // sampler.num_upsample_steps
+        for step in range(sampler.num_upsample_steps):
+            sdf = geometry[..., 0].detach()
+            alphas = sampler.rendering_sdf_with_fixed_inv_s(ray_samples, sdf, inv_s=sampler.base_variance * 2**step)
+            weights = ray_samples.get_weights_and_transmittance_from_alphas(alphas[..., None], weights_only=True)
+            weights = torch.cat((weights, torch.zeros_like(weights[:, :1])), dim=1)
+            new_samples = sampler.pdf_sampler(ray_bundle, ray_samples, weights, num_samples=per_step)
+            new_geometry, new_gradients = evaluate(new_samples)
+            ray_samples, order = sampler.merge_ray_samples(ray_bundle, ray_samples, new_samples)
+            geometry = torch.cat([geometry, new_geometry], dim=1).gather(1, _expand(order, geometry.shape[-1]))
+            gradients = torch.cat([gradients, new_gradients], dim=1).gather(1, _expand(order, 3))
+        return ray_samples, geometry, gradients
+
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
             refine_rays(self.camera_optimizer, ray_bundle, self._ray_adjustment)
         code = self._ray_code(ray_bundle)
-
-        def sdf_fn(samples):
-            return self.field.sdf(samples.frustums.get_start_positions(), code)
-
-        ray_samples = self.sampler(ray_bundle, sdf_fn=sdf_fn)
-        positions = ray_samples.frustums.get_start_positions()
-        geometry, gradients = self.field.sdf_and_gradient(positions, code, create_graph=self.training)
+        ray_samples, geometry, gradients = self.sample_with_geometry(ray_bundle, code)
         sdf, geo_features = geometry[..., :1], geometry[..., 1:]
         directions = ray_samples.frustums.directions
         normals = nn.functional.normalize(gradients, dim=-1)
