@@ -46,8 +46,9 @@ class _SoftplusSlope(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, outer: Tensor):
         grad, slope = ctx.saved_tensors
-        # d/dz (grad * s) = grad * beta s (1 - s); sigmoid_backward(a, s) is a * s * (1 - s) in one pass
-        grad_z = torch.ops.aten.sigmoid_backward(outer * grad, slope).mul_(ctx.beta)
+        # d/dz (grad * s) = grad * beta s (1 - s); sigmoid_backward(a, s) is a * s * (1 - s) in one pass, and the
+        # other factors are applied in place (one new tensor instead of two)
+        grad_z = torch.ops.aten.sigmoid_backward(outer, slope).mul_(grad).mul_(ctx.beta)
         return outer * slope, grad_z, None, None
 
 
