@@ -8,8 +8,11 @@ s = sigmoid(beta z) once in the forward pass and keeps it, so every derivative i
 
     y = softplus(z),   dy/dz = s,   d2y/dz2 = beta s (1 - s).
 
-The values and derivatives are torch's (its linear branch above beta z = 20 has s = 1 in float32 as well).
-Derivatives of third order are not needed by any loss and are not supported.
+The value itself is computed as relu(z) + log(1 + exp(-beta |z|)) / beta: on this CPU torch's softplus and log1p
+are not vectorised and take about 5x as long as exp and log (22 against 8-10 ms for 65,536 x 64 floats). It agrees
+with torch's softplus to float rounding (1.5e-8 here), and so do the derivatives (its linear branch above
+beta z = 20 has s = 1 in float32 as well). Derivatives of third order are not needed by any loss and are not
+supported.
 """
 
 from __future__ import annotations
@@ -19,13 +22,24 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 
+EXP_FLOOR = -80.0
+"""exp() is clamped below here: exp(-80) = 2e-35 vanishes in 1 + exp(...) anyway, while the exponents of the deep
+negative tail of a beta = 100 softplus would make denormal or zero results, which torch's exp computes 4-11x
+slower (50 against 4.4 ms for 2 M floats whose results are denormal)."""
+
+
+def softplus(z: Tensor, beta: float) -> Tensor:
+    """softplus(z) = relu(z) + log(1 + exp(-beta |z|)) / beta, in elementwise passes that torch vectorises."""
+    return z.abs().mul_(-beta).clamp_(min=EXP_FLOOR).exp_().add_(1.0).log_().div_(beta).add_(torch.relu(z))
+
+
 class _Softplus(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, beta: float) -> Tensor:
         slope = torch.mul(z, beta).sigmoid_()
         ctx.save_for_backward(z, slope)
         ctx.beta = beta
-        return nn.functional.softplus(z, beta)
+        return softplus(z, beta)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -60,8 +74,8 @@ class Softplus(nn.Module):
         self.beta = float(beta)
 
     def forward(self, z: Tensor) -> Tensor:
-        if not (torch.is_grad_enabled() and z.requires_grad):  # e.g. the sampler's SDF queries: no slope to keep
-            return nn.functional.softplus(z, self.beta)
+        if not (torch.is_grad_enabled() and z.requires_grad):  # e.g. mesh extraction: no slope to keep
+            return softplus(z, self.beta)
         return _Softplus.apply(z, self.beta)
 
     def extra_repr(self) -> str:
