@@ -258,16 +258,23 @@ class Throughput:
         with counter:
             step(3)
         flops_per_step = counter.get_total_flops()
-        start = time.perf_counter()
+        # The GEMM rate is measured before and after the timed steps and the higher one is used: on a shared machine
+        # the rate drifts, and the higher one gives the lower, conservative fraction.
+        gemm_before = gemm_flops()
+        times = []
         for i in range(self.steps):
+            start = time.perf_counter()
             step(4 + i)
-        seconds = (time.perf_counter() - start) / self.steps
-        gemm = gemm_flops()
+            times.append(time.perf_counter() - start)
+        gemm_flops_after = gemm_flops()
+        gemm = max(gemm_before, gemm_flops_after)
+        seconds = sum(times) / len(times)
         rays = pipeline.datamanager.get_train_rays_per_batch()
         result = {
-            "machine": machine(), "rays_per_step": rays, "seconds_per_step": seconds, "rays_per_second": rays / seconds,
+            "machine": machine(), "rays_per_step": rays, "seconds_per_step": seconds,
+            "median_seconds_per_step": sorted(times)[len(times) // 2], "rays_per_second": rays / seconds,
             "flops_per_step": flops_per_step, "flops_per_second": flops_per_step / seconds,
-            "gemm_flops_per_second": gemm,
+            "gemm_flops_per_second": gemm, "gemm_flops_per_second_before_after": [gemm_before, gemm_flops_after],
             "fraction_of_gemm": flops_per_step / seconds / gemm,
         }
         print(json.dumps(result, indent=2))
