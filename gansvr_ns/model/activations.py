@@ -21,7 +21,6 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-
 EXP_FLOOR = -80.0
 """exp() is clamped below here: exp(-80) = 2e-35 vanishes in 1 + exp(...) anyway, while the exponents of the deep
 negative tail of a beta = 100 softplus would make denormal or zero results, which torch's exp computes 4-11x
