@@ -24,8 +24,9 @@ from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
 MAX_STEPS = 1400
-"""Default steps: 14.0 min on 2 idle CPU cores on the 512-car gan-car (`scripts/benchmark.py quality`). On the earlier
-64-car set, 1500 steps took 15.5 min and scored the same as 1400 within run-to-run variation."""
+"""Default steps: 10.7 min on 2 idle CPU cores on the 512-car gan-car (`scripts/benchmark.py quality`; 14.0 min before
+the faster step of gansvr_ns/memory.py, model/activations.py and `sample_with_geometry`). On the earlier 64-car set,
+1500 steps took 15.5 min and scored the same as 1400 within run-to-run variation."""
 
 POSE_WARMUP_STEPS = 300
 
