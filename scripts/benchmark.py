@@ -266,15 +266,15 @@ class Throughput:
             start = time.perf_counter()
             step(4 + i)
             times.append(time.perf_counter() - start)
-        gemm_flops_after = gemm_flops()
-        gemm = max(gemm_before, gemm_flops_after)
+        gemm_after = gemm_flops()
+        gemm = max(gemm_before, gemm_after)
         seconds = sum(times) / len(times)
         rays = pipeline.datamanager.get_train_rays_per_batch()
         result = {
             "machine": machine(), "rays_per_step": rays, "seconds_per_step": seconds,
             "median_seconds_per_step": sorted(times)[len(times) // 2], "rays_per_second": rays / seconds,
             "flops_per_step": flops_per_step, "flops_per_second": flops_per_step / seconds,
-            "gemm_flops_per_second": gemm, "gemm_flops_per_second_before_after": [gemm_before, gemm_flops_after],
+            "gemm_flops_per_second": gemm, "gemm_flops_per_second_before_after": [gemm_before, gemm_after],
             "fraction_of_gemm": flops_per_step / seconds / gemm,
         }
         print(json.dumps(result, indent=2))

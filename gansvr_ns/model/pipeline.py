@@ -30,8 +30,10 @@ class GanSvrPipelineConfig(VanillaPipelineConfig):
     large tensors are then not faulted in page by page every step. The process stays at its peak size."""
     flush_denormals: bool = True
     """On a CPU, compute with denormal floats flushed to zero (`torch.set_flush_denormal`). The SDF MLP's sharp
-    softplus makes many of them (softplus(z) ~ exp(beta z) / beta is denormal below z ~ -0.9 at beta = 100), and
-    x86 arithmetic on denormals is slow; values that small change nothing the model computes."""
+    softplus (beta = 100) makes some: its kept slopes sigmoid(beta z) are denormal below z ~ -0.9, and so are
+    products with them. x86 arithmetic on denormals can be slow, and values that small change nothing the model
+    computes. The softplus values themselves avoid them (model/activations.py clamps the exponent); measured alone,
+    this flag's gain was within the machine's drift (README, Speed)."""
 
 
 class GanSvrPipeline(VanillaPipeline):
