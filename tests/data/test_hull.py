@@ -123,3 +123,26 @@ def test_instance_hull_sdfs_tell_two_shapes_apart():
     assert tips[0] > 0.2 and tips[1].abs() < 0.1  # the second is long in y, despite one empty mask (keep 0.95)
     carved = instance_hull_sdfs(cameras, torch.zeros_like(masks), groups[:1], resolution=16, keep=0.95)
     assert carved.isnan().all()  # empty masks carve everything away
+
+
+def test_trilinear_instances_matches_grid_sample_and_has_exact_second_derivatives():
+    from gansvr_ns.data.hull import trilinear_instances
+
+    res = 5
+    torch.manual_seed(0)
+    grids = torch.randn(2, res**3, dtype=torch.float64, requires_grad=True)
+    points = (torch.rand(3, 7, 3, dtype=torch.float64) * 2.4 - 1.2).requires_grad_(True)  # some beyond the border
+    rows = torch.tensor([1, 0, 1])[:, None]
+    value = trilinear_instances(grids, points, rows)
+    # torch's own trilinear sampling of cell-centred grids clamped at the border: grid_sample takes (x, y, z) as the
+    # (width, height, depth) axes, so the grid's first axis (x here) is its last
+    volumes = grids.view(2, 1, res, res, res).permute(0, 1, 4, 3, 2)[rows[:, 0]]
+    expected = torch.nn.functional.grid_sample(
+        volumes, points[:, None, None], mode="bilinear", padding_mode="border", align_corners=False)
+    torch.testing.assert_close(value[..., 0], expected[:, 0, 0, 0])
+    g_value = torch.autograd.grad(value.sum(), [grids, points])
+    g_expected = torch.autograd.grad(expected.sum(), [grids, points])
+    for a, b in zip(g_value, g_expected):
+        torch.testing.assert_close(a, b)
+    inner = points.detach().clamp(-0.75, 0.75).requires_grad_(True)  # away from the clamped border and its kinks
+    assert torch.autograd.gradgradcheck(lambda g, p: trilinear_instances(g, p, rows), (grids, inner))
