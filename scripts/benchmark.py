@@ -13,7 +13,8 @@ quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test sp
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
             F-score, IoU, the "another instance" baseline, train time and seconds per reconstructed image.
 throughput: rays per second of a training step, and its FLOP/s (counted by torch's FlopCounterMode over a real
-            step) as a fraction of this machine's fp32 GEMM rate, measured in the same run.
+            step) as a fraction of this machine's fp32 GEMM rate, measured in the same run: all of the step's FLOPs,
+            and those of its matrix products alone (the MLPs; the rest are the CNNs' convolutions).
 inference:  seconds per image of the reconstruction at resolution 128 and 256.
 ablations:  trains every variant of ABLATION_VARIANTS with `ns-train gansvr` at one iteration budget and seed list on
             a procedural car set with GAN-like flaws, and reports Chamfer-L1, F-score, IoU, train time and the pose
@@ -258,6 +259,10 @@ class Throughput:
         with counter:
             step(3)
         flops_per_step = counter.get_total_flops()
+        # the MLPs' share: matrix products (the SDF and colour MLPs with their eikonal double backward, and the small
+        # linear heads); the rest is the three CNNs' convolutions
+        by_op = {str(op): count for op, count in counter.get_flop_counts()["Global"].items()}
+        mlp_flops_per_step = sum(by_op.get(op, 0) for op in ("aten.mm", "aten.addmm", "aten.bmm"))
         # The GEMM rate is measured before and after the timed steps and the higher one is used: on a shared machine
         # the rate drifts, and the higher one gives the lower, conservative fraction.
         gemm_before = gemm_flops()
@@ -276,6 +281,8 @@ class Throughput:
             "flops_per_step": flops_per_step, "flops_per_second": flops_per_step / seconds,
             "gemm_flops_per_second": gemm, "gemm_flops_per_second_before_after": [gemm_before, gemm_after],
             "fraction_of_gemm": flops_per_step / seconds / gemm,
+            "mlp_flops_per_step": mlp_flops_per_step, "mlp_flops_per_second": mlp_flops_per_step / seconds,
+            "mlp_fraction_of_gemm": mlp_flops_per_step / seconds / gemm,
         }
         print(json.dumps(result, indent=2))
         return result
