@@ -23,7 +23,7 @@ from nerfstudio.data.datamanagers.base_datamanager import DataManager, DataManag
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.model_components.ray_generators import RayGenerator
 from rich.progress import track
-from torch import Tensor
+from torch import Tensor, nn
 
 from gansvr_ns.data import format as fmt
 from gansvr_ns.data.dataparser import GanSvrDataParserConfig
@@ -53,6 +53,12 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     condition_view_probability: float = 0.5
     """Chance that an instance is conditioned on one of its own pseudo views instead of its input image during
     training: every view shows the same object, so this multiplies the encoder's training images."""
+    condition_augment: float = 0.0
+    """Chance that a training conditioning image is photometrically randomised before the encoder reads it: its
+    brightness, contrast and saturation jittered and its colour channels shuffled, and, where its mask is known (a
+    pseudo view, or an input with `input_mask.png`), its background replaced by a random smooth colour field. The
+    rays' targets are untouched. What the encoder can then rely on is the object's shape, not the generator's palette
+    and backdrops (`augment_conditions`). 0 turns it off."""
     instance_hull_resolution: int = 32
     """Grid resolution of each train instance's own visual hull (its masks under the rough poses), handed to the
     model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them (the gansvr pipeline does so
@@ -87,6 +93,7 @@ class SplitData:
     inputs: Tensor  # float [num_instances, 3, H, W]
     camera_instance: Tensor  # long [num_cameras]
     instance_cameras: List[Tensor]  # camera indices of each instance
+    input_masks: Optional[List[Optional[Tensor]]] = None  # bool [H, W] of each input image where the dataset has one
     boxes: Optional[Tensor] = None  # long [num_cameras, 4]: inclusive y0, x0, y1, x1 of each mask (`mask_boxes`)
 
     def __post_init__(self):
@@ -129,6 +136,37 @@ def sample_pixels(
     return torch.where(in_box, y_box, y_any), torch.where(in_box, x_box, x_any)
 
 
+def augment_conditions(
+    images: Float[Tensor, "batch 3 height width"], masks: List[Optional[Tensor]], probability: float,
+    generator: torch.Generator,
+) -> Float[Tensor, "batch 3 height width"]:
+    """Photometric randomisation of conditioning images in [0, 1] (see `condition_augment`); each image is changed
+    with `probability`. Brightness and contrast are scaled by 0.7-1.3, saturation by 0.4-1.6, the colour channels
+    shuffled; where `masks[i]` is given (bool [H, W], True on the object), the background becomes a random colour
+    field, bilinear over a 3 x 3 grid of random colours. Returns a new tensor; `images` is not changed."""
+    if probability <= 0.0:
+        return images
+    out = images.clone()
+    height, width = images.shape[-2:]
+    for i in range(len(images)):
+        if torch.rand((), generator=generator).item() >= probability:
+            continue
+        brightness, contrast, saturation = (torch.tensor([0.7, 0.7, 0.4]) + torch.tensor([0.6, 0.6, 1.2])
+                                            * torch.rand(3, generator=generator))
+        image = out[i] * brightness
+        mean = image.mean()
+        image = mean + (image - mean) * contrast
+        gray = image.mean(dim=0, keepdim=True)
+        image = gray + (image - gray) * saturation
+        image = image[torch.randperm(3, generator=generator)]
+        if masks[i] is not None:
+            field = torch.rand(1, 3, 3, 3, generator=generator)
+            field = nn.functional.interpolate(field, size=(height, width), mode="bilinear", align_corners=True)[0]
+            image = torch.where(masks[i].to(torch.bool), image, field)
+        out[i] = image.clamp(0.0, 1.0)
+    return out
+
+
 def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
     """Read every view, mask and input image of a split into tensors."""
     outputs = dataset._dataparser_outputs
@@ -140,12 +178,14 @@ def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
         images.append(torch.from_numpy((fmt.load_rgb(image_path) * 255.0 + 0.5).astype(np.uint8)))
         masks.append(torch.from_numpy(fmt.load_mask(mask_path)))
     inputs = [torch.from_numpy(fmt.load_rgb(p)).permute(2, 0, 1) for p in meta["input_images"]]
+    input_masks = [None if p is None else torch.from_numpy(fmt.load_mask(p)) for p in meta["input_masks"]]
     camera_instance = meta["camera_instance"]
     return SplitData(
         cameras=outputs.cameras,
         images=torch.stack(images),
         masks=torch.stack(masks),
         inputs=torch.stack(inputs),
+        input_masks=input_masks,
         camera_instance=camera_instance,
         instance_cameras=[torch.nonzero(camera_instance == k)[:, 0] for k in range(len(meta["instance_ids"]))],
     )
@@ -222,7 +262,8 @@ class GanSvrDataManager(DataManager):
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1
         ray_bundle, batch = self._ray_batch(
-            self.train_data, self.train_ray_generator, self.config.condition_view_probability
+            self.train_data, self.train_ray_generator, self.config.condition_view_probability,
+            self.config.condition_augment,
         )
         if self.real_images is not None:
             picks = [self.rng.randrange(len(self.real_images)) for _ in range(len(batch["condition_images"]))]
@@ -257,7 +298,8 @@ class GanSvrDataManager(DataManager):
             data.images[index : index + 1], data.masks[index : index + 1], self.device)
         return camera, batch
 
-    def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float):
+    def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float,
+                   augment: float = 0.0):
         """Draw instances, views and pixels; return the rays and the batch of targets and images.
 
         The rays' metadata `instance` indexes the batch's `condition_images`; `ray_view` indexes `view_images` and
@@ -267,14 +309,19 @@ class GanSvrDataManager(DataManager):
         cfg = self.config
         gen = self._torch_rng()
         chosen = self.rng.sample(range(len(data.instance_cameras)), min(cfg.instances_per_batch, len(data.inputs)))
-        cams, view_instance, conds, others = [], [], [], []
+        cams, view_instance, conds, cond_masks, others = [], [], [], [], []
         for slot, k in enumerate(chosen):
             own = data.instance_cameras[k]
             picks = own[torch.randperm(len(own), generator=gen)[: cfg.views_per_instance]]
             cams.append(picks)
             view_instance.append(torch.full((len(picks),), slot, dtype=torch.long))
-            view_image = data.images[int(own[self.rng.randrange(len(own))])].permute(2, 0, 1).float().div(255.0)
-            conds.append(view_image if self.rng.random() < view_probability else data.inputs[k])
+            view = int(own[self.rng.randrange(len(own))])
+            if self.rng.random() < view_probability:
+                conds.append(data.images[view].permute(2, 0, 1).float().div(255.0))
+                cond_masks.append(data.masks[view])
+            else:
+                conds.append(data.inputs[k])
+                cond_masks.append(None if data.input_masks is None else data.input_masks[k])
             others.append(data.images[int(own[self.rng.randrange(len(own))])].permute(2, 0, 1).float().div(255.0))
         cams, view_instance = torch.cat(cams), torch.cat(view_instance)
         height, width = data.images.shape[1:3]
@@ -288,7 +335,7 @@ class GanSvrDataManager(DataManager):
         batch = {
             "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
             "mask": data.masks[ray_cam, y, x][:, None].float().to(self.device),
-            "condition_images": torch.stack(conds).to(self.device),
+            "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen).to(self.device),
             "consistency_images": torch.stack(others).to(self.device),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
