@@ -23,12 +23,17 @@ from gansvr_ns.model.field import SDFFieldConfig, tcnn_available
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
-MAX_STEPS = 1400
-"""Default steps: 10.7 min on 2 idle CPU cores on the 512-car gan-car (`scripts/benchmark.py quality`; 14.0 min before
-the faster step of gansvr_ns/memory.py, model/activations.py and `sample_with_geometry`). On the earlier 64-car set,
-1500 steps took 15.5 min and scored the same as 1400 within run-to-run variation."""
+MAX_STEPS = 1600
+"""Default steps (1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup). A training step takes
+0.35-0.45 s on 2 CPU cores as this machine's speed drifts, so 1600 steps stay within a 15-minute budget with room
+to spare, where 2000 took 15.4 min. In runs side by side at one thread each (`scripts/benchmark.py quality`), 2000
+steps scored 0.92x the another-instance baseline against 0.96x for 1400 (README, Quality)."""
 
-POSE_WARMUP_STEPS = 300
+POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
+"""Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (343 of 1600)."""
+
+COS_ANNEAL_END = round(MAX_STEPS * 5 / 14)
+"""Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (571 of 1600)."""
 
 
 @dataclass
@@ -84,7 +89,8 @@ def gansvr_config() -> TrainerConfig:
             # A 16^3 SDF offset grid decoded from the latent lets each image move its shape cell by cell: in
             # 400-step runs it took Chamfer from 1.25x to 1.00x the another-instance baseline.
             model=GanSvrModelConfig(
-                sdf_field=SDFFieldConfig(use_hash_grid=tcnn_available(), latent_grid_resolution=16)
+                sdf_field=SDFFieldConfig(use_hash_grid=tcnn_available(), latent_grid_resolution=16),
+                cos_anneal_end=COS_ANNEAL_END,
             ),
         ),
         optimizers={
