@@ -25,7 +25,7 @@ from torch.nn import Parameter
 from gansvr_ns.compat import allow_nerfstudio_checkpoints, patch_nerfstudio_tools
 from gansvr_ns.data.datamanager import view_tensors
 from gansvr_ns.data.hull import trilinear_instances
-from gansvr_ns.model import losses
+from gansvr_ns.model import losses, pose_search
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
 from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
@@ -129,6 +129,15 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     correction learns only when its camera is drawn (about five times in a default run). On the ablation benchmark's
     full profile it took Chamfer from 1.16x to 1.03x the another-instance baseline (two seeds; README, Ablations).
     Off when the camera optimizer is off."""
+    pose_search_steps: Tuple[int, ...] = ()
+    """Steps at which to search every train view's pose (`gansvr_ns.model.pose_search`): each instance's current
+    shape is voxelised and, for each of its views, the small rotation about the object centre whose silhouette
+    overlaps the view's mask best is kept, before the per-camera corrections. Empty: no search. Off when the camera
+    optimizer is off."""
+    pose_search_resolution: int = 40
+    """Grid resolution over [-1, 1]^3 at which the pose search voxelises each shape."""
+    pose_search_span: float = 15.0
+    """Largest yaw and pitch (degrees) the pose search tries in one pass."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -175,6 +184,8 @@ class GanSvrModel(InstanceSelection, Model):
         self.pose_network = None
         if cfg.pose_network and cfg.camera_optimizer.mode != "off":
             self.pose_network = PoseCorrectionNet()
+        # rotations about the object centre found by the pose search, applied before the per-camera corrections
+        self.register_buffer("searched_rotations", torch.eye(3).repeat(self.num_train_data, 1, 1))
         self._ray_adjustment: Optional[Tensor] = None
         self._view_errors: Optional[Dict[str, Tensor]] = None
         self.image_uncertainty = None
@@ -245,7 +256,8 @@ class GanSvrModel(InstanceSelection, Model):
         adjustment = exp_map_SO3xR3(tangent)
         self._ray_adjustment = adjustment[batch["ray_view"]]
         if self.true_poses is not None:
-            refined = pose_utils.multiply(adjustment.detach(), refine_poses(self.camera_optimizer, rough, cameras))
+            refined = refine_poses(self.camera_optimizer, rough, cameras, self.searched_rotations)
+            refined = pose_utils.multiply(adjustment.detach(), refined)
             self._view_errors = self._errors(refined, self.true_poses.to(self.device)[cameras])
 
     def selection_for(self, image: Float[Tensor, "1 3 height width"]) -> LatentCode:
@@ -344,7 +356,7 @@ class GanSvrModel(InstanceSelection, Model):
 
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         if self.training:
-            refine_rays(self.camera_optimizer, ray_bundle, self._ray_adjustment)
+            refine_rays(self.camera_optimizer, ray_bundle, self._ray_adjustment, self.searched_rotations)
         code = self._ray_code(ray_bundle)
         ray_samples, geometry, gradients = self.sample_with_geometry(ray_bundle, code)
         sdf, geo_features = geometry[..., :1], geometry[..., 1:]
@@ -477,7 +489,7 @@ class GanSvrModel(InstanceSelection, Model):
         """The train cameras' rough poses after refinement (camera-to-world, 3x4). The pose network's corrections
         need every train view: `views` is (images uint8 [N, H, W, 3], masks [N, H, W]) in camera order."""
         rough = self.train_poses.to(self.device)[:, :3]
-        refined = refine_poses(self.camera_optimizer, rough)
+        refined = refine_poses(self.camera_optimizer, rough, base=self.searched_rotations)
         if self.pose_network is None:
             return refined
         if views is None:
@@ -489,6 +501,59 @@ class GanSvrModel(InstanceSelection, Model):
             tangent = self.pose_network(*view_tensors(images[part], masks[part], self.device), rough[part])
             out.append(pose_utils.multiply(exp_map_SO3xR3(tangent), refined[part]))
         return torch.cat(out)
+
+    @torch.no_grad()
+    def search_poses(
+        self,
+        inputs: Float[Tensor, "num_instances 3 height width"],
+        instance_cameras: List[Tensor],
+        masks: Tensor,
+        intrinsics: Float[Tensor, "num_cameras 4"],
+        views: Optional[Tuple[Tensor, Tensor]] = None,
+        batch_size: int = 4,
+    ) -> Dict[str, float]:
+        """One pass of the pose search over every train view (`pose_search_steps`): from the current refined pose
+        of each view, the rotation about the object centre that best aligns the silhouette of its instance's current
+        shape (the encoder's latent of the instance's input image) with its mask. The result is folded into
+        `searched_rotations`, so that the refined pose becomes C times what it was. `masks`: bool [num_cameras, H,
+        W] in camera order; `views`: as in `refined_poses`. Returns the views' mean silhouette IoU before and after
+        and the mean rotation (degrees)."""
+        rough = self.train_poses.to(self.device)[:, :3]
+        current = self.refined_poses(views if self.pose_network is not None else None)
+        # the corrections after the searched rotation B, M = R_refined (B R_rough)^T; C M B = M (M^T C M) B
+        base = self.searched_rotations
+        after_base = current[:, :, :3] @ (base @ rough[:, :, :3]).transpose(1, 2)
+        stages = pose_search.default_stages(self.config.pose_search_span)
+        start_iou, end_iou, turned = [], [], []
+        for first in range(0, len(inputs), batch_size):
+            codes = self.field.encode_latents(self.encode(inputs[first : first + batch_size]))
+            for offset in range(len(codes.latent)):
+                code = codes.take(torch.tensor([offset], device=self.device))
+                points, cell = pose_search.interior_points(
+                    lambda x: self.field.sdf(x.to(self.device), code), self.config.pose_search_resolution
+                )
+                cams = instance_cameras[first + offset].to(self.device)
+                if len(points) == 0:
+                    continue
+                view_masks = masks[cams.cpu()].float()
+                start = pose_search.mask_iou(
+                    pose_search.splat_silhouettes(points, current[cams].cpu(), intrinsics[cams.cpu()],
+                                                  view_masks.shape[1:], cell), view_masks)
+                rotation, iou = pose_search.search_views(points, cell, current[cams].cpu(), view_masks,
+                                                         intrinsics[cams.cpu()], stages)
+                rotation = rotation.to(self.device)
+                m = after_base[cams]
+                base[cams] = m.transpose(1, 2) @ rotation @ m @ base[cams]
+                start_iou.append(start)
+                end_iou.append(iou)
+                turned.append(losses.rotation_error_deg(rotation, torch.eye(3, device=self.device).expand_as(rotation)))
+        if not turned:
+            return {}
+        return {
+            "pose_search_iou_before": float(torch.cat(start_iou).mean()),
+            "pose_search_iou_after": float(torch.cat(end_iou).mean()),
+            "pose_search_rotation_deg": float(torch.cat(turned).mean()),
+        }
 
     def get_image_metrics_and_images(
         self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]

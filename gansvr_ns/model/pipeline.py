@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Type
+from typing import List, Optional, Type
 
 import torch
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
+from nerfstudio.utils import writer
+from nerfstudio.utils.rich_utils import CONSOLE
 
 from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
 from gansvr_ns.memory import keep_freed_memory
@@ -50,6 +54,33 @@ class GanSvrPipeline(VanillaPipeline):
                 keep_freed_memory()
             if config.flush_denormals:
                 torch.set_flush_denormal(True)
+
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
+        callbacks = super().get_training_callbacks(attributes)
+        steps = tuple(getattr(self.model.config, "pose_search_steps", ()))
+        camera_optimizer = getattr(self.model.config, "camera_optimizer", None)
+        refining = camera_optimizer is not None and camera_optimizer.mode != "off"
+        if steps and refining and self.datamanager.train_data is not None:
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.search_poses,
+                                              iters=steps))
+        return callbacks
+
+    def search_poses(self, step: int) -> None:
+        """Run the model's pose search over every train view (`GanSvrModelConfig.pose_search_steps`)."""
+        data = self.datamanager.train_data
+        cameras = data.cameras
+        intrinsics = torch.cat([cameras.fx, cameras.fy, cameras.cx, cameras.cy], dim=-1).float()
+        start = time.perf_counter()
+        stats = self.model.search_poses(data.inputs, data.instance_cameras, data.masks, intrinsics,
+                                        views=(data.images, data.masks))
+        for name, value in stats.items():
+            writer.put_scalar(f"Train Poses/{name}", value, step)
+        if stats:
+            CONSOLE.log(
+                f"pose search at step {step}: silhouette IoU {stats['pose_search_iou_before']:.3f} -> "
+                f"{stats['pose_search_iou_after']:.3f}, views turned {stats['pose_search_rotation_deg']:.2f} deg on "
+                f"average ({time.perf_counter() - start:.0f} s)"
+            )
 
     def get_train_loss_dict(self, step: int):
         ray_bundle, batch = self.datamanager.next_train(step)

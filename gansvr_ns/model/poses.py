@@ -58,14 +58,26 @@ class PoseCorrectionNet(nn.Module):
         return torch.cat([torch.zeros_like(rotation), rotation], dim=-1)
 
 
+def _with_base(adjustment: Float[Tensor, "num 3 4"], base: Optional[Float[Tensor, "num 3 3"]]) -> Tensor:
+    """The correction A after a rotation B about the origin: A B (B is applied first)."""
+    if base is None:
+        return adjustment
+    return torch.cat([adjustment[:, :3, :3] @ base, adjustment[:, :3, 3:]], dim=-1)
+
+
 def refine_rays(
-    camera_optimizer: CameraOptimizer, ray_bundle: RayBundle, extra: Optional[Float[Tensor, "num_rays 3 4"]] = None
+    camera_optimizer: CameraOptimizer,
+    ray_bundle: RayBundle,
+    extra: Optional[Float[Tensor, "num_rays 3 4"]] = None,
+    base: Optional[Float[Tensor, "num_cameras 3 3"]] = None,
 ) -> None:
     """Move the rays of each train camera by its correction A, applied in the world frame: o' = R_a o + t_a.
-    `extra` is a further correction per ray (from `PoseCorrectionNet`), applied after the camera's own."""
+    `base` holds a rotation about the origin per train camera (from the pose search), applied before A; `extra`
+    is a further correction per ray (from `PoseCorrectionNet`), applied after the camera's own."""
     if camera_optimizer.config.mode == "off":
         return
-    adjustment = camera_optimizer(ray_bundle.camera_indices[:, 0])
+    cameras = ray_bundle.camera_indices[:, 0]
+    adjustment = _with_base(camera_optimizer(cameras), None if base is None else base[cameras])
     if extra is not None:
         adjustment = pose_utils.multiply(extra, adjustment)
     rotation, translation = adjustment[:, :3, :3], adjustment[:, :3, 3]
@@ -75,12 +87,16 @@ def refine_rays(
 
 @torch.no_grad()
 def refine_poses(
-    camera_optimizer: CameraOptimizer, poses: Float[Tensor, "num_cameras 3 4"], indices: Optional[Tensor] = None
+    camera_optimizer: CameraOptimizer,
+    poses: Float[Tensor, "num_cameras 3 4"],
+    indices: Optional[Tensor] = None,
+    base: Optional[Float[Tensor, "num_train_cameras 3 3"]] = None,
 ) -> Float[Tensor, "num_cameras 3 4"]:
-    """The camera-to-world poses after the corrections that `refine_rays` applies to their rays, A T in the world
-    frame: [R_a R | R_a t + t_a] (`indices`: the cameras the poses belong to; default all, in order)."""
+    """The camera-to-world poses after the corrections that `refine_rays` applies to their rays, A B T in the world
+    frame (`indices`: the cameras the poses belong to, default all in order; `base`: as in `refine_rays`)."""
     if camera_optimizer.config.mode == "off":
         return poses
     if indices is None:
         indices = torch.arange(len(poses), device=poses.device)
-    return pose_utils.multiply(camera_optimizer(indices), poses)
+    adjustment = _with_base(camera_optimizer(indices), None if base is None else base[indices])
+    return pose_utils.multiply(adjustment, poses)

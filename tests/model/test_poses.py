@@ -90,3 +90,22 @@ def test_pose_network_correction_is_applied_after_the_cameras_own():
     expected = torch.einsum("nij,nj->ni", extra[:, :, :3], own[:, :, 3]) + extra[:, :, 3]
     assert torch.allclose(bundle.origins, expected, atol=1e-5)
     assert torch.allclose(refine_poses(optimizer, poses[1:], torch.tensor([1])), own[1:], atol=1e-6)
+
+
+def test_searched_base_rotation_comes_before_the_cameras_own_correction():
+    torch.manual_seed(1)
+    poses = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5) for a in (20.0, 140.0)])[:, :3]).float()
+    optimizer = CameraOptimizerConfig(mode="SO3xR3").setup(num_cameras=2, device="cpu")
+    with torch.no_grad():
+        optimizer.pose_adjustment.normal_(0.0, 0.05)
+    base = exp_map_SO3xR3(torch.cat([torch.zeros(2, 3), 0.1 * torch.randn(2, 3)], dim=-1))[:, :3, :3]
+    refined = refine_poses(optimizer, poses, base=base)
+    corrected = exp_map_SO3xR3(optimizer.pose_adjustment.detach())
+    expected_rotation = corrected[:, :3, :3] @ base @ poses[:, :, :3]
+    assert torch.allclose(refined[:, :, :3], expected_rotation, atol=1e-5)
+    local = torch.nn.functional.normalize(torch.randn(2, 3), dim=-1)
+    bundle = RayBundle(origins=poses[:, :3, 3].clone(), directions=torch.einsum("nij,nj->ni", poses[:, :3, :3], local),
+                       pixel_area=torch.ones(2, 1), camera_indices=torch.arange(2)[:, None])
+    refine_rays(optimizer, bundle, base=base)
+    assert torch.allclose(bundle.origins, refined[:, :3, 3], atol=1e-5)
+    assert torch.allclose(bundle.directions, torch.einsum("nij,nj->ni", refined[:, :3, :3], local), atol=1e-5)

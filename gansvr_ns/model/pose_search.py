@@ -1,0 +1,152 @@
+"""Pose search: re-estimate each train view's orbit error from its mask and the model's current shape.
+
+A per-camera correction of nerfstudio's `CameraOptimizer` learns only from the few batches that draw its camera
+(about five in a default run on a 512-car set), so gradient refinement moves the rough poses by a degree or two
+of their ~10. A search needs no gradient: the current shape of an instance (from the encoder's latent of its input
+image) is voxelised once, and for every view of the instance a grid of small rotations about the object centre is
+tried; the one whose projected silhouette overlaps the view's mask best (IoU) wins. Yaw, pitch and roll are taken
+about the camera's own axes through the origin, so no "up" direction of the world is assumed.
+
+Only 2D data is read: the masks, the rough poses and the model. True poses are never used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+import torch
+from jaxtyping import Float
+from torch import Tensor
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class SearchStage:
+    """One stage of the search: every combination of the offsets (degrees) around the stage's start."""
+
+    yaw: Tuple[float, ...]
+    pitch: Tuple[float, ...]
+    roll: Tuple[float, ...]
+
+    @property
+    def offsets(self) -> Float[Tensor, "num 3"]:
+        grid = torch.meshgrid(*(torch.tensor(a, dtype=torch.float32) for a in (self.yaw, self.pitch, self.roll)),
+                              indexing="ij")
+        return torch.deg2rad(torch.stack([g.reshape(-1) for g in grid], dim=-1))
+
+
+def _span(half: float, step: float) -> Tuple[float, ...]:
+    count = int(round(half / step))
+    return tuple(step * i for i in range(-count, count + 1))
+
+
+def default_stages(span_deg: float = 15.0) -> Tuple[SearchStage, ...]:
+    """Coarse yaw x pitch (5 deg steps over +-span), then roll (+-4 deg), then yaw x pitch at 2.5 and 1 deg steps:
+    72 silhouettes per view at the default span."""
+    return (
+        SearchStage(_span(span_deg, 5.0), _span(span_deg, 5.0), (0.0,)),
+        SearchStage((0.0,), (0.0,), _span(4.0, 2.0)),
+        SearchStage(_span(2.5, 2.5), _span(2.5, 2.5), (0.0,)),
+        SearchStage(_span(1.0, 1.0), _span(1.0, 1.0), (0.0,)),
+    )
+
+
+def axis_rotations(axes: Float[Tensor, "num 3"], angles: Float[Tensor, " num"]) -> Float[Tensor, "num 3 3"]:
+    """Rodrigues: rotations by `angles` (radians) about unit `axes`."""
+    x, y, z = axes.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(-1, 3, 3)
+    s, c = torch.sin(angles)[:, None, None], torch.cos(angles)[:, None, None]
+    return torch.eye(3, dtype=axes.dtype, device=axes.device) + s * k + (1.0 - c) * (k @ k)
+
+
+def orbit_rotations(c2w: Float[Tensor, "num 3 4"], angles: Float[Tensor, "num 3"]) -> Float[Tensor, "num 3 3"]:
+    """World-frame rotations about the origin: yaw about each camera's up axis, pitch about its right axis, roll
+    about its viewing axis (angles in radians, in that order)."""
+    rotation = c2w[:, :3, :3]
+    yaw = axis_rotations(rotation[:, :, 1], angles[:, 0])
+    pitch = axis_rotations(rotation[:, :, 0], angles[:, 1])
+    roll = axis_rotations(rotation[:, :, 2], angles[:, 2])
+    return yaw @ pitch @ roll
+
+
+@torch.no_grad()
+def interior_points(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float = 1.0, shell: float = 1.5,
+                    chunk: int = 65536) -> Tuple[Float[Tensor, "num 3"], float]:
+    """Grid points inside the surface (SDF < 0) within `shell` grid cells of it, and the grid's cell size. A
+    closed shell projects to the whole silhouette, and it is far smaller than the solid."""
+    lin = torch.linspace(-bound, bound, resolution)
+    grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1).reshape(-1, 3)
+    sdf = torch.cat([sdf_fn(grid[i : i + chunk]).reshape(-1).float().cpu() for i in range(0, len(grid), chunk)])
+    cell = 2.0 * bound / (resolution - 1)
+    return grid[(sdf < 0.0) & (sdf > -shell * cell)], cell
+
+
+def splat_silhouettes(
+    points: Float[Tensor, "num_points 3"],
+    c2w: Float[Tensor, "num 3 4"],
+    intrinsics: Float[Tensor, "num 4"],
+    size: Tuple[int, int],
+    cell: float,
+) -> Float[Tensor, "num height width"]:
+    """Silhouettes of a point set seen by OpenGL-convention cameras (x right, y up, looking down -z; intrinsics
+    fx, fy, cx, cy in pixels). Each point marks its pixel, and a morphological closing as wide as a grid cell's
+    footprint fills the gaps between neighbouring points."""
+    height, width = size
+    rotation, origin = c2w[:, :3, :3], c2w[:, :3, 3]
+    local = torch.einsum("kji,knj->kni", rotation, points[None] - origin[:, None])
+    depth = (-local[..., 2]).clamp_min(1e-6)
+    fx, fy, cx, cy = (intrinsics[:, i, None] for i in range(4))
+    col = (cx + fx * local[..., 0] / depth).floor().long()
+    row = (cy - fy * local[..., 1] / depth).floor().long()
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (local[..., 2] < 0)
+    flat = torch.zeros(len(c2w), height * width, dtype=points.dtype, device=points.device)
+    flat.scatter_(1, (row * width + col).clamp(0, height * width - 1), inside.to(points.dtype))
+    image = flat.reshape(-1, 1, height, width)
+    footprint = float((intrinsics[:, :2].max() * cell / origin.norm(dim=-1).min().clamp_min(1e-6)).item())
+    radius = max(1, math.ceil(footprint / 2.0))
+    image = F.max_pool2d(image, 2 * radius + 1, stride=1, padding=radius)
+    image = -F.max_pool2d(-image, 2 * radius + 1, stride=1, padding=radius)
+    return image[:, 0]
+
+
+def mask_iou(silhouettes: Float[Tensor, "num height width"], mask: Float[Tensor, "height width"]) -> Tensor:
+    inter = (silhouettes * mask).sum(dim=(1, 2))
+    union = (silhouettes + mask).clamp_max(1.0).sum(dim=(1, 2))
+    return inter / union.clamp_min(1.0)
+
+
+@torch.no_grad()
+def search_views(
+    points: Float[Tensor, "num_points 3"],
+    cell: float,
+    c2w: Float[Tensor, "num_views 3 4"],
+    masks: Float[Tensor, "num_views height width"],
+    intrinsics: Float[Tensor, "num_views 4"],
+    stages: Tuple[SearchStage, ...],
+) -> Tuple[Float[Tensor, "num_views 3 3"], Float[Tensor, " num_views"]]:
+    """For each view, the rotation C about the origin (applied as C @ pose) that best aligns the points' silhouette
+    with the view's mask, and that silhouette's IoU. Stages refine around the previous stage's best angles; the
+    zero rotation is always among the candidates, so the result never overlaps the mask worse than the start."""
+    num_views = len(c2w)
+    best = torch.zeros(num_views, 3)
+    best_iou = torch.full((num_views,), -1.0)
+    masks = masks.float()
+    for stage in stages:
+        offsets = stage.offsets
+        angles = (best[:, None] + offsets[None]).reshape(-1, 3)
+        poses = c2w.repeat_interleave(len(offsets), dim=0)
+        turned = orbit_rotations(poses, angles)
+        moved = torch.cat([turned @ poses[:, :3, :3], torch.einsum("kij,kj->ki", turned, poses[:, :3, 3])[..., None]],
+                          dim=-1)
+        sil = splat_silhouettes(points, moved, intrinsics.repeat_interleave(len(offsets), dim=0), masks.shape[1:],
+                                cell)
+        iou = mask_iou(sil, masks.repeat_interleave(len(offsets), dim=0)).reshape(num_views, len(offsets))
+        score, index = iou.max(dim=1)
+        better = score > best_iou
+        best = torch.where(better[:, None], angles.reshape(num_views, len(offsets), 3)[torch.arange(num_views), index],
+                           best)
+        best_iou = torch.where(better, score, best_iou)
+    return orbit_rotations(c2w, best), best_iou

@@ -1,0 +1,122 @@
+"""Pose search: silhouettes of a voxelised shape, and the orbit rotation that aligns them with a view's mask."""
+
+import numpy as np
+import pytest
+import torch
+
+from gansvr_ns.data.format import orbit_pose
+from gansvr_ns.model import pose_search
+from gansvr_ns.model.losses import rotation_error_deg
+from tests.conftest import render_ellipsoid, small_training_pipeline
+
+SIZE, FOCAL = 64, 70.0
+RADII = np.array([0.8, 0.45, 0.3])
+INTRINSICS = torch.tensor([[FOCAL, FOCAL, SIZE / 2, SIZE / 2]])
+
+
+def ellipsoid_sdf(points: torch.Tensor) -> torch.Tensor:
+    """A distance-like function of the ellipsoid (negative inside), good enough for voxelising."""
+    radii = torch.tensor(RADII, dtype=points.dtype)
+    return ((points / radii).norm(dim=-1) - 1.0) * float(RADII.min())
+
+
+def true_mask(pose: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(render_ellipsoid(RADII, np.ones(3), pose, SIZE, FOCAL)[1]).float()
+
+
+def perturbed(pose: np.ndarray, yaw: float, pitch: float, roll: float) -> torch.Tensor:
+    c2w = torch.from_numpy(pose[None, :3]).float()
+    turn = pose_search.orbit_rotations(c2w, torch.deg2rad(torch.tensor([[yaw, pitch, roll]])))
+    return torch.cat([turn @ c2w[:, :, :3], (turn @ c2w[:, :, 3:])], dim=-1)
+
+
+def test_splatted_silhouette_matches_the_ray_cast_one():
+    points, cell = pose_search.interior_points(ellipsoid_sdf, 48)
+    pose = orbit_pose(35.0, 20.0, 2.5)
+    silhouette = pose_search.splat_silhouettes(points, torch.from_numpy(pose[None, :3]).float(), INTRINSICS,
+                                               (SIZE, SIZE), cell)
+    iou = pose_search.mask_iou(silhouette, true_mask(pose))
+    assert iou.item() > 0.9
+    # a view from elsewhere does not match
+    other = orbit_pose(125.0, 20.0, 2.5)
+    assert pose_search.mask_iou(silhouette, true_mask(other)).item() < 0.8
+
+
+def test_orbit_rotations_are_rotations_about_the_cameras_axes():
+    c2w = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5)[:3] for a in (0.0, 100.0)])).float()
+    angles = torch.deg2rad(torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, -7.0]]))
+    turn = pose_search.orbit_rotations(c2w, angles)
+    assert torch.allclose(turn @ turn.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-6)
+    assert torch.allclose(rotation_error_deg(turn, torch.eye(3).expand(2, 3, 3)), torch.tensor([10.0, 7.0]),
+                          atol=1e-3)
+    # yaw turns about the camera's up axis, roll about its viewing axis: those axes stay put
+    assert torch.allclose(turn[0] @ c2w[0, :, 1], c2w[0, :, 1], atol=1e-6)
+    assert torch.allclose(turn[1] @ c2w[1, :, 2], c2w[1, :, 2], atol=1e-6)
+
+
+@pytest.mark.parametrize("error", [(7.0, -5.0, 0.0), (-10.0, 4.0, 3.0)])
+def test_search_undoes_an_orbit_error(error):
+    points, cell = pose_search.interior_points(ellipsoid_sdf, 40)
+    true = orbit_pose(35.0, 20.0, 2.5)
+    rough = perturbed(true, *error)
+    truth = torch.from_numpy(true[None, :3, :3]).float()
+    before = rotation_error_deg(rough[:, :, :3], truth)
+    turn, iou = pose_search.search_views(points, cell, rough, true_mask(true)[None], INTRINSICS,
+                                         pose_search.default_stages())
+    after = rotation_error_deg(turn @ rough[:, :, :3], truth)
+    assert before.item() > 7.0
+    assert after.item() < 0.4 * before.item()
+    start = pose_search.mask_iou(pose_search.splat_silhouettes(points, rough, INTRINSICS, (SIZE, SIZE), cell),
+                                 true_mask(true))
+    assert iou.item() > start.item()
+
+
+def test_search_keeps_a_pose_that_already_fits():
+    points, cell = pose_search.interior_points(ellipsoid_sdf, 40)
+    true = orbit_pose(35.0, 20.0, 2.5)
+    c2w = torch.from_numpy(true[None, :3]).float()
+    turn, _ = pose_search.search_views(points, cell, c2w, true_mask(true)[None], INTRINSICS,
+                                       pose_search.default_stages())
+    assert rotation_error_deg(turn, torch.eye(3)[None]).item() <= 2.0
+
+
+def test_default_stages_try_seventy_two_rotations_including_none():
+    stages = pose_search.default_stages(15.0)
+    assert sum(len(s.offsets) for s in stages) == 72
+    assert all((s.offsets == 0).all(dim=1).any() for s in stages)
+
+
+def test_pipeline_search_moves_train_poses_and_is_scheduled(ellipsoids):
+    def configure(config):
+        config.pipeline.model.pose_search_steps = (3,)
+        config.pipeline.model.pose_search_resolution = 24
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    model = pipeline.model
+    data = pipeline.datamanager.train_data
+    views = (data.images, data.masks)
+    before = model.refined_poses(views)
+    callbacks = pipeline.get_training_callbacks(None)
+    search = [c for c in callbacks if getattr(c.func, "__name__", "") == "search_poses"]
+    assert len(search) == 1 and search[0].iters == (3,)
+    pipeline.search_poses(step=3)
+    rotations = model.searched_rotations
+    assert torch.allclose(rotations @ rotations.transpose(1, 2), torch.eye(3).expand_as(rotations), atol=1e-5)
+    after = model.refined_poses(views)
+    moved = rotation_error_deg(after[:, :, :3], before[:, :, :3])
+    assert moved.max() > 0.5
+    # the search turns poses about the object centre: the cameras keep their distance to it
+    assert torch.allclose(after[:, :, 3].norm(dim=-1), before[:, :, 3].norm(dim=-1), atol=1e-4)
+    # rays of a training batch follow the searched poses (refine_rays applies the same rotations)
+    state = model.state_dict()
+    assert "searched_rotations" in state and torch.equal(state["searched_rotations"], rotations)
+
+
+def test_no_search_without_pose_refinement(ellipsoids):
+    def configure(config):
+        config.pipeline.model.pose_search_steps = (3,)
+        config.pipeline.model.camera_optimizer.mode = "off"
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    callbacks = pipeline.get_training_callbacks(None)
+    assert not [c for c in callbacks if getattr(c.func, "__name__", "") == "search_poses"]
