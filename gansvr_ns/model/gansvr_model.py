@@ -138,6 +138,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Grid resolution over [-1, 1]^3 at which the pose search voxelises each shape."""
     pose_search_span: float = 15.0
     """Largest yaw and pitch (degrees) the pose search tries in one pass."""
+    pose_search_prior: float = 0.02
+    """The pose search's preference for small turns: a candidate's score is its silhouette IoU minus this times
+    (its angle in degrees / 10)^2. On the train views of a finished default run, searching from the refined poses
+    left 7.25 deg of error without it and 6.82 deg with 0.02 (8.91 before; 100 cars)."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -540,7 +544,7 @@ class GanSvrModel(InstanceSelection, Model):
                     pose_search.splat_silhouettes(points, current[cams].cpu(), intrinsics[cams.cpu()],
                                                   view_masks.shape[1:], cell), view_masks)
                 rotation, iou = pose_search.search_views(points, cell, current[cams].cpu(), view_masks,
-                                                         intrinsics[cams.cpu()], stages)
+                                                         intrinsics[cams.cpu()], stages, self.config.pose_search_prior)
                 rotation = rotation.to(self.device)
                 m = after_base[cams]
                 base[cams] = m.transpose(1, 2) @ rotation @ m @ base[cams]

@@ -126,13 +126,17 @@ def search_views(
     masks: Float[Tensor, "num_views height width"],
     intrinsics: Float[Tensor, "num_views 4"],
     stages: Tuple[SearchStage, ...],
+    prior: float = 0.0,
 ) -> Tuple[Float[Tensor, "num_views 3 3"], Float[Tensor, " num_views"]]:
     """For each view, the rotation C about the origin (applied as C @ pose) that best aligns the points' silhouette
-    with the view's mask, and that silhouette's IoU. Stages refine around the previous stage's best angles; the
-    zero rotation is always among the candidates, so the result never overlaps the mask worse than the start."""
+    with the view's mask, and that silhouette's IoU. A candidate scores its IoU minus `prior` times (its angle in
+    degrees / 10)^2, so that among near-equal fits the smaller turn wins. Stages refine around the previous stage's
+    best angles. The zero rotation is always among the candidates and pays no penalty, so the result never overlaps
+    the mask worse than the start."""
     num_views = len(c2w)
     best = torch.zeros(num_views, 3)
-    best_iou = torch.full((num_views,), -1.0)
+    best_iou = torch.zeros(num_views)
+    best_score = torch.full((num_views,), -float("inf"))
     masks = masks.float()
     for stage in stages:
         offsets = stage.offsets
@@ -144,9 +148,11 @@ def search_views(
         sil = splat_silhouettes(points, moved, intrinsics.repeat_interleave(len(offsets), dim=0), masks.shape[1:],
                                 cell)
         iou = mask_iou(sil, masks.repeat_interleave(len(offsets), dim=0)).reshape(num_views, len(offsets))
-        score, index = iou.max(dim=1)
-        better = score > best_iou
+        score = iou - prior * torch.rad2deg(angles).square().sum(dim=-1).reshape(num_views, len(offsets)) / 100.0
+        top, index = score.max(dim=1)
+        better = top > best_score
         best = torch.where(better[:, None], angles.reshape(num_views, len(offsets), 3)[torch.arange(num_views), index],
                            best)
-        best_iou = torch.where(better, score, best_iou)
+        best_iou = torch.where(better, iou[torch.arange(num_views), index], best_iou)
+        best_score = torch.where(better, top, best_score)
     return orbit_rotations(c2w, best), best_iou
