@@ -47,6 +47,8 @@ def test_every_variant_parses_into_its_config(tmp_path):
         warmup = default.optimizers["camera_opt"]["scheduler"].warmup_steps
         assert warmup > 0 and config.optimizers["camera_opt"]["scheduler"].warmup_steps == round(warmup * scale)
         assert config.pipeline.model.cos_anneal_end == round(default.pipeline.model.cos_anneal_end * scale)
+        searches = tuple(max(1, round(s * scale)) for s in default.pipeline.model.pose_search_steps)
+        assert tuple(config.pipeline.model.pose_search_steps) == searches
         assert config.get_base_dir() / "config.yml" == benchmark.ablation_config_path(tmp_path / "runs", variant, 3)
 
 

@@ -22,8 +22,10 @@ def trained_run(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("e2e")
     data = make_ellipsoid_dataset(work / "ellipsoids", num_instances=6, views=6, size=24)
-    run(BIN / "ns-train", "gansvr", "--data", data, "--output-dir", work / "outputs", "--timestamp", "run", *FAST,
-        cwd=work)
+    # a pose search at step 4 runs through the real training loop's callbacks
+    result = run(BIN / "ns-train", "gansvr", "--data", data, "--output-dir", work / "outputs", "--timestamp", "run",
+                 *FAST, "--pipeline.model.pose-search-steps", "4", cwd=work)
+    assert "pose search at step 4" in result.stdout
     config = work / "outputs" / "ellipsoids" / "gansvr" / "run" / "config.yml"
     assert config.is_file()
     assert list((config.parent / "nerfstudio_models").glob("step-*.ckpt"))
