@@ -385,8 +385,9 @@ class AblationProfile:
 
 ABLATION_PROFILES = {
     # Hundreds of train cars at 1400 steps (the default budget when the README's table was measured; the default is
-    # 1600 now): with a few dozen cars per-image conditioning cannot generalise (`encoder-probe`), so the third claim
-    # is only testable on a set this size. About 16 minutes per (variant, seed) on 2 quiet CPU cores before the
+    # 1600 now, and it adds a pose search, which a re-run here also does, at step 612): with a few dozen cars
+    # per-image conditioning cannot generalise (`encoder-probe`), so the third claim is only testable on a set this
+    # size. About 16 minutes per (variant, seed) on 2 quiet CPU cores before the
     # faster step, scoring of the 51 test cars included.
     "full": AblationProfile(Path("data/ablation-car-512"), (512, 10, 64), 1400, (0, 1), 128, (), (0.85, 0.05, 0.1)),
     # ~7 variants x (250 steps of half the rays + start-up + scoring) in about 20 minutes on 2 quiet CPU cores
