@@ -217,5 +217,7 @@ def test_tiny_ablation_run(ablation_run):
     off = result["variants"]["no_pose_refinement"]["seeds"]["0"]
     refined = result["variants"]["uncertainty_field"]["seeds"]["0"]
     assert off["pose_rotation_error_deg"] is None
-    assert refined["pose_rotation_error_deg"] == pytest.approx(refined["rough_pose_rotation_error_deg"], abs=1.0)
+    # 4 steps, with the default's pose search compressed to step 2 (a shape that has barely started): the refined
+    # poses are reported and stay near the rough ones
+    assert refined["pose_rotation_error_deg"] == pytest.approx(refined["rough_pose_rotation_error_deg"], abs=5.0)
     assert "| rough: " in stdout
