@@ -102,9 +102,11 @@ def splat_silhouettes(
     col = (cx + fx * local[..., 0] / depth).floor().long()
     row = (cy - fy * local[..., 1] / depth).floor().long()
     inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (local[..., 2] < 0)
-    flat = torch.zeros(len(c2w), height * width, dtype=points.dtype, device=points.device)
-    flat.scatter_(1, (row * width + col).clamp(0, height * width - 1), inside.to(points.dtype))
-    image = flat.reshape(-1, 1, height, width)
+    # points outside the image all mark one spare pixel past the end, so that only ones are written to the image
+    pixel = torch.where(inside, row * width + col, torch.full_like(col, height * width))
+    flat = torch.zeros(len(c2w), height * width + 1, dtype=points.dtype, device=points.device)
+    flat.scatter_(1, pixel, 1.0)
+    image = flat[:, :-1].reshape(-1, 1, height, width)
     footprint = float((intrinsics[:, :2].max() * cell / origin.norm(dim=-1).min().clamp_min(1e-6)).item())
     radius = max(1, math.ceil(footprint / 2.0))
     image = F.max_pool2d(image, 2 * radius + 1, stride=1, padding=radius)
@@ -112,7 +114,8 @@ def splat_silhouettes(
     return image[:, 0]
 
 
-def mask_iou(silhouettes: Float[Tensor, "num height width"], mask: Float[Tensor, "height width"]) -> Tensor:
+def mask_iou(silhouettes: Float[Tensor, "num height width"], mask: Float[Tensor, "*num height width"]) -> Tensor:
+    """Intersection over union of binary silhouettes with a mask (or one mask each)."""
     inter = (silhouettes * mask).sum(dim=(1, 2))
     union = (silhouettes + mask).clamp_max(1.0).sum(dim=(1, 2))
     return inter / union.clamp_min(1.0)

@@ -42,6 +42,16 @@ def test_splatted_silhouette_matches_the_ray_cast_one():
     assert pose_search.mask_iou(silhouette, true_mask(other)).item() < 0.8
 
 
+def test_points_outside_the_image_leave_the_silhouette_alone():
+    points, cell = pose_search.interior_points(ellipsoid_sdf, 40)
+    pose = torch.from_numpy(orbit_pose(35.0, 20.0, 2.5)[None, :3]).float()
+    alone = pose_search.splat_silhouettes(points, pose, INTRINSICS, (SIZE, SIZE), cell)
+    # the same points moved along the camera's right axis, far enough to land beside the image, on both sides
+    right = pose[0, :, 0]
+    beside = torch.cat([points, points + 2.0 * right, points - 2.0 * right])
+    assert torch.equal(pose_search.splat_silhouettes(beside, pose, INTRINSICS, (SIZE, SIZE), cell), alone)
+
+
 def test_orbit_rotations_are_rotations_about_the_cameras_axes():
     c2w = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5)[:3] for a in (0.0, 100.0)])).float()
     angles = torch.deg2rad(torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, -7.0]]))
