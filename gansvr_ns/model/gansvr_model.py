@@ -527,6 +527,7 @@ class GanSvrModel(InstanceSelection, Model):
         # the corrections after the searched rotation B, M = R_refined (B R_rough)^T; C M B = M (M^T C M) B
         base = self.searched_rotations
         after_base = current[:, :, :3] @ (base @ rough[:, :, :3]).transpose(1, 2)
+        current = current.cpu()  # the search runs on the host, like the masks it reads
         stages = pose_search.default_stages(self.config.pose_search_span)
         start_iou, end_iou, turned = [], [], []
         for first in range(0, len(inputs), batch_size):
@@ -536,16 +537,18 @@ class GanSvrModel(InstanceSelection, Model):
                 points, cell = pose_search.interior_points(
                     lambda x: self.field.sdf(x.to(self.device), code), self.config.pose_search_resolution
                 )
-                cams = instance_cameras[first + offset].to(self.device)
                 if len(points) == 0:
                     continue
-                view_masks = masks[cams.cpu()].float()
+                cams = instance_cameras[first + offset].cpu()
+                view_masks = masks[cams].float()
                 start = pose_search.mask_iou(
-                    pose_search.splat_silhouettes(points, current[cams].cpu(), intrinsics[cams.cpu()],
-                                                  view_masks.shape[1:], cell), view_masks)
-                rotation, iou = pose_search.search_views(points, cell, current[cams].cpu(), view_masks,
-                                                         intrinsics[cams.cpu()], stages, self.config.pose_search_prior)
+                    pose_search.splat_silhouettes(points, current[cams], intrinsics[cams], view_masks.shape[1:], cell),
+                    view_masks,
+                )
+                rotation, iou = pose_search.search_views(points, cell, current[cams], view_masks, intrinsics[cams],
+                                                         stages, self.config.pose_search_prior)
                 rotation = rotation.to(self.device)
+                cams = cams.to(self.device)
                 m = after_base[cams]
                 base[cams] = m.transpose(1, 2) @ rotation @ m @ base[cams]
                 start_iou.append(start)

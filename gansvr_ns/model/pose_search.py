@@ -18,8 +18,12 @@ from typing import Callable, Tuple
 
 import torch
 from jaxtyping import Float
+from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
+from nerfstudio.utils import poses as pose_utils
 from torch import Tensor
 from torch.nn import functional as F
+
+from gansvr_ns.model.extract import sdf_grid
 
 
 @dataclass(frozen=True)
@@ -54,12 +58,8 @@ def default_stages(span_deg: float = 15.0) -> Tuple[SearchStage, ...]:
 
 
 def axis_rotations(axes: Float[Tensor, "num 3"], angles: Float[Tensor, " num"]) -> Float[Tensor, "num 3 3"]:
-    """Rodrigues: rotations by `angles` (radians) about unit `axes`."""
-    x, y, z = axes.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(-1, 3, 3)
-    s, c = torch.sin(angles)[:, None, None], torch.cos(angles)[:, None, None]
-    return torch.eye(3, dtype=axes.dtype, device=axes.device) + s * k + (1.0 - c) * (k @ k)
+    """Rotations by `angles` (radians) about unit `axes` (nerfstudio's SO(3) exponential map)."""
+    return exp_map_SO3xR3(torch.cat([torch.zeros_like(axes), axes * angles[:, None]], dim=-1))[:, :, :3]
 
 
 def orbit_rotations(c2w: Float[Tensor, "num 3 4"], angles: Float[Tensor, "num 3"]) -> Float[Tensor, "num 3 3"]:
@@ -77,11 +77,10 @@ def interior_points(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: 
                     chunk: int = 65536) -> Tuple[Float[Tensor, "num 3"], float]:
     """Grid points inside the surface (SDF < 0) within `shell` grid cells of it, and the grid's cell size. A
     closed shell projects to the whole silhouette, and it is far smaller than the solid."""
-    lin = torch.linspace(-bound, bound, resolution)
-    grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1).reshape(-1, 3)
-    sdf = torch.cat([sdf_fn(grid[i : i + chunk]).reshape(-1).float().cpu() for i in range(0, len(grid), chunk)])
+    sdf = torch.from_numpy(sdf_grid(sdf_fn, resolution, bound, coarse_factor=1, chunk=chunk))
     cell = 2.0 * bound / (resolution - 1)
-    return grid[(sdf < 0.0) & (sdf > -shell * cell)], cell
+    index = torch.nonzero((sdf < 0.0) & (sdf > -shell * cell))
+    return torch.linspace(-bound, bound, resolution)[index], cell
 
 
 def splat_silhouettes(
@@ -145,9 +144,7 @@ def search_views(
         offsets = stage.offsets
         angles = (best[:, None] + offsets[None]).reshape(-1, 3)
         poses = c2w.repeat_interleave(len(offsets), dim=0)
-        turned = orbit_rotations(poses, angles)
-        moved = torch.cat([turned @ poses[:, :3, :3], torch.einsum("kij,kj->ki", turned, poses[:, :3, 3])[..., None]],
-                          dim=-1)
+        moved = pose_utils.multiply(F.pad(orbit_rotations(poses, angles), (0, 1)), poses)
         sil = splat_silhouettes(points, moved, intrinsics.repeat_interleave(len(offsets), dim=0), masks.shape[1:],
                                 cell)
         iou = mask_iou(sil, masks.repeat_interleave(len(offsets), dim=0)).reshape(num_views, len(offsets))
