@@ -32,7 +32,8 @@ prior-bound: what a shape prior without per-image detail can give: every test in
             subtypes), scored like reconstructions (a reference, not a method).
 encoder-probe: can the model's image encoder, trained from scratch in the default step budget, tell the generator's
             subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
-            (1-nearest neighbour) tell them apart (a diagnostic, not a method).
+            (1-nearest neighbour) tell them apart, and how far apart are the latents of two views of one instance
+            against those of two instances (a diagnostic, not a method).
 uncertainty-flaws: does a run's image uncertainty head give the generator's flawed pseudo views a higher sigma than
             its clean ones (mean sigma inside the mask per flaw kind; a diagnostic of the first claim).
 """
@@ -1149,6 +1150,16 @@ def accuracy_of(encoder: torch.nn.Module, classifier: torch.nn.Module, images: t
     return float((predicted == labels).float().mean())
 
 
+def view_spread(latents: torch.Tensor, owners: List[str]) -> Tuple[float, float]:
+    """(within, between): mean Euclidean distance between latents of two images of one instance, and of two different
+    instances. A latent that carries the object more than the viewpoint has `within` well below `between`."""
+    owner = torch.tensor([sorted(set(owners)).index(o) for o in owners])
+    same = owner[:, None] == owner[None]
+    distances = torch.cdist(latents, latents)
+    within = same & ~torch.eye(len(owners), dtype=torch.bool)
+    return float(distances[within].mean()), float(distances[~same].mean())
+
+
 def nearest_subtype_accuracy(queries: torch.Tensor, query_ids: List[str], keys: torch.Tensor, key_ids: List[str],
                              subtypes: Dict[str, str]) -> float:
     """Fraction of query latents whose nearest key latent (Euclidean) belongs to an instance of the same subtype."""
@@ -1168,7 +1179,8 @@ class EncoderProbe:
     data: Path = Path("data/gan-car")
     """Dataset whose dataset.json lists the generator's `subtypes` (procedural sets do)."""
     steps: Optional[int] = None
-    """Classifier training steps (default: gansvr's default step count)."""
+    """Classifier training steps (default: gansvr's default step count; 0 skips the classifier, e.g. to probe only a
+    run's latents with `--load-config`)."""
     batch_size: int = 4
     """Images per step (gansvr's encoder sees `instances_per_batch` = 4 images per step)."""
     lr: float = 1e-4
@@ -1219,7 +1231,7 @@ class EncoderProbe:
             print(f"silhouette retrieval: {retrieval:.3f} of the held-out input masks have a nearest train pseudo-view "
                   f"mask of their subtype (majority {input_chance:.3f})")
 
-        steps = self.steps or default_iterations()
+        steps = default_iterations() if self.steps is None else self.steps
         model_config = GanSvrModelConfig()
         torch.manual_seed(self.seed)
         encoder = ImageEncoder(model_config.latent_dim, self.input_size or model_config.encoder_input_size,
@@ -1252,11 +1264,16 @@ class EncoderProbe:
             with torch.no_grad():
                 keys, queries = (model.encode(images[rows]).cpu()
                                  for images, rows in ((train_images, train_inputs), (test_images, test_inputs)))
+                held_out_latents = torch.cat([model.encode(chunk).cpu() for chunk in test_images.split(64)])
             accuracy = nearest_subtype_accuracy(queries, held_out, keys, train, subtypes)
+            within, between = view_spread(held_out_latents, test_owners)
             result["run"] = {"config": str(self.load_config), "nearest_neighbour_accuracy": accuracy,
-                             "held_out_inputs": len(held_out)}
+                             "held_out_inputs": len(held_out), "latent_distance_within_instance": within,
+                             "latent_distance_between_instances": between}
             print(f"{self.load_config}: 1-NN subtype accuracy of its latents {accuracy:.3f} over {len(held_out)} "
                   f"held-out input images (majority {input_chance:.3f})")
+            print(f"latent distance between two images of one held-out instance {within:.2f}, of two different "
+                  f"instances {between:.2f}")
         output = self.output or Path("outputs/encoder-probe/encoder_probe.json")
         write_json(output, result)
         print(f"Wrote {output}")

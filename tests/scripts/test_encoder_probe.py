@@ -21,6 +21,14 @@ def test_nearest_subtype_accuracy():
     assert benchmark.nearest_subtype_accuracy(queries, ["q1", "q2", "q3"], keys, ["a", "b", "c"], subtypes) == 1 / 3
 
 
+def test_view_spread():
+    # two instances, two images each: within-instance pairs are 1 apart, between-instance pairs 10 or sqrt(101)
+    latents = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 10.0], [1.0, 10.0]])
+    within, between = benchmark.view_spread(latents, ["a", "a", "b", "b"])
+    assert within == pytest.approx(1.0)
+    assert between == pytest.approx((10.0 + 101.0**0.5) / 2)
+
+
 def shaded_dataset(out: Path) -> Path:
     """Ellipsoids whose every image is dark for subtype "dark" and light for "light", a subtype any encoder learns,
     and whose every mask is the image's top half for "dark" and its bottom half for "light"."""
@@ -66,8 +74,10 @@ def test_probe_of_a_trained_run(ablation_run, tmp_path):
     _, data, output, _ = ablation_run
     config = Path(json.loads(output.read_text())["variants"]["no_pose_refinement"]["seeds"]["0"]["config"])
     info = json.loads((data / "dataset.json").read_text())
-    result = benchmark.EncoderProbe(data=data, steps=2, report_every=1, load_config=config,
-                                    output=tmp_path / "probe.json").main()
+    result = benchmark.EncoderProbe(data=data, steps=0, load_config=config, output=tmp_path / "probe.json").main()
+    assert result["classifier"] == []  # steps 0: only the run's latents are probed
     assert result["run"]["held_out_inputs"] == len(info["splits"]["val"]) + len(info["splits"]["test"])
     assert 0.0 <= result["run"]["nearest_neighbour_accuracy"] <= 1.0
+    assert 0.0 < result["run"]["latent_distance_within_instance"]
+    assert 0.0 < result["run"]["latent_distance_between_instances"]
     assert 0.0 < result["input_majority_accuracy"] <= 1.0
