@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Callable, Tuple
 
 import torch
-from jaxtyping import Float
+from jaxtyping import Bool, Float
 from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from nerfstudio.utils import poses as pose_utils
 from torch import Tensor
@@ -77,7 +77,8 @@ def interior_points(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: 
                     chunk: int = 65536) -> Tuple[Float[Tensor, "num 3"], float]:
     """Grid points inside the surface (SDF < 0) within `shell` grid cells of it, and the grid's cell size. A
     closed shell projects to the whole silhouette, and it is far smaller than the solid."""
-    sdf = torch.from_numpy(sdf_grid(sdf_fn, resolution, bound, coarse_factor=1, chunk=chunk))
+    # a grid twice as coarse first: `sdf_grid` evaluates every point near the surface exactly, the shell included
+    sdf = torch.from_numpy(sdf_grid(lambda x: sdf_fn(x).reshape(-1), resolution, bound, coarse_factor=2, chunk=chunk))
     cell = 2.0 * bound / (resolution - 1)
     index = torch.nonzero((sdf < 0.0) & (sdf > -shell * cell))
     return torch.linspace(-bound, bound, resolution)[index], cell
@@ -103,14 +104,28 @@ def splat_silhouettes(
     inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (local[..., 2] < 0)
     # points outside the image all mark one spare pixel past the end, so that only ones are written to the image
     pixel = torch.where(inside, row * width + col, torch.full_like(col, height * width))
-    flat = torch.zeros(len(c2w), height * width + 1, dtype=points.dtype, device=points.device)
-    flat.scatter_(1, pixel, 1.0)
-    image = flat[:, :-1].reshape(-1, 1, height, width)
+    flat = torch.zeros(len(c2w), height * width + 1, dtype=torch.bool, device=points.device)
+    flat.scatter_(1, pixel, True)
+    image = flat[:, :-1].reshape(-1, height, width)
     footprint = float((intrinsics[:, :2].max() * cell / origin.norm(dim=-1).min().clamp_min(1e-6)).item())
     radius = max(1, math.ceil(footprint / 2.0))
-    image = F.max_pool2d(image, 2 * radius + 1, stride=1, padding=radius)
-    image = -F.max_pool2d(-image, 2 * radius + 1, stride=1, padding=radius)
-    return image[:, 0]
+    closed = ~dilate(~dilate(image, radius), radius)  # dilation, then erosion: fills the gaps between points
+    return closed.to(points.dtype)
+
+
+def dilate(image: Bool[Tensor, "num height width"], radius: int) -> Bool[Tensor, "num height width"]:
+    """Binary dilation by a (2 radius + 1)^2 square, as a row pass then a column pass of shifted ORs; beyond the
+    border counts as empty. `~dilate(~image)` is the erosion that counts beyond the border as full."""
+    height, width = image.shape[-2:]
+    padded = F.pad(image, (radius, radius))
+    rows = padded[..., :width].clone()
+    for shift in range(1, 2 * radius + 1):
+        rows |= padded[..., shift : shift + width]
+    padded = F.pad(rows, (0, 0, radius, radius))
+    out = padded[..., :height, :].clone()
+    for shift in range(1, 2 * radius + 1):
+        out |= padded[..., shift : shift + height, :]
+    return out
 
 
 def mask_iou(silhouettes: Float[Tensor, "num height width"], mask: Float[Tensor, "*num height width"]) -> Tensor:

@@ -52,6 +52,16 @@ def test_points_outside_the_image_leave_the_silhouette_alone():
     assert torch.equal(pose_search.splat_silhouettes(beside, pose, INTRINSICS, (SIZE, SIZE), cell), alone)
 
 
+@pytest.mark.parametrize("radius", [1, 2])
+def test_dilate_is_a_square_max_filter(radius):
+    image = torch.rand(5, 17, 23, generator=torch.Generator().manual_seed(radius)) > 0.8
+    kernel = 2 * radius + 1
+    expected = torch.nn.functional.max_pool2d(image[:, None].float(), kernel, stride=1, padding=radius)[:, 0] > 0
+    assert torch.equal(pose_search.dilate(image, radius), expected)
+    # the erosion counts beyond the border as full: an all-true image stays all true
+    assert bool((~pose_search.dilate(~torch.ones(2, 6, 6, dtype=torch.bool), radius)).all())
+
+
 def test_orbit_rotations_are_rotations_about_the_cameras_axes():
     c2w = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5)[:3] for a in (0.0, 100.0)])).float()
     angles = torch.deg2rad(torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, -7.0]]))
