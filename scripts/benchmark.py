@@ -30,6 +30,9 @@ hull-bound: what silhouettes alone can give: each test instance's visual hull ca
 prior-bound: what a shape prior without per-image detail can give: every test instance answered with the mean of the
             train split's ground-truth shapes, and with the mean of its own subtype's (where the generator lists
             subtypes), scored like reconstructions (a reference, not a method).
+latent-bound: how much of each test instance the run's decoder can show through its latent at all: a latent per
+            instance fitted to all of its own pseudo views (true or rough poses), decoder frozen, scored like
+            reconstructions against the encoder's latent of the input image (a reference, not a method).
 encoder-probe: can the model's image encoder, trained from scratch in the default step budget, tell the generator's
             subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
             (1-nearest neighbour) tell them apart, and how far apart are the latents of two views of one instance
@@ -1037,6 +1040,153 @@ class HullBound:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# What the decoder's latent space can show: latents fitted to every view of a test instance
+
+
+def fit_latent(model, cameras, images: torch.Tensor, masks: torch.Tensor, start: torch.Tensor, steps: int,
+               rays: int = 1024, lr: float = 3e-2, seed: int = 0) -> Tuple[torch.Tensor, List[float]]:
+    """Adam on a latent alone, from `start` (1, latent_dim), so that the model's rendering of it from `cameras`
+    matches `images` (views, height, width, 3) inside `masks` (views, height, width) and its opacity the masks, with
+    the method's own colour and silhouette weights (no uncertainty). Each step draws `rays` pixels at random, or takes
+    every pixel when there are no more than that. The model's weights are not changed. Returns the fitted latent in
+    the encoder's (unit-scaled) space and the loss of every step."""
+    from gansvr_ns.model import losses
+    from gansvr_ns.model.gansvr_model import unit_scale
+
+    cfg = model.config
+    num_views, height, width = masks.shape
+    generator = torch.Generator().manual_seed(seed)
+    every = torch.stack(torch.meshgrid(torch.arange(num_views), torch.arange(height), torch.arange(width),
+                                       indexing="ij"), dim=-1).reshape(-1, 3)
+    latent = start.detach().clone().to(model.device).requires_grad_(True)
+    optimizer = torch.optim.Adam([latent], lr=lr)
+    frozen = [(p, p.requires_grad) for p in model.parameters()]
+    selected = model.field.selected
+    history = []
+    try:
+        for p, _ in frozen:
+            p.requires_grad_(False)
+        for _ in range(steps):
+            picks = every if len(every) <= rays else every[torch.randint(len(every), (rays,), generator=generator)]
+            view, y, x = picks.unbind(-1)
+            coords = torch.stack([y, x], dim=-1).float() + 0.5
+            bundle = cameras.generate_rays(camera_indices=view[:, None], coords=coords).to(model.device)
+            model.field.selected = model.field.encode_latents(unit_scale(latent))
+            outputs = model(bundle)
+            mask = masks[view, y, x][:, None].float().to(model.device)
+            loss = (cfg.rgb_loss_mult * losses.masked_l1(outputs["rgb"], images[view, y, x].to(model.device), mask)
+                    + cfg.mask_loss_mult * losses.silhouette_bce(outputs["accumulation"], mask))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            history.append(loss.item())
+    finally:
+        for p, flag in frozen:
+            p.requires_grad_(flag)
+        model.field.selected = selected
+    return unit_scale(latent.detach()), history
+
+
+@contextmanager
+def fixed_latents(model, latents: Dict[str, torch.Tensor], order: List[str]):
+    """Within the block, the k-th image `model` encodes gets the latent `latents[order[k]]`, whatever the image."""
+    queue = list(order)
+    model.encode = lambda images: torch.cat([latents[queue.pop(0)] for _ in range(len(images))])
+    try:
+        yield
+    finally:
+        del model.encode  # the instance attribute hid the class's method
+
+
+@dataclass
+class LatentBound:
+    """Fit one latent per test instance to all of that instance's own pseudo views, with the run's decoder frozen
+    and starting from the encoder's latent of its input image, and score the meshes of the fitted latents like
+    reconstructions. Not a method (it sees every view of the test object, and with `true` the true poses, which the
+    method never does): a reference for how much of each object the decoder can show through its latent at all,
+    against what the encoder's latent of the one input image gives."""
+
+    load_config: Path
+    """config.yml of a gansvr run."""
+    data: Optional[Path] = None
+    """Dataset (default: the run's own)."""
+    poses: List[Literal["true", "rough"]] = field(default_factory=lambda: ["true", "rough"])
+    """Poses of the views to fit under: the true poses (where the data has them) and the rough ones."""
+    steps: int = 100
+    """Adam steps per instance."""
+    rays: int = 1024
+    """Pixels per step, drawn from all of the instance's views."""
+    lr: float = 3e-2
+    """Adam learning rate of the latent."""
+    resolution: int = 64
+    """Marching-cubes resolution of the meshes."""
+    max_instances: Optional[int] = None
+    """Fit only the first this many test instances (all are scored with the encoder's latent)."""
+    output_dir: Optional[Path] = None
+    """Where the meshes go (default: <run>/latent_bound)."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <output-dir>/latent_bound.json)."""
+
+    def main(self) -> Dict:
+        from tqdm import tqdm
+
+        from gansvr_ns.data import format as fmt
+        from gansvr_ns.data.dataparser import build_outputs
+        from gansvr_ns.eval.evaluate import another_instance_baseline
+        from gansvr_ns.scripts.reconstruct import load_pipeline
+
+        pipeline = load_pipeline(self.load_config)
+        model = pipeline.model
+        if not hasattr(model.field, "encode_latents"):
+            raise SystemExit(f"{self.load_config}: not a gansvr run with a latent-conditioned SDF field")
+        info = fmt.read_dataset(self.data or pipeline.datamanager.config.dataparser.data)
+        ids = info.instances("test")[: self.max_instances]
+        out_dir = self.output_dir or self.load_config.parent / "latent_bound"
+        baseline = another_instance_baseline(info.root, "test")
+        inputs = {i: torch.from_numpy(fmt.load_rgb(info.root / i / "input.png")).permute(2, 0, 1)[None] for i in ids}
+        with torch.no_grad():
+            own = {i: model.encode(image) for i, image in inputs.items()}
+        rows, moved, last_loss = {}, {}, {}
+        reconstruct_all(pipeline, {i: info.root / i / "input.png" for i in ids}, out_dir / "own", self.resolution)
+        rows["the encoder's latent of the input image"] = reference_scores(out_dir / "own", info.root, baseline)
+        for pose_name in self.poses:
+            fitted: Dict[str, torch.Tensor] = {}
+            for instance in tqdm(ids, desc=f"fitting latents ({pose_name} poses)", unit="instance"):
+                record = fmt.read_instance(info, instance)
+                outputs = build_outputs(info, [record], "test")
+                cameras = outputs.cameras
+                if pose_name == "true":
+                    if outputs.metadata["true_poses"] is None:
+                        raise SystemExit(f"{record.folder / 'cameras.json'}: no true poses (transform_matrix_true)")
+                    cameras.camera_to_worlds = outputs.metadata["true_poses"]
+                images = torch.stack([torch.from_numpy(fmt.load_rgb(v.image_path)) for v in record.views])
+                masks = torch.stack([torch.from_numpy(fmt.load_mask(v.mask_path)) for v in record.views])
+                fitted[instance], history = fit_latent(model, cameras, images, masks, own[instance], self.steps,
+                                                       self.rays, self.lr)
+                moved.setdefault(pose_name, []).append(float((fitted[instance] - own[instance]).norm()))
+                last_loss.setdefault(pose_name, []).append(sum(history[-10:]) / max(len(history[-10:]), 1))
+            pred_dir = out_dir / f"fitted-{pose_name}"
+            with fixed_latents(model, fitted, ids):
+                reconstruct_all(pipeline, {i: info.root / i / "input.png" for i in ids}, pred_dir, self.resolution)
+            views = len(record.views)
+            rows[f"latent fitted to its {views} views, {pose_name} poses"] = reference_scores(pred_dir, info.root,
+                                                                                            baseline)
+        result = {"config": str(self.load_config), "data": str(info.root), "instances": ids, "steps": self.steps,
+                  "rays": self.rays, "lr": self.lr, "resolution": self.resolution, "another_instance_chamfer": baseline,
+                  "rows": rows, "latent_moved": {k: sum(v) / len(v) for k, v in moved.items()},
+                  "latent_norm": sum(float(z.norm()) for z in own.values()) / len(own),
+                  "final_loss": {k: sum(v) / len(v) for k, v in last_loss.items()}}
+        output = self.output or out_dir / "latent_bound.json"
+        fmt.write_json(output, result)
+        print(reference_table(f"test instances ({len(ids)}) answered with", rows, baseline))
+        for pose_name, distance in result["latent_moved"].items():
+            print(f"{pose_name} poses: the fitted latents moved {distance:.2f} from the encoder's (latents' norm "
+                  f"{result['latent_norm']:.2f})")
+        print(f"Wrote {output}")
+        return result
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # What a shape prior without per-image detail can give: average ground-truth shapes of the train split
 
 
@@ -1364,6 +1514,7 @@ Commands = Union[
     Annotated[Domain, tyro.conf.subcommand("domain")],
     Annotated[HullBound, tyro.conf.subcommand("hull-bound")],
     Annotated[PriorBound, tyro.conf.subcommand("prior-bound")],
+    Annotated[LatentBound, tyro.conf.subcommand("latent-bound")],
     Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
     Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
 ]

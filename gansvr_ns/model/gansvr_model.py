@@ -338,7 +338,9 @@ class GanSvrModel(InstanceSelection, Model):
         twice (`NeuSSampler` queries the SDF without gradients and the renderer queries the same points again).
         Returns the sorted samples with their geometry (SDF in column 0) and SDF gradients."""
         sampler = self.sampler
-        create_graph = self.training
+        # the SDF gradients stay differentiable when anything may backpropagate through the rendering: in training,
+        # and when a caller outside it (e.g. fitting a latent to views) renders with autograd on
+        create_graph = self.training or torch.is_grad_enabled()
 
         def evaluate(samples: RaySamples) -> Tuple[Tensor, Tensor]:
             return self.field.sdf_and_gradient(samples.frustums.get_start_positions(), code, create_graph)
