@@ -309,7 +309,7 @@ class GanSvrDataManager(DataManager):
         cfg = self.config
         gen = self._torch_rng()
         chosen = self.rng.sample(range(len(data.instance_cameras)), min(cfg.instances_per_batch, len(data.inputs)))
-        cams, view_instance, conds, cond_masks, others = [], [], [], [], []
+        cams, view_instance, conds, cond_masks, others, other_masks = [], [], [], [], [], []
         for slot, k in enumerate(chosen):
             own = data.instance_cameras[k]
             picks = own[torch.randperm(len(own), generator=gen)[: cfg.views_per_instance]]
@@ -322,7 +322,9 @@ class GanSvrDataManager(DataManager):
             else:
                 conds.append(data.inputs[k])
                 cond_masks.append(None if data.input_masks is None else data.input_masks[k])
-            others.append(data.images[int(own[self.rng.randrange(len(own))])].permute(2, 0, 1).float().div(255.0))
+            other = int(own[self.rng.randrange(len(own))])
+            others.append(data.images[other].permute(2, 0, 1).float().div(255.0))
+            other_masks.append(data.masks[other])
         cams, view_instance = torch.cat(cams), torch.cat(view_instance)
         height, width = data.images.shape[1:3]
         ray_view = torch.arange(len(cams)).repeat_interleave(cfg.rays_per_view)
@@ -336,13 +338,15 @@ class GanSvrDataManager(DataManager):
             "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
             "mask": data.masks[ray_cam, y, x][:, None].float().to(self.device),
             "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen).to(self.device),
-            "consistency_images": torch.stack(others).to(self.device),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
             "instances": torch.tensor(chosen, dtype=torch.long),
         }
         batch["view_images"], batch["view_masks"] = view_tensors(data.images[cams], data.masks[cams], self.device)
+        # the second image of each instance is a conditioning image too, randomised alike (last: every other draw
+        # from `gen` stays as it was without it)
+        batch["consistency_images"] = augment_conditions(torch.stack(others), other_masks, augment, gen).to(self.device)
         return ray_bundle, batch
 
     def _torch_rng(self) -> torch.Generator:

@@ -110,7 +110,9 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     hull_prior_truncation: float = 0.1
     """The hull prior matches signed distances within this band around the hull's surface, only signs beyond it."""
     latent_consistency_mult: float = 0.0
-    """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off)."""
+    """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off). With
+    `--pipeline.datamanager.condition-augment`, both images are randomised alike, so that the paint and backdrop,
+    which two views of one instance share, stop being an easy invariant."""
     instance_codes: bool = False
     """Auto-decoding: each train instance has a free latent code, learned from its pseudo views alone, and its rays
     are rendered with that code; the encoder learns to predict the codes from the conditioning images

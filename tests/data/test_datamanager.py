@@ -57,3 +57,5 @@ def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targe
     torch.testing.assert_close(rays.origins, augmented_rays.origins)  # same seed, same draws
     torch.testing.assert_close(plain["image"], augmented["image"])
     assert (plain["condition_images"] - augmented["condition_images"]).abs().mean() > 0.01
+    # the latent-consistency term's second images are conditioning images too: randomised alike
+    assert (plain["consistency_images"] - augmented["consistency_images"]).abs().mean() > 0.01
