@@ -109,19 +109,24 @@ def extent_ratios(pred_dir: Path, data: Path, ids: List[str]) -> Optional[List[f
 
 
 @contextmanager
+def encoding_with(model, encode: Callable[[torch.Tensor], torch.Tensor]):
+    """Within the block, `model` encodes images with `encode` (images -> latents) instead of its encoder."""
+    model.encode = encode
+    try:
+        yield
+    finally:
+        del model.encode  # the instance attribute hid the class's method
+
+
 def mean_train_latent(model, data: Path):
-    """Within the block, `model` encodes every image to the mean latent of the train split's input images."""
+    """A block in which `model` encodes every image to the mean latent of the train split's input images."""
     from gansvr_ns.data.format import load_rgb
 
     ids = json.loads((data / "dataset.json").read_text())["splits"]["train"]
     images = torch.stack([torch.from_numpy(load_rgb(data / i / "input.png")).permute(2, 0, 1) for i in ids])
     with torch.no_grad():
         mean = model.encode(images).mean(dim=0, keepdim=True)
-    model.encode = lambda images: mean.expand(len(images), -1)
-    try:
-        yield
-    finally:
-        del model.encode  # the instance attribute hid the class's method
+    return encoding_with(model, lambda images: mean.expand(len(images), -1))
 
 
 @dataclass
@@ -1087,15 +1092,10 @@ def fit_latent(model, cameras, images: torch.Tensor, masks: torch.Tensor, start:
     return unit_scale(latent.detach()), history
 
 
-@contextmanager
 def fixed_latents(model, latents: Dict[str, torch.Tensor], order: List[str]):
-    """Within the block, the k-th image `model` encodes gets the latent `latents[order[k]]`, whatever the image."""
+    """A block in which the k-th image `model` encodes gets the latent `latents[order[k]]`, whatever the image."""
     queue = list(order)
-    model.encode = lambda images: torch.cat([latents[queue.pop(0)] for _ in range(len(images))])
-    try:
-        yield
-    finally:
-        del model.encode  # the instance attribute hid the class's method
+    return encoding_with(model, lambda images: torch.cat([latents[queue.pop(0)] for _ in range(len(images))]))
 
 
 @dataclass
