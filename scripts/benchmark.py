@@ -1092,6 +1092,19 @@ def fit_latent(model, cameras, images: torch.Tensor, masks: torch.Tensor, start:
     return unit_scale(latent.detach()), history
 
 
+def instance_views(info, instance: str):
+    """(cameras under the rough poses, the true poses or None, images (views, height, width, 3), masks (views, height,
+    width)) of every pseudo view of one instance of a dataset."""
+    from gansvr_ns.data import format as fmt
+    from gansvr_ns.data.dataparser import build_outputs
+
+    record = fmt.read_instance(info, instance)
+    outputs = build_outputs(info, [record], "test")
+    images = torch.stack([torch.from_numpy(fmt.load_rgb(v.image_path)) for v in record.views])
+    masks = torch.stack([torch.from_numpy(fmt.load_mask(v.mask_path)) for v in record.views])
+    return outputs.cameras, outputs.metadata["true_poses"], images, masks
+
+
 def fixed_latents(model, latents: Dict[str, torch.Tensor], order: List[str]):
     """A block in which the k-th image `model` encodes gets the latent `latents[order[k]]`, whatever the image."""
     queue = list(order)
@@ -1121,7 +1134,7 @@ class LatentBound:
     resolution: int = 64
     """Marching-cubes resolution of the meshes."""
     max_instances: Optional[int] = None
-    """Fit only the first this many test instances (all are scored with the encoder's latent)."""
+    """Use only the first this many test instances (every row is scored on them)."""
     output_dir: Optional[Path] = None
     """Where the meshes go (default: <run>/latent_bound)."""
     output: Optional[Path] = None
@@ -1131,46 +1144,45 @@ class LatentBound:
         from tqdm import tqdm
 
         from gansvr_ns.data import format as fmt
-        from gansvr_ns.data.dataparser import build_outputs
         from gansvr_ns.eval.evaluate import another_instance_baseline
         from gansvr_ns.scripts.reconstruct import load_pipeline
 
         pipeline = load_pipeline(self.load_config)
         model = pipeline.model
-        if not hasattr(model.field, "encode_latents"):
+        if not hasattr(getattr(model, "field", None), "encode_latents"):
             raise SystemExit(f"{self.load_config}: not a gansvr run with a latent-conditioned SDF field")
         info = fmt.read_dataset(self.data or pipeline.datamanager.config.dataparser.data)
         ids = info.instances("test")[: self.max_instances]
         out_dir = self.output_dir or self.load_config.parent / "latent_bound"
         baseline = another_instance_baseline(info.root, "test")
-        inputs = {i: torch.from_numpy(fmt.load_rgb(info.root / i / "input.png")).permute(2, 0, 1)[None] for i in ids}
+        input_paths = {i: info.root / i / "input.png" for i in ids}
         with torch.no_grad():
-            own = {i: model.encode(image) for i, image in inputs.items()}
-        rows, moved, last_loss = {}, {}, {}
-        reconstruct_all(pipeline, {i: info.root / i / "input.png" for i in ids}, out_dir / "own", self.resolution)
-        rows["the encoder's latent of the input image"] = reference_scores(out_dir / "own", info.root, baseline)
-        for pose_name in self.poses:
-            fitted: Dict[str, torch.Tensor] = {}
-            for instance in tqdm(ids, desc=f"fitting latents ({pose_name} poses)", unit="instance"):
-                record = fmt.read_instance(info, instance)
-                outputs = build_outputs(info, [record], "test")
-                cameras = outputs.cameras
-                if pose_name == "true":
-                    if outputs.metadata["true_poses"] is None:
-                        raise SystemExit(f"{record.folder / 'cameras.json'}: no true poses (transform_matrix_true)")
-                    cameras.camera_to_worlds = outputs.metadata["true_poses"]
-                images = torch.stack([torch.from_numpy(fmt.load_rgb(v.image_path)) for v in record.views])
-                masks = torch.stack([torch.from_numpy(fmt.load_mask(v.mask_path)) for v in record.views])
-                fitted[instance], history = fit_latent(model, cameras, images, masks, own[instance], self.steps,
-                                                       self.rays, self.lr)
-                moved.setdefault(pose_name, []).append(float((fitted[instance] - own[instance]).norm()))
-                last_loss.setdefault(pose_name, []).append(sum(history[-10:]) / max(len(history[-10:]), 1))
-            pred_dir = out_dir / f"fitted-{pose_name}"
-            with fixed_latents(model, fitted, ids):
-                reconstruct_all(pipeline, {i: info.root / i / "input.png" for i in ids}, pred_dir, self.resolution)
-            views = len(record.views)
-            rows[f"latent fitted to its {views} views, {pose_name} poses"] = reference_scores(pred_dir, info.root,
-                                                                                            baseline)
+            own = {i: model.encode(torch.from_numpy(fmt.load_rgb(path)).permute(2, 0, 1)[None])
+                   for i, path in input_paths.items()}
+        fitted: Dict[str, Dict[str, torch.Tensor]] = {pose_name: {} for pose_name in self.poses}
+        moved: Dict[str, List[float]] = {pose_name: [] for pose_name in self.poses}
+        last_loss: Dict[str, List[float]] = {pose_name: [] for pose_name in self.poses}
+        for instance in tqdm(ids, desc="fitting latents", unit="instance"):
+            cameras, true_poses, images, masks = instance_views(info, instance)
+            rough_poses = cameras.camera_to_worlds
+            for pose_name in self.poses:
+                if pose_name == "true" and true_poses is None:
+                    raise SystemExit(f"{info.root / instance / 'cameras.json'}: no true poses (transform_matrix_true)")
+                cameras.camera_to_worlds = true_poses if pose_name == "true" else rough_poses
+                latent, history = fit_latent(model, cameras, images, masks, own[instance], self.steps, self.rays,
+                                             self.lr)
+                fitted[pose_name][instance] = latent
+                moved[pose_name].append(float((latent - own[instance]).norm()))
+                last_loss[pose_name].append(sum(history[-10:]) / max(len(history[-10:]), 1))
+        views = len(masks)
+        answers = [("the encoder's latent of the input image", "own", own)]
+        answers += [(f"latent fitted to its {views} views, {pose_name} poses", f"fitted-{pose_name}", fitted[pose_name])
+                    for pose_name in self.poses]
+        rows = {}
+        for name, folder, latents in answers:
+            with fixed_latents(model, latents, ids):
+                reconstruct_all(pipeline, input_paths, out_dir / folder, self.resolution)
+            rows[name] = reference_scores(out_dir / folder, info.root, baseline)
         result = {"config": str(self.load_config), "data": str(info.root), "instances": ids, "steps": self.steps,
                   "rays": self.rays, "lr": self.lr, "resolution": self.resolution, "another_instance_chamfer": baseline,
                   "rows": rows, "latent_moved": {k: sum(v) / len(v) for k, v in moved.items()},

@@ -6,7 +6,6 @@ from pathlib import Path
 import torch
 
 from gansvr_ns.data import format as fmt
-from gansvr_ns.data.dataparser import build_outputs
 from gansvr_ns.scripts.reconstruct import load_pipeline
 from tests.scripts.conftest import load_script
 
@@ -23,11 +22,9 @@ def test_fit_latent_lowers_the_loss_and_leaves_the_model_alone(ablation_run):
     pipeline = load_pipeline(tiny_run(ablation_run))
     model = pipeline.model
     info = fmt.read_dataset(data)
-    record = fmt.read_instance(info, info.instances("test")[0])
-    cameras = build_outputs(info, [record], "test").cameras
-    images = torch.stack([torch.from_numpy(fmt.load_rgb(v.image_path)) for v in record.views])
-    masks = torch.stack([torch.from_numpy(fmt.load_mask(v.mask_path)) for v in record.views])
-    start = model.encode(torch.from_numpy(fmt.load_rgb(record.input_path)).permute(2, 0, 1)[None]).detach()
+    instance = info.instances("test")[0]
+    cameras, _, images, masks = benchmark.instance_views(info, instance)
+    start = model.encode(torch.from_numpy(fmt.load_rgb(data / instance / "input.png")).permute(2, 0, 1)[None]).detach()
     weights = {k: v.clone() for k, v in model.state_dict().items()}
     selected = model.field.selected
     # every pixel in every step: the same batch each time, so the loss may only fall at a small step size
