@@ -333,10 +333,12 @@ class GanSvrDataManager(DataManager):
         in_box = (torch.arange(cfg.rays_per_view) < num_in_box).repeat(len(cams))
         y, x = sample_pixels(data.boxes[ray_cam], (height, width), in_box, cfg.object_box_margin, gen)
         ray_bundle = ray_generator(torch.stack([ray_cam, y, x], dim=-1).to(self.device))
-        ray_bundle.metadata = {"instance": view_instance[ray_view][:, None].to(self.device)}
+        mask = data.masks[ray_cam, y, x][:, None].float().to(self.device)
+        # the colour terms weigh each ray by its mask: rays outside it need no colour (GanSvrModel.render_colour)
+        ray_bundle.metadata = {"instance": view_instance[ray_view][:, None].to(self.device), "colour_rays": mask > 0}
         batch = {
             "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
-            "mask": data.masks[ray_cam, y, x][:, None].float().to(self.device),
+            "mask": mask,
             "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen).to(self.device),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),

@@ -370,13 +370,12 @@ class GanSvrModel(InstanceSelection, Model):
         sdf, geo_features = geometry[..., :1], geometry[..., 1:]
         directions = ray_samples.frustums.directions
         normals = nn.functional.normalize(gradients, dim=-1)
-        colors = self.field.color(normals, directions, geo_features, code)
         alpha = neus_alpha(sdf, gradients, directions, ray_samples.deltas, self.inv_s(), self.cos_anneal_ratio)
         weights = weights_from_alpha(alpha)
         accumulation = weights.sum(dim=1)
         depth = composite(weights, ray_samples.frustums.starts) / accumulation.clamp_min(1e-6)
         outputs = {
-            "rgb": composite(weights, colors),
+            "rgb": self.render_colour(ray_bundle, weights, normals, directions, geo_features, code),
             "accumulation": accumulation,
             "depth": depth,
             "normals": (composite(weights, normals) + 1.0) * 0.5,
@@ -388,6 +387,18 @@ class GanSvrModel(InstanceSelection, Model):
         if self.training:
             outputs["eik_grad"] = gradients
         return outputs
+
+    def render_colour(self, ray_bundle: RayBundle, weights: Tensor, normals: Tensor, directions: Tensor,
+                      geo_features: Tensor, code: LatentCode) -> Tensor:
+        """Composited colour of every ray. A training batch's rays carry `colour_rays` (their mask value is above 0):
+        the colour terms read no other ray, so only those get the colour head, and the others get 0."""
+        wanted = (ray_bundle.metadata or {}).get("colour_rays") if self.training else None
+        if wanted is None:
+            return composite(weights, self.field.color(normals, directions, geo_features, code))
+        rows = wanted[:, 0].nonzero()[:, 0]
+        colours = self.field.color(normals[rows], directions[rows], geo_features[rows], code.take(rows))
+        rgb = weights.new_zeros(len(weights), 3)
+        return rgb.index_copy(0, rows, composite(weights[rows], colours))
 
     # ------------------------------------------------------------------------------------------
     # Losses and metrics.
