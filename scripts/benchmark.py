@@ -333,7 +333,7 @@ ABLATION_VARIANTS: Dict[str, List[str]] = {
     "full": [],
     "no_uncertainty": ["--pipeline.model.uncertainty", "none"],
     "no_pose_refinement": ["--pipeline.model.camera-optimizer.mode", "off"],
-    "no_pose_network": ["--pipeline.model.pose-network", "False"],
+    "pose_network": ["--pipeline.model.pose-network", "True"],
     "mean_latent": ["--pipeline.model.condition-mode", "mean_latent"],
     "uncertainty_image": ["--pipeline.model.uncertainty", "image"],
     "uncertainty_field": ["--pipeline.model.uncertainty", "field"],

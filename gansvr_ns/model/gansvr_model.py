@@ -124,13 +124,14 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     encoder_render_fraction: float = 0.0
     """With `instance_codes`: chance that a drawn instance is rendered with the encoder's latent instead of its code
     (the SDF then also learns from the latents it reconstructs with)."""
-    pose_network: bool = True
+    pose_network: bool = False
     """Amortised pose refinement on top of the per-camera corrections: a small CNN reads each drawn pseudo view and
     its rough pose and predicts a rotation of the view about the object centre
     (`gansvr_ns.model.poses.PoseCorrectionNet`). Its weights learn from every drawn view, where a per-camera
-    correction learns only when its camera is drawn (about five times in a default run). On the ablation benchmark's
-    full profile it took Chamfer from 1.16x to 1.03x the another-instance baseline (two seeds; README, Ablations).
-    Off when the camera optimizer is off."""
+    correction learns only when its camera is drawn (about five times in a default run). Before the pose search it
+    took the ablation benchmark's Chamfer from 1.16x to 1.03x the another-instance baseline; with the search it
+    gains nothing measurable there or on `gan-car`, and a step without it is about a fifth faster, so it is off
+    by default (README, Ablations). Off when the camera optimizer is off."""
     pose_search_steps: Tuple[int, ...] = ()
     """Steps at which to search every train view's pose (`gansvr_ns.model.pose_search`): each instance's current
     shape is voxelised and, for each of its views, the small rotation about the object centre whose silhouette

@@ -14,11 +14,11 @@ from tests.scripts.conftest import TINY_VARIANTS, load_script
 benchmark = load_script("benchmark")
 
 EXPECTED = {
-    "full": lambda c: c.pipeline.model.uncertainty == "image" and c.pipeline.model.camera_optimizer.mode == "SO3xR3",
+    "full": lambda c: c.pipeline.model.uncertainty == "image" and c.pipeline.model.camera_optimizer.mode == "SO3xR3"
+    and not c.pipeline.model.pose_network,
     "no_uncertainty": lambda c: c.pipeline.model.uncertainty == "none",
     "no_pose_refinement": lambda c: c.pipeline.model.camera_optimizer.mode == "off",
-    "no_pose_network": lambda c: not c.pipeline.model.pose_network
-    and c.pipeline.model.camera_optimizer.mode == "SO3xR3",
+    "pose_network": lambda c: c.pipeline.model.pose_network and c.pipeline.model.camera_optimizer.mode == "SO3xR3",
     "mean_latent": lambda c: c.pipeline.model.condition_mode == "mean_latent",
     "uncertainty_image": lambda c: c.pipeline.model.uncertainty == "image",
     "uncertainty_field": lambda c: c.pipeline.model.uncertainty == "field",
@@ -147,7 +147,7 @@ def test_resume_refuses_changed_variant_flags(tmp_path, monkeypatch):
 def test_default_restating_variants_share_the_full_run():
     assert benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS["uncertainty_image"])
     assert benchmark.flags_are_defaults([])
-    for variant in ("no_uncertainty", "no_pose_refinement", "no_pose_network", "mean_latent", "uncertainty_field",
+    for variant in ("no_uncertainty", "no_pose_refinement", "pose_network", "mean_latent", "uncertainty_field",
                     "hypernetwork", "mask_uncertainty"):
         assert not benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS[variant]), variant
     assert not benchmark.flags_are_defaults(["--pipeline.model.no-such-option", "1"])
