@@ -253,7 +253,7 @@ class ConditionedSDFField(nn.Module):
                 h = layer(h)
                 if self.config.conditioning == "concat":
                     if i == 0:
-                        h = h.add_(code.geo)  # in place: a linear layer's backward does not read its output
+                        h = h + code.geo
                 else:
                     h = h * (1.0 + code.geo[..., i, 0, :]) + code.geo[..., i, 1, :]
                 h = self.activation(h)
@@ -342,6 +342,6 @@ class ConditionedSDFField(nn.Module):
         for i, layer in enumerate(self.color_layers):
             h = layer(h)
             if i == 0:
-                h = h.add_(code.color)
-            h = torch.relu_(h)  # in place, like the sum: relu's backward reads its result only
+                h = h + code.color
+            h = torch.relu(h)
         return torch.sigmoid(self.color_output(h))
