@@ -1345,7 +1345,8 @@ class EncoderProbe:
     """Classifier training steps (default: gansvr's default step count; 0 skips the classifier, e.g. to probe only a
     run's latents with `--load-config`)."""
     batch_size: int = 4
-    """Images per step (gansvr's encoder sees `instances_per_batch` = 4 images per step)."""
+    """Images per step (gansvr's encoder saw `instances_per_batch` = 4 images per step until session 15, and 8
+    since; the README's probe rows use 4 or 16)."""
     lr: float = 1e-4
     """Adam learning rate (gansvr's encoder starts at 1e-4)."""
     input_size: Optional[int] = None
