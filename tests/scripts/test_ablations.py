@@ -219,7 +219,9 @@ def test_tiny_ablation_run(ablation_run):
     off = result["variants"]["no_pose_refinement"]["seeds"]["0"]
     refined = result["variants"]["uncertainty_field"]["seeds"]["0"]
     assert off["pose_rotation_error_deg"] is None
-    # 4 steps, with the default's pose search compressed to step 2 (a shape that has barely started): the refined
-    # poses are reported and stay near the rough ones
-    assert refined["pose_rotation_error_deg"] == pytest.approx(refined["rough_pose_rotation_error_deg"], abs=5.0)
+    # 4 steps, with the default's pose search compressed to step 2: the refined poses are reported and moved. A shape
+    # that has barely started gives the search no reason to stay, but it turns a view by at most about 26.5 deg
+    # (yaw and pitch 15 + 2.5 + 1 deg each, roll 4 deg), and two steps of per-camera corrections add little
+    moved = refined["pose_rotation_error_deg"] - refined["rough_pose_rotation_error_deg"]
+    assert moved != 0.0 and abs(moved) < 27.0
     assert "| rough: " in stdout
