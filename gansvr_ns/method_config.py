@@ -89,8 +89,8 @@ def gansvr_config() -> TrainerConfig:
         max_steps=MAX_STEPS,
         pipeline=GanSvrPipelineConfig(
             # 8 instances x 2 views per step (the same 1,024 rays as 4 x 4): more latents per step for the SDF to
-            # tell apart. In side-by-side runs it scored 0.85x the another-instance baseline in both seeds, against
-            # 0.91x and 0.87x for 4 x 4, for a step about 5% slower (the encoder reads 8 images).
+            # tell apart. It scored 0.85x the another-instance baseline in three runs (two seeds), against 0.91x and
+            # 0.87x for 4 x 4, for a step about 5% slower: the encoder reads 8 images (README, Quality).
             datamanager=GanSvrDataManagerConfig(dataparser=GanSvrDataParserConfig(), instances_per_batch=8,
                                                 views_per_instance=2),
             # The pure-torch hash grid costs about ten times the SDF MLP per sample on a CPU (forward plus the

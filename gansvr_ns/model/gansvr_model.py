@@ -129,9 +129,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     its rough pose and predicts a rotation of the view about the object centre
     (`gansvr_ns.model.poses.PoseCorrectionNet`). Its weights learn from every drawn view, where a per-camera
     correction learns only when its camera is drawn (about five times in a default run). Before the pose search it
-    took the ablation benchmark's Chamfer from 1.16x to 1.03x the another-instance baseline; with the search it
-    gains nothing measurable there or on `gan-car`, and a step without it is about a fifth faster, so it is off
-    by default (README, Ablations). Off when the camera optimizer is off."""
+    took the ablation benchmark's Chamfer from 1.16x to 1.03x the another-instance baseline. With the search it gains
+    nothing measurable there or on `gan-car`, and it costs time (4% of a step on two threads; 13.9 against 10.9 min
+    for the ablation runs at one thread), so it is off by default (README, Ablations). Off when the camera optimizer
+    is off."""
     pose_search_steps: Tuple[int, ...] = ()
     """Steps at which to search every train view's pose (`gansvr_ns.model.pose_search`): each instance's current
     shape is voxelised and, for each of its views, the small rotation about the object centre whose silhouette
