@@ -1093,6 +1093,15 @@ def fit_latent(model, cameras, images: torch.Tensor, masks: torch.Tensor, start:
     return unit_scale(latent.detach()), history
 
 
+def record_views(record) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Images (views, height, width, 3) and masks (views, height, width) of every pseudo view of an instance record."""
+    from gansvr_ns.data.format import load_mask, load_rgb
+
+    images = torch.stack([torch.from_numpy(load_rgb(v.image_path)) for v in record.views])
+    masks = torch.stack([torch.from_numpy(load_mask(v.mask_path)) for v in record.views])
+    return images, masks
+
+
 def instance_views(info, instance: str):
     """(cameras under the rough poses, the true poses or None, images (views, height, width, 3), masks (views, height,
     width)) of every pseudo view of one instance of a dataset."""
@@ -1101,9 +1110,7 @@ def instance_views(info, instance: str):
 
     record = fmt.read_instance(info, instance)
     outputs = build_outputs(info, [record], "test")
-    images = torch.stack([torch.from_numpy(fmt.load_rgb(v.image_path)) for v in record.views])
-    masks = torch.stack([torch.from_numpy(fmt.load_mask(v.mask_path)) for v in record.views])
-    return outputs.cameras, outputs.metadata["true_poses"], images, masks
+    return (outputs.cameras, outputs.metadata["true_poses"], *record_views(record))
 
 
 def fixed_latents(model, latents: Dict[str, torch.Tensor], order: List[str]):
@@ -1468,7 +1475,7 @@ class UncertaintyFlaws:
     def main(self) -> Dict:
         from tqdm import tqdm
 
-        from gansvr_ns.data.format import load_mask, load_rgb, read_dataset, read_instance, write_json
+        from gansvr_ns.data.format import read_dataset, read_instance, write_json
         from gansvr_ns.scripts.reconstruct import load_pipeline
 
         pipeline = load_pipeline(self.load_config)
@@ -1483,8 +1490,8 @@ class UncertaintyFlaws:
         for instance in tqdm(ids, desc="uncertainty", unit="instance"):
             record = read_instance(info, instance)  # its views' flaw labels are the generator's, not the format's
             labels = json.loads((record.folder / "cameras.json").read_text())["views"]
-            images = torch.stack([torch.from_numpy(load_rgb(v.image_path)).permute(2, 0, 1) for v in record.views])
-            masks = torch.stack([torch.from_numpy(load_mask(v.mask_path)) for v in record.views])[:, None]
+            images, masks = record_views(record)
+            images, masks = images.permute(0, 3, 1, 2), masks[:, None]
             with torch.no_grad():
                 maps = head(images.to(pipeline.device), masks.float().to(pipeline.device))
                 near = torch.nn.functional.max_pool2d(masks.float(), 9, stride=1, padding=4).bool()[:, 0]
