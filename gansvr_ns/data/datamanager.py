@@ -50,6 +50,12 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     geometry and colour gradients; the uniform part keeps the empty background in the silhouette loss."""
     object_box_margin: int = 3
     """Pixels added on every side of the mask's bounding box."""
+    edge_ray_fraction: float = 0.0
+    """Fraction of each view's pixels drawn from the band of `edge_band` pixels on either side of its mask's outline,
+    where the silhouette decides the shape; taken from the uniform share (`object_ray_fraction` + this is at most 1).
+    0 turns it off."""
+    edge_band: int = 2
+    """Half-width in pixels of the band around each mask's outline that `edge_ray_fraction` draws from."""
     condition_view_probability: float = 0.5
     """Chance that an instance is conditioned on one of its own pseudo views instead of its input image during
     training: every view shows the same object, so this multiplies the encoder's training images."""
@@ -95,6 +101,7 @@ class SplitData:
     instance_cameras: List[Tensor]  # camera indices of each instance
     input_masks: Optional[List[Optional[Tensor]]] = None  # bool [H, W] of each input image where the dataset has one
     boxes: Optional[Tensor] = None  # long [num_cameras, 4]: inclusive y0, x0, y1, x1 of each mask (`mask_boxes`)
+    edges: Optional[Tuple[Tensor, Tensor]] = None  # each mask's outline band (`edge_pixels`), when edge rays are drawn
 
     def __post_init__(self):
         if self.boxes is None:
@@ -114,6 +121,38 @@ def mask_boxes(masks: Tensor) -> Tensor:
     empty = ~rows.any(dim=1)
     full = torch.tensor([0, 0, height - 1, width - 1])
     return torch.where(empty[:, None], full, torch.stack([y0, x0, y1, x1], dim=1))
+
+
+def edge_pixels(masks: Tensor, band: int) -> Tuple[Tensor, Tensor]:
+    """The pixels within `band` pixels (a square neighbourhood) of each mask's outline: those whose neighbourhood
+    holds both object and background. Returns flat pixel indices [N, K], padded with the last valid one, and
+    their counts [N] (0 for an empty mask; the image border counts as background)."""
+    if band < 1:
+        raise ValueError(f"edge_band must be at least 1, got {band}")
+    grid = masks[:, None].float()
+    window = dict(kernel_size=2 * band + 1, stride=1, padding=band)
+    grown = torch.nn.functional.max_pool2d(grid, **window)
+    shrunk = -torch.nn.functional.max_pool2d(-grid, **window)
+    # the image border counts as background: a mask cut by the border still has its outline there
+    shrunk[..., :band, :] = shrunk[..., -band:, :] = shrunk[..., :, :band] = shrunk[..., :, -band:] = 0.0
+    inside_band = (grown > shrunk)[:, 0].flatten(1)
+    counts = inside_band.sum(dim=1)
+    order = torch.sort(inside_band.to(torch.uint8), dim=1, descending=True, stable=True).indices
+    width = max(int(counts.max()), 1)
+    index = order[:, :width]
+    last = index.gather(1, (counts - 1).clamp(min=0)[:, None])
+    index = torch.where(torch.arange(width) < counts[:, None], index, last)
+    return index.to(torch.int32), counts
+
+
+def sample_edge_pixels(edges: Tuple[Tensor, Tensor], cams: Tensor, width: int,
+                       generator: torch.Generator) -> Tuple[Tensor, Tensor, Tensor]:
+    """A random pixel (y, x) of each camera's outline band (`edge_pixels`), and whether the camera has one."""
+    index, counts = edges
+    count = counts[cams]
+    pick = (torch.rand(len(cams), generator=generator) * count).long().clamp(max=index.shape[1] - 1)
+    flat = index[cams, pick].long()
+    return flat // width, flat % width, count > 0
 
 
 def sample_pixels(
@@ -230,6 +269,13 @@ class GanSvrDataManager(DataManager):
         self.train_data = self.eval_data = self.real_images = self.instance_hulls = None
         if test_mode != "inference":
             self.train_data = load_split(self.train_dataset, "Loading train views")
+            if config.edge_ray_fraction > 0:
+                if config.object_ray_fraction + config.edge_ray_fraction > 1.0:
+                    raise ValueError(
+                        f"object_ray_fraction ({config.object_ray_fraction}) + edge_ray_fraction "
+                        f"({config.edge_ray_fraction}) must be at most 1"
+                    )
+                self.train_data.edges = edge_pixels(self.train_data.masks, config.edge_band)
             self.eval_data = load_split(self.eval_dataset, "Loading eval views")
             # the model may start its SDF from these; a loaded run keeps them in its checkpoint instead
             views = (self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras)
@@ -332,6 +378,12 @@ class GanSvrDataManager(DataManager):
         num_in_box = round(cfg.rays_per_view * cfg.object_ray_fraction)
         in_box = (torch.arange(cfg.rays_per_view) < num_in_box).repeat(len(cams))
         y, x = sample_pixels(data.boxes[ray_cam], (height, width), in_box, cfg.object_box_margin, gen)
+        num_edge = round(cfg.rays_per_view * cfg.edge_ray_fraction)
+        if num_edge > 0 and data.edges is not None:  # the last rays of each view (drawn last: the rest stay as above)
+            on_edge = (torch.arange(cfg.rays_per_view) >= cfg.rays_per_view - num_edge).repeat(len(cams))
+            y_edge, x_edge, has_edge = sample_edge_pixels(data.edges, ray_cam, width, gen)
+            on_edge &= has_edge
+            y, x = torch.where(on_edge, y_edge, y), torch.where(on_edge, x_edge, x)
         ray_bundle = ray_generator(torch.stack([ray_cam, y, x], dim=-1).to(self.device))
         mask = data.masks[ray_cam, y, x][:, None].float().to(self.device)
         # the colour terms weigh each ray by its mask: rays outside it need no colour (GanSvrModel.render_colour)

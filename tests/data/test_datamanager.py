@@ -59,3 +59,54 @@ def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targe
     assert (plain["condition_images"] - augmented["condition_images"]).abs().mean() > 0.01
     # the latent-consistency term's second images are conditioning images too: randomised alike
     assert (plain["consistency_images"] - augmented["consistency_images"]).abs().mean() > 0.01
+
+
+def test_edge_band_holds_exactly_the_pixels_near_the_outline():
+    from gansvr_ns.data.datamanager import edge_pixels, sample_edge_pixels
+
+    masks = torch.zeros(3, 12, 14, dtype=torch.bool)
+    masks[0, 3:9, 4:11] = True
+    masks[1, :5, :6] = True  # cut by the image border: its outline runs along the border too; mask 2 is empty
+    index, counts = edge_pixels(masks, 1)
+    for view in range(3):
+        band = torch.zeros(12 * 14, dtype=torch.bool)
+        band[index[view, : counts[view]].long()] = True
+        padded = torch.nn.functional.pad(masks[view].float(), (1, 1, 1, 1))  # background beyond the border
+        windows = padded.unfold(0, 3, 1).unfold(1, 3, 1).reshape(12, 14, 9)
+        expected = (windows.max(-1).values > windows.min(-1).values).flatten()
+        assert torch.equal(band, expected)
+    assert counts[2] == 0 and counts[0] == 6 * 7 - 4 * 5 + 8 * 9 - 6 * 7
+    generator = torch.Generator().manual_seed(0)
+    cams = torch.tensor([0, 1, 2] * 300)
+    y, x, has_edge = sample_edge_pixels((index, counts), cams, 14, generator)
+    assert torch.equal(has_edge, cams != 2)
+    for view in (0, 1):
+        drawn = set((y[cams == view] * 14 + x[cams == view]).tolist())
+        assert drawn == set(index[view, : counts[view]].tolist())  # every band pixel, nothing else
+
+
+def test_edge_rays_replace_the_last_uniform_rays_of_each_view(ellipsoids):
+    from gansvr_ns.data.datamanager import DataError, GanSvrDataManagerConfig
+
+    draws = {}
+    for fraction in (0.0, 0.25):
+        config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=2, views_per_instance=2,
+                                         rays_per_view=16, edge_ray_fraction=fraction)
+        datamanager = config.setup(device="cpu", test_mode="val")
+        rays, batch = datamanager.next_train(0)
+        draws[fraction] = (batch["ray_pixel"].view(4, 16, 2), batch["view_cameras"], datamanager)
+    plain, plain_cams, _ = draws[0.0]
+    edged, cams, datamanager = draws[0.25]
+    assert torch.equal(plain_cams, cams)
+    assert torch.equal(plain[:, :12], edged[:, :12])  # the box and uniform rays before them are drawn as before
+    index, counts = datamanager.train_data.edges
+    width = datamanager.train_data.masks.shape[2]
+    for view, cam in enumerate(cams.tolist()):
+        band = set(index[cam, : counts[cam]].tolist())
+        assert all(int(y) * width + int(x) in band for y, x in edged[view, 12:])
+    config = GanSvrDataManagerConfig(data=ellipsoids, object_ray_fraction=0.8, edge_ray_fraction=0.3)
+    try:
+        config.setup(device="cpu", test_mode="val")
+        raise AssertionError("fractions above 1 were accepted")
+    except DataError as err:
+        assert "edge_ray_fraction" in str(err)
