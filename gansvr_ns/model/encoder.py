@@ -56,29 +56,6 @@ class ImageEncoder(nn.Module):
         return self.head(self.backbone((images - self.mean) / self.std))
 
 
-class ShapePrototypes(nn.Module):
-    """A latent made of K learned prototype latents: softmax(W z / temperature) weighs them.
-
-    Every image then shares its shape code with the images whose weights fall on the same prototypes, so each
-    prototype's shape is learned from many instances at once, where a free latent per image is learned from that
-    image's instance alone (the averaging that makes a type's mean shape a good answer, README "What an average
-    shape can give"). Nothing tells it the types: the rendering losses and the latent-spread hinge decide the
-    weights.
-    """
-
-    def __init__(self, latent_dim: int, count: int, temperature: float = 0.3):
-        super().__init__()
-        self.logits = nn.Linear(latent_dim, count)
-        self.codes = nn.Parameter(torch.randn(count, latent_dim))
-        self.temperature = temperature
-
-    def weights(self, latents: Float[Tensor, "batch latent_dim"]) -> Float[Tensor, "batch count"]:
-        return torch.softmax(self.logits(latents) / self.temperature, dim=-1)
-
-    def forward(self, latents: Float[Tensor, "batch latent_dim"]) -> Float[Tensor, "batch latent_dim"]:
-        return self.weights(latents) @ self.codes
-
-
 def load_resnet18_weights(backbone: nn.Module, path: Path) -> None:
     """Load a torchvision ResNet-18 state dict from a local file into `backbone` (the `fc` layer is ignored).
 

@@ -27,7 +27,7 @@ from gansvr_ns.data.datamanager import view_tensors
 from gansvr_ns.data.hull import trilinear_instances
 from gansvr_ns.model import losses, pose_search
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
-from gansvr_ns.model.encoder import ImageEncoder, ShapePrototypes
+from gansvr_ns.model.encoder import ImageEncoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
@@ -146,11 +146,6 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """The pose search's preference for small turns: a candidate's score is its silhouette IoU minus this times
     (its angle in degrees / 10)^2. On the train views of a finished default run, searching from the refined poses
     left 7.25 deg of error without it and 6.82 deg with 0.02 (8.91 before; 100 cars)."""
-    shape_prototypes: int = 0
-    """K > 0: each image's latent is a softmax-weighted mix of K learned prototype latents, the weights read from
-    the encoder's latent (`ShapePrototypes`). 0: the encoder's latent itself."""
-    prototype_temperature: float = 0.3
-    """Softmax temperature of the prototype weights (`shape_prototypes`)."""
     condition_mode: Literal["per_image", "mean_latent"] = "per_image"
     """per_image: the SDF is conditioned on each image's latent; mean_latent: on the mean of the batch's latents
     (an ablation without per-image conditioning)."""
@@ -184,9 +179,6 @@ class GanSvrModel(InstanceSelection, Model):
         super().populate_modules()
         cfg = self.config
         self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
-        self.prototypes = None
-        if cfg.shape_prototypes > 0:
-            self.prototypes = ShapePrototypes(cfg.latent_dim, cfg.shape_prototypes, cfg.prototype_temperature)
         self.field = ConditionedSDFField(cfg.sdf_field, cfg.latent_dim)
         self.sampler = NeuSSampler(
             num_samples=cfg.num_samples,
@@ -239,10 +231,7 @@ class GanSvrModel(InstanceSelection, Model):
     def encode(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch latent_dim"]:
         """Latents with zero mean and unit variance over their dimensions: the scale of the conditioning stays put
         (an unbounded latent pushed apart by the spread hinge drives the SDF MLP's units into their dead zone)."""
-        latents = unit_scale(self.encoder(images.to(self.device)))
-        if self.prototypes is not None:
-            latents = unit_scale(self.prototypes(latents))
-        return latents
+        return unit_scale(self.encoder(images.to(self.device)))
 
     def condition(
         self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None
@@ -319,8 +308,7 @@ class GanSvrModel(InstanceSelection, Model):
     # Rendering.
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
-        encoder = [*self.encoder.parameters(), *(self.prototypes.parameters() if self.prototypes is not None else [])]
-        groups = {"fields": list(self.field.parameters()) + [self.variance], "encoder": encoder}
+        groups = {"fields": list(self.field.parameters()) + [self.variance], "encoder": list(self.encoder.parameters())}
         heads = [m for m in (self.image_uncertainty, self.uncertainty_field) if m is not None]
         if heads:
             groups["uncertainty"] = [p for m in heads for p in m.parameters()]

@@ -43,35 +43,3 @@ def test_missing_or_foreign_weight_files_are_named_in_the_error(tmp_path):
     garbage.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pth: not a torch state dict"):
         ImageEncoder(weights_path=garbage)
-
-
-def test_shape_prototype_latents_mix_the_prototypes_and_train_with_the_encoder(ellipsoids):
-    from gansvr_ns.model.encoder import ShapePrototypes
-    from tests.conftest import small_training_pipeline
-
-    torch.manual_seed(0)
-    prototypes = ShapePrototypes(latent_dim=6, count=3, temperature=0.5)
-    latents = torch.randn(5, 6)
-    weights = prototypes.weights(latents)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(5))
-    expected = torch.stack([sum(w[k] * prototypes.codes[k] for k in range(3)) for w in weights])
-    torch.testing.assert_close(prototypes(latents), expected)
-    with torch.no_grad():  # a decisive logit picks its prototype alone
-        prototypes.logits.weight.zero_()
-        prototypes.logits.bias.copy_(torch.tensor([0.0, 50.0, 0.0]))
-    torch.testing.assert_close(prototypes(latents), prototypes.codes[1].expand(5, 6).detach(), atol=1e-6, rtol=0)
-
-    def configure(config):
-        config.pipeline.model.shape_prototypes = 4
-
-    pipeline = small_training_pipeline(ellipsoids, configure)
-    model = pipeline.model
-    groups = model.get_param_groups()
-    assert any(p is model.prototypes.codes for p in groups["encoder"])
-    _, losses, _ = pipeline.get_train_loss_dict(0)
-    sum(losses.values()).backward()
-    assert model.prototypes.codes.grad.abs().sum() > 0 and model.prototypes.logits.weight.grad.abs().sum() > 0
-    images = torch.rand(2, 3, 24, 24)
-    latents = model.encode(images)
-    raw = torch.nn.functional.layer_norm(model.encoder(images), latents.shape[-1:])
-    torch.testing.assert_close(latents, torch.nn.functional.layer_norm(model.prototypes(raw), latents.shape[-1:]))
