@@ -395,7 +395,7 @@ class AblationProfile:
 
 ABLATION_PROFILES = {
     # Hundreds of train cars at 1400 steps (the default budget when the README's table was measured; the default is
-    # 1600 now, and it adds a pose search, which a re-run here also does, at step 612): with a few dozen cars
+    # 2000 now, and it adds a pose search, which a re-run here also does, at step 612): with a few dozen cars
     # per-image conditioning cannot generalise (`encoder-probe`), so the third claim is only testable on a set this
     # size. About 16 minutes per (variant, seed) on 2 quiet CPU cores before the
     # faster step, scoring of the 51 test cars included.
