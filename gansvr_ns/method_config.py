@@ -26,8 +26,8 @@ from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 MAX_STEPS = 2000
 """Default steps. 1600 until session 16; 1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup.
 At session 16's step (about 0.22 s on 2 CPU cores; 1600 steps took 6.2 min), 2000 steps took 9.2 min in an idle
-run, within the 15-minute budget with room for a slower machine. In runs side by side at one thread each (`scripts/benchmark.py
-quality`), 2000 steps scored 0.84x and 0.82x the another-instance baseline (seeds 0 and 1; seed 1 with a second
+run, within the 15-minute budget with room for a slower machine. In runs side by side at one thread each
+(`scripts/benchmark.py quality`), 2000 steps scored 0.84x and 0.82x the another-instance baseline (seeds 0 and 1; seed 1 with a second
 pose search at step 1500, which changed nothing measurable in seed 0) against 0.84x and 0.85x for 1600, and 0.87x
 and 0.90x from another renderer against 0.91x and 0.92x (README, Quality)."""
 
@@ -36,8 +36,8 @@ POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
 
 POSE_SEARCH_STEPS = (round(MAX_STEPS * 7 / 16),)
 """When the pose search re-estimates every train view's pose from its mask (875 of 2000 steps, 700 of 1600; about
-40 s on this CPU): once the shapes are roughly right. In two runs side by side it left 7.26 and 6.41 deg of rotation error
-on the train cameras, against 8.85 and 8.87 without it (README, Quality)."""
+40 s on this CPU): once the shapes are roughly right. In two runs side by side it left 7.26 and 6.41 deg of rotation
+error on the train cameras, against 8.85 and 8.87 without it (README, Quality)."""
 
 COS_ANNEAL_END = round(MAX_STEPS * 5 / 14)
 """Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (714 of 2000)."""
