@@ -27,9 +27,9 @@ MAX_STEPS = 2000
 """Default steps. 1600 until session 16; 1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup.
 At session 16's step (about 0.22 s on 2 CPU cores; 1600 steps took 6.2 min), 2000 steps took 9.2 min in an idle
 run, within the 15-minute budget with room for a slower machine. In runs side by side at one thread each
-(`scripts/benchmark.py quality`), 2000 steps scored 0.84x and 0.82x the another-instance baseline (seeds 0 and 1; seed 1 with a second
-pose search at step 1500, which changed nothing measurable in seed 0) against 0.84x and 0.85x for 1600, and 0.87x
-and 0.90x from another renderer against 0.91x and 0.92x (README, Quality)."""
+(`scripts/benchmark.py quality`), 2000 steps scored 0.84x and 0.82x the another-instance baseline (seeds 0 and
+1; seed 1 with a second pose search at step 1500, which changed nothing measurable in seed 0) against 0.84x and
+0.85x for 1600, and 0.87x and 0.90x from another renderer against 0.91x and 0.92x (README, Quality)."""
 
 POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
 """Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (429 of 2000)."""
