@@ -1,5 +1,6 @@
 """Pixel sampling of the datamanager: bounding boxes of the masks and object-focused rays."""
 
+import pytest
 import torch
 
 
@@ -105,8 +106,5 @@ def test_edge_rays_replace_the_last_uniform_rays_of_each_view(ellipsoids):
         band = set(index[cam, : counts[cam]].tolist())
         assert all(int(y) * width + int(x) in band for y, x in edged[view, 12:])
     config = GanSvrDataManagerConfig(data=ellipsoids, object_ray_fraction=0.8, edge_ray_fraction=0.3)
-    try:
+    with pytest.raises(DataError, match="edge_ray_fraction"):
         config.setup(device="cpu", test_mode="val")
-        raise AssertionError("fractions above 1 were accepted")
-    except DataError as err:
-        assert "edge_ray_fraction" in str(err)
