@@ -95,6 +95,20 @@ class SDFFieldConfig:
     """Width of the colour head."""
     color_layers: int = 2
     """Hidden layers of the colour head."""
+    symmetric: bool = False
+    """Make the SDF mirror-symmetric about the object frame's y = 0 plane, the left-right plane of an object whose
+    front faces +x (../FORMAT.md's canonical frame): the field reads (x, sqrt(y^2 + e^2), z) with e =
+    `symmetry_smoothing`, so every view also shapes the side it does not see, and the offset grid of
+    `latent_grid_resolution` spans the half y >= 0 with all its cells."""
+    symmetry_smoothing: float = 0.02
+    """The e above: the folded coordinate is smooth across the plane, so the surface meets it without a crease."""
+
+
+def fold_mirror(positions: Float[Tensor, "*batch 3"], smoothing: float) -> Float[Tensor, "*batch 3"]:
+    """(x, y, z) -> (x, sqrt(y^2 + smoothing^2), z): the same point for a position and its mirror image in the y = 0
+    plane, smooth across that plane (any function of the result is symmetric and has no crease there)."""
+    x, y, z = positions.unbind(-1)
+    return torch.stack([x, torch.sqrt(y * y + smoothing * smoothing), z], dim=-1)
 
 
 class LatentCode(NamedTuple):
@@ -245,6 +259,8 @@ class ConditionedSDFField(nn.Module):
 
     def geometry(self, positions: Float[Tensor, "*batch 3"], code: LatentCode) -> Float[Tensor, "*batch out_dim"]:
         """SDF (column 0) and geometry features at `positions`; `code` broadcasts against `positions[..., 0]`."""
+        if self.config.symmetric:
+            positions = fold_mirror(positions, self.config.symmetry_smoothing)
         h = self._inputs(positions)
         if self.hyper:
             out = self._hyper_mlp(h, code.geo)
@@ -260,6 +276,9 @@ class ConditionedSDFField(nn.Module):
             out = self.output(h)
         sdf = out[..., :1] + self.base_sdf(positions)
         if code.grid is not None:
+            if self.config.symmetric:  # the folded y lies in [0, 1]: stretch it over the grid's [-1, 1]
+                x, y, z = positions.unbind(-1)
+                positions = torch.stack([x, 2.0 * y - 1.0, z], dim=-1)
             sdf = sdf + trilinear_instances(code.grid, positions, code.rows)
         return torch.cat([sdf, out[..., 1:]], dim=-1)
 

@@ -166,3 +166,32 @@ def test_latent_grid_starts_at_zero_moves_with_the_latent_and_broadcasts_per_ray
     for i in range(3):
         single = field.sdf(positions[i].detach(), field.encode_latents(z[i : i + 1]))
         torch.testing.assert_close(per_instance[i], single)
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_symmetric_field_is_its_own_mirror_image(symmetric):
+    torch.manual_seed(5)
+    config = SDFFieldConfig(use_hash_grid=False, latent_grid_resolution=8, symmetric=symmetric)
+    field = ConditionedSDFField(config, latent_dim=8)
+    with torch.no_grad():  # move the field away from its (symmetric) start
+        field.output.weight.normal_(0.0, 0.3)
+        field.latent_to_grid.weight.normal_()
+    code = field.encode_latents(torch.randn(1, 8))
+    points = random_points(500)
+    mirrored = points * torch.tensor([1.0, -1.0, 1.0])
+    geometry, gradient = field.sdf_and_gradient(points, code, create_graph=False)
+    geometry_m, gradient_m = field.sdf_and_gradient(mirrored, code, create_graph=False)
+    gap = (geometry - geometry_m).abs().max()
+    if not symmetric:  # the control: a free field is not symmetric by chance
+        assert gap > 1e-2
+        return
+    torch.testing.assert_close(geometry, geometry_m)
+    # the normal is mirrored too, and the y-component vanishes smoothly on the plane
+    torch.testing.assert_close(gradient_m, gradient * torch.tensor([1.0, -1.0, 1.0]))
+    on_plane = points * torch.tensor([1.0, 0.0, 1.0])
+    _, gradient_0 = field.sdf_and_gradient(on_plane, code, create_graph=False)
+    assert gradient_0[:, 1].abs().max() < 1e-6
+    # the sphere start is kept to within the smoothing
+    fresh = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False, symmetric=True, init_radius=0.5), latent_dim=8)
+    start = fresh.sdf(points, fresh.encode_latents(torch.randn(1, 8)))[:, 0]
+    torch.testing.assert_close(start, points.norm(dim=-1) - 0.5, atol=fresh.config.symmetry_smoothing, rtol=0)
