@@ -242,6 +242,8 @@ class Throughput:
     """Dataset to draw batches from."""
     steps: int = 10
     """Timed training steps (after 3 warm-up steps)."""
+    train_args: str = ""
+    """ns-train flags applied to the default config, e.g. "--pipeline.model.sdf-field.hidden-dim 96"."""
 
     def main(self) -> Dict:
         from nerfstudio.engine.optimizers import Optimizers
@@ -251,6 +253,8 @@ class Throughput:
         from gansvr_ns.method_config import gansvr_config
 
         config = gansvr_config()
+        if self.train_args:
+            config = tyro.cli(type(config), default=config, args=shlex.split(self.train_args))
         config.pipeline.datamanager.data = ensure_dataset(self.data)
         pipeline = config.pipeline.setup(device="cpu", test_mode="val")
         optimizers = Optimizers(config.optimizers, pipeline.get_param_groups())  # the trainer's, schedules included
@@ -285,7 +289,7 @@ class Throughput:
         seconds = sum(times) / len(times)
         rays = pipeline.datamanager.get_train_rays_per_batch()
         result = {
-            "machine": machine(), "rays_per_step": rays, "seconds_per_step": seconds,
+            "machine": machine(), "train_args": self.train_args, "rays_per_step": rays, "seconds_per_step": seconds,
             "median_seconds_per_step": sorted(times)[len(times) // 2], "rays_per_second": rays / seconds,
             "flops_per_step": flops_per_step, "flops_per_second": flops_per_step / seconds,
             "gemm_flops_per_second": gemm, "gemm_flops_per_second_before_after": [gemm_before, gemm_after],
