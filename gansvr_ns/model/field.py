@@ -97,7 +97,7 @@ class SDFFieldConfig:
     """Hidden layers of the colour head."""
     symmetric: bool = False
     """Make the SDF mirror-symmetric about the object frame's y = 0 plane, the left-right plane of an object whose
-    front faces +x (../FORMAT.md's canonical frame): the field reads (x, sqrt(y^2 + e^2), z) with e =
+    front faces +x (FORMAT.md's canonical frame): the field reads (x, sqrt(y^2 + e^2), z) with e =
     `symmetry_smoothing`, so every view also shapes the side it does not see, and the offset grid of
     `latent_grid_resolution` spans the half y >= 0 with all its cells."""
     symmetry_smoothing: float = 0.02
