@@ -14,7 +14,7 @@ def test_train_args_change_the_timed_config(tmp_path):
                                 train_args=small + " --pipeline.model.sdf-field.hidden-dim 96").main()
     assert wide["train_args"].endswith("--pipeline.model.sdf-field.hidden-dim 96")
     assert narrow["rays_per_step"] == wide["rays_per_step"] == 8 * 8 * 2
-    # the MLP's matrix products grow with its width; everything else in the step stays
+    # the MLP's matrix products grow with its width
     assert wide["mlp_flops_per_step"] > 1.5 * narrow["mlp_flops_per_step"]
     for result in (narrow, wide):
         assert 0 < result["mlp_fraction_of_gemm"] < result["fraction_of_gemm"]
