@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from jaxtyping import Float
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def uncertainty_l1(
@@ -89,6 +89,16 @@ def latent_spread_hinge(latents: Float[Tensor, "batch latent_dim"], target: floa
     """
     std = torch.sqrt(latents.var(dim=0) + 1e-4)
     return torch.relu(target - std).mean()
+
+
+def info_nce(
+    first: Float[Tensor, "batch dim"], second: Float[Tensor, "batch dim"], temperature: float
+) -> Float[Tensor, ""]:
+    """Symmetric InfoNCE between two embeddings of each row: row i of `first` must pick row i of `second` among all
+    rows by cosine similarity, and the other way round (the contrastive loss of SimCLR, Chen et al., ICML 2020)."""
+    logits = nn.functional.normalize(first, dim=-1) @ nn.functional.normalize(second, dim=-1).T / temperature
+    labels = torch.arange(len(first), device=first.device)
+    return 0.5 * (nn.functional.cross_entropy(logits, labels) + nn.functional.cross_entropy(logits.T, labels))
 
 
 def rotation_error_deg(

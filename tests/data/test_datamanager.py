@@ -62,6 +62,19 @@ def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targe
     assert (plain["consistency_images"] - augmented["consistency_images"]).abs().mean() > 0.01
 
 
+def test_second_images_can_be_randomised_on_their_own(ellipsoids):
+    from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+
+    batches = []
+    for second in (None, 1.0):
+        config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=2, consistency_augment=second)
+        batches.append(config.setup(device="cpu", test_mode="val").next_train(0)[1])
+    plain, second_only = batches
+    torch.testing.assert_close(plain["condition_images"], second_only["condition_images"])
+    torch.testing.assert_close(plain["image"], second_only["image"])
+    assert (plain["consistency_images"] - second_only["consistency_images"]).abs().mean() > 0.01
+
+
 def test_edge_band_holds_exactly_the_pixels_near_the_outline():
     from gansvr_ns.data.datamanager import edge_pixels, sample_edge_pixels
 

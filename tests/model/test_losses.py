@@ -82,3 +82,18 @@ def test_sigma_nll_moves_only_sigma_towards_the_residual():
 def test_bce_per_ray_averages_to_the_silhouette_loss():
     accumulation, mask = torch.rand(50, 1), (torch.rand(50, 1) > 0.5).float()
     torch.testing.assert_close(losses.bce_per_ray(accumulation, mask).mean(), losses.silhouette_bce(accumulation, mask))
+
+
+def test_info_nce_prefers_matched_pairs_and_rejects_one_code_for_all():
+    torch.manual_seed(0)
+    first = torch.randn(6, 16)
+    matched = first + 0.01 * torch.randn(6, 16)
+    shuffled = matched[torch.tensor([1, 2, 3, 4, 5, 0])]
+    collapsed = torch.ones(6, 16)
+    assert losses.info_nce(first, matched, 0.1) < 0.01
+    assert losses.info_nce(first, shuffled, 0.1) > 5.0
+    # one code for every image (what a consistency term alone allows) is no better than chance: log(batch)
+    torch.testing.assert_close(losses.info_nce(collapsed, collapsed, 0.1), torch.tensor(math.log(6)))
+    # symmetric in its two arguments, blind to the latents' scale
+    torch.testing.assert_close(losses.info_nce(first, shuffled, 0.1), losses.info_nce(shuffled, first, 0.1))
+    torch.testing.assert_close(losses.info_nce(3.0 * first, shuffled, 0.1), losses.info_nce(first, shuffled, 0.1))

@@ -1,0 +1,30 @@
+"""The latent contrast term: InfoNCE between the latents of two images of each drawn instance."""
+
+from pathlib import Path
+
+import torch
+
+from gansvr_ns.model import losses
+from tests.conftest import small_training_pipeline
+
+
+def test_contrast_term_scores_the_two_images_of_each_instance_and_trains_the_encoder(ellipsoids: Path):
+    def configure(config):
+        config.pipeline.datamanager.instances_per_batch = 3
+        config.pipeline.model.latent_contrast_mult = 0.5
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    model, datamanager = pipeline.model, pipeline.datamanager
+    ray_bundle, batch = datamanager.next_train(0)
+    model.condition(batch["condition_images"], batch["instances"])
+    loss_dict = model.get_loss_dict(model(ray_bundle), batch)
+    expected = 0.5 * losses.info_nce(model.encode(batch["condition_images"]),
+                                     model.encode(batch["consistency_images"]), 0.1)
+    torch.testing.assert_close(loss_dict["latent_contrast"], expected)
+    model.zero_grad()
+    loss_dict["latent_contrast"].backward()
+    assert model.encoder.head.weight.grad.abs().sum() > 0
+
+    off = small_training_pipeline(ellipsoids)  # off by default
+    _, off_losses, _ = off.get_train_loss_dict(step=0)
+    assert "latent_contrast" not in off_losses
