@@ -65,10 +65,10 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     pseudo view, or an input with `input_mask.png`), its background replaced by a random smooth colour field. The
     rays' targets are untouched. What the encoder can then rely on is the object's shape, not the generator's palette
     and backdrops (`augment_conditions`). 0 turns it off."""
-    consistency_augment: Optional[float] = None
-    """Chance that the second image drawn of each instance (for the model's latent consistency and contrast terms) is
-    randomised as `condition_augment` describes, independently of the conditioning image. None: the chance of
-    `condition_augment`."""
+    consistency_augment: float = 1.0
+    """Chance that the second image drawn of each instance (for the model's latent contrast and consistency terms) is
+    randomised as `condition_augment` describes, independently of the conditioning image: two images of one instance
+    then share their shape, not their paint, and the contrast term learns to match shapes."""
     instance_hull_resolution: int = 32
     """Grid resolution of each train instance's own visual hull (its masks under the rough poses), handed to the
     model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them (the gansvr pipeline does so
@@ -349,7 +349,7 @@ class GanSvrDataManager(DataManager):
         return camera, batch
 
     def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float,
-                   augment: float = 0.0, second_augment: Optional[float] = None):
+                   augment: float = 0.0, second_augment: float = 0.0):
         """Draw instances, views and pixels; return the rays and the batch of targets and images.
 
         The rays' metadata `instance` indexes the batch's `condition_images`; `ray_view` indexes `view_images` and
@@ -404,7 +404,6 @@ class GanSvrDataManager(DataManager):
         batch["view_images"], batch["view_masks"] = view_tensors(data.images[cams], data.masks[cams], self.device)
         # the second image of each instance is a conditioning image too, randomised with `consistency_augment` (last:
         # every other draw from `gen` stays as it was without it)
-        second_augment = augment if second_augment is None else second_augment
         batch["consistency_images"] = augment_conditions(
             torch.stack(others), other_masks, second_augment, gen).to(self.device)
         return ray_bundle, batch

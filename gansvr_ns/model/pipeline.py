@@ -84,7 +84,7 @@ class GanSvrPipeline(VanillaPipeline):
 
     def get_train_loss_dict(self, step: int):
         ray_bundle, batch = self.datamanager.next_train(step)
-        self.model.condition(batch["condition_images"], batch.get("instances"))
+        self.model.condition(batch["condition_images"], batch.get("instances"), batch.get("consistency_images"))
         self.model.prepare_views(batch)
         outputs = self.model(ray_bundle)
         metrics_dict = self.model.get_metrics_dict(outputs, batch)

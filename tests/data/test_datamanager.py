@@ -48,7 +48,8 @@ def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targe
 
     batches = []
     for augment in (0.0, 1.0):
-        config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=2, condition_augment=augment)
+        config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=2, condition_augment=augment,
+                                         consistency_augment=0.0)
         datamanager = config.setup(device="cpu", test_mode="val")
         rays, batch = datamanager.next_train(0)
         batches.append((rays, batch))
@@ -58,15 +59,14 @@ def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targe
     torch.testing.assert_close(rays.origins, augmented_rays.origins)  # same seed, same draws
     torch.testing.assert_close(plain["image"], augmented["image"])
     assert (plain["condition_images"] - augmented["condition_images"]).abs().mean() > 0.01
-    # the latent-consistency term's second images are conditioning images too: randomised alike
-    assert (plain["consistency_images"] - augmented["consistency_images"]).abs().mean() > 0.01
+    torch.testing.assert_close(plain["consistency_images"], augmented["consistency_images"])  # their own chance
 
 
-def test_second_images_can_be_randomised_on_their_own(ellipsoids):
+def test_second_images_are_randomised_on_their_own(ellipsoids):
     from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
 
     batches = []
-    for second in (None, 1.0):
+    for second in (0.0, 1.0):
         config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=2, consistency_augment=second)
         batches.append(config.setup(device="cpu", test_mode="val").next_train(0)[1])
     plain, second_only = batches

@@ -16,15 +16,23 @@ def test_contrast_term_scores_the_two_images_of_each_instance_and_trains_the_enc
     pipeline = small_training_pipeline(ellipsoids, configure)
     model, datamanager = pipeline.model, pipeline.datamanager
     ray_bundle, batch = datamanager.next_train(0)
-    model.condition(batch["condition_images"], batch["instances"])
-    loss_dict = model.get_loss_dict(model(ray_bundle), batch)
     expected = 0.5 * losses.info_nce(model.encode(batch["condition_images"]),
                                      model.encode(batch["consistency_images"]), 0.1)
-    torch.testing.assert_close(loss_dict["latent_contrast"], expected)
+    # encoded apart (conditioned without the second images) or in one pass with them: the same term
+    for second in (None, batch["consistency_images"]):
+        model.condition(batch["condition_images"], batch["instances"], second)
+        assert (model._second_latents is None) == (second is None)
+        loss_dict = model.get_loss_dict(model(ray_bundle), batch)
+        torch.testing.assert_close(loss_dict["latent_contrast"], expected)
     model.zero_grad()
     loss_dict["latent_contrast"].backward()
     assert model.encoder.head.weight.grad.abs().sum() > 0
 
-    off = small_training_pipeline(ellipsoids)  # off by default
-    _, off_losses, _ = off.get_train_loss_dict(step=0)
-    assert "latent_contrast" not in off_losses
+    def turn_off(config):
+        config.pipeline.model.latent_contrast_mult = 0.0
+
+    off = small_training_pipeline(ellipsoids, turn_off)
+    ray_bundle, batch = off.datamanager.next_train(0)
+    off.model.condition(batch["condition_images"], batch["instances"], batch["consistency_images"])
+    assert off.model._second_latents is None  # no term needs them: not encoded
+    assert "latent_contrast" not in off.model.get_loss_dict(off.model(ray_bundle), batch)
