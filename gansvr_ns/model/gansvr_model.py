@@ -111,9 +111,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     hull_prior_truncation: float = 0.1
     """The hull prior matches signed distances within this band around the hull's surface, only signs beyond it."""
     latent_consistency_mult: float = 0.0
-    """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off). With
-    `--pipeline.datamanager.condition-augment`, both images are randomised alike, so that the paint and backdrop,
-    which two views of one instance share, stop being an easy invariant."""
+    """Weight of |z_a - z_b|^2 between latents of two images of one instance (0 turns the term off). The second image
+    is randomised with `--pipeline.datamanager.consistency-augment`, the conditioning image with
+    `--pipeline.datamanager.condition-augment`; randomising both keeps the paint and backdrop, which two views of one
+    instance share, from being an easy invariant."""
     latent_contrast_mult: float = 0.2
     """Weight of an InfoNCE term (`losses.info_nce`) between the latents of two images of each drawn instance (its
     conditioning image and another of its pseudo views): each latent must pick its own instance's second latent among

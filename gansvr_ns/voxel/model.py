@@ -149,9 +149,11 @@ class GanSvrVoxelModel(InstanceSelection, Model):
         """Grid logits: occupancy, then red, green, blue."""
         return self.decoder(latents)
 
-    def condition(self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None) -> Tensor:
+    def condition(self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None,
+                  second_images: Optional[Tensor] = None) -> Tensor:
         """Encode and decode the batch's conditioning images; rays refer to them by their metadata `instance`
-        (`instances`, the train instances of a training batch, is not used: this model learns no per-instance code)."""
+        (`instances`, the train instances of a training batch, and `second_images`, a second image of each, are not
+        used: this model learns no per-instance code and has no latent contrast term)."""
         latents = self._batch_latents = self.encode(images)
         self._batch_logits = self.decode(latents)
         self._batch_grids = torch.sigmoid(self._batch_logits)
