@@ -246,6 +246,11 @@ class GanSvrModel(InstanceSelection, Model):
         (an unbounded latent pushed apart by the spread hinge drives the SDF MLP's units into their dead zone)."""
         return unit_scale(self.encoder(images.to(self.device)))
 
+    @property
+    def uses_second_images(self) -> bool:
+        """Whether a latent term (consistency or contrast) reads the latents of the batch's second images."""
+        return self.config.latent_consistency_mult > 0 or self.config.latent_contrast_mult > 0
+
     def condition(
         self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None,
         second_images: Optional[Float[Tensor, "batch 3 height width"]] = None,
@@ -255,9 +260,7 @@ class GanSvrModel(InstanceSelection, Model):
         training, `second_images` (a second image of each instance) are encoded in the same pass when the latent
         consistency or contrast term needs them (one batch of 2B images is cheaper than two of B)."""
         self._second_latents = None
-        cfg = self.config
-        if (second_images is not None and self.training
-                and (cfg.latent_consistency_mult > 0 or cfg.latent_contrast_mult > 0)):
+        if second_images is not None and self.training and self.uses_second_images:
             latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
         else:
             latents = self.encode(images)
@@ -471,7 +474,7 @@ class GanSvrModel(InstanceSelection, Model):
                 )
             if cfg.hull_prior_mult > 0 and "instance_hulls" in batch:
                 loss_dict["hull_prior_loss"] = cfg.hull_prior_mult * self.hull_prior(batch["instance_hulls"])
-            if (cfg.latent_consistency_mult > 0 or cfg.latent_contrast_mult > 0) and "consistency_images" in batch:
+            if self.uses_second_images and "consistency_images" in batch:
                 other = self._second_latents
                 if other is None:  # conditioned without them
                     other = self.encode(batch["consistency_images"])

@@ -24,7 +24,8 @@ def gansvr_voxel_config() -> TrainerConfig:
         "gansvr-voxel",
         max_steps=MAX_STEPS,
         pipeline=GanSvrVoxelPipelineConfig(
-            datamanager=GanSvrDataManagerConfig(dataparser=GanSvrDataParserConfig()),
+            # the voxel model has no latent terms on the second images: no need to randomise them every step
+            datamanager=GanSvrDataManagerConfig(dataparser=GanSvrDataParserConfig(), consistency_augment=0.0),
             model=GanSvrVoxelModelConfig(),
         ),
         optimizers={
