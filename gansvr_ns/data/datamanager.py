@@ -69,6 +69,12 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     """Chance that the second image drawn of each instance (for the model's latent contrast and consistency terms) is
     randomised as `condition_augment` describes, independently of the conditioning image: two images of one instance
     then share their shape, not their paint, and the contrast term learns to match shapes."""
+    augment_repaint: float = 0.0
+    """Chance that a randomised image whose mask is known gets its object repainted in one colour first (its luminance
+    times a random tint): the shading and outline stay, the paint of its parts (windows, lights) goes."""
+    augment_block_backdrop: float = 0.0
+    """Chance that a randomised image whose mask is known gets a backdrop of random flat blocks (2-8 per side) instead
+    of the smooth colour field: a textured background with hard edges, as photos and other renderers have."""
     instance_hull_resolution: int = 32
     """Grid resolution of each train instance's own visual hull (its masks under the rough poses), handed to the
     model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them (the gansvr pipeline does so
@@ -181,12 +187,14 @@ def sample_pixels(
 
 def augment_conditions(
     images: Float[Tensor, "batch 3 height width"], masks: List[Optional[Tensor]], probability: float,
-    generator: torch.Generator,
+    generator: torch.Generator, repaint: float = 0.0, block_backdrop: float = 0.0,
 ) -> Float[Tensor, "batch 3 height width"]:
     """Photometric randomisation of conditioning images in [0, 1] (see `condition_augment`); each image is changed
     with `probability`. Brightness and contrast are scaled by 0.7-1.3, saturation by 0.4-1.6, the colour channels
     shuffled; where `masks[i]` is given (bool [H, W], True on the object), the background becomes a random colour
-    field, bilinear over a 3 x 3 grid of random colours. Returns a new tensor; `images` is not changed."""
+    field, bilinear over a 3 x 3 grid of random colours (with chance `block_backdrop`: flat blocks over a 2-8 grid
+    instead), and with chance `repaint` the object is first repainted as its luminance times a random tint. Returns
+    a new tensor; `images` is not changed. With both chances 0 the draws are those of the plain randomisation."""
     if probability <= 0.0:
         return images
     out = images.clone()
@@ -194,6 +202,9 @@ def augment_conditions(
     for i in range(len(images)):
         if torch.rand((), generator=generator).item() >= probability:
             continue
+        if masks[i] is not None and repaint > 0.0 and torch.rand((), generator=generator).item() < repaint:
+            tint = 0.4 + 1.2 * torch.rand(3, 1, 1, generator=generator)
+            out[i] = torch.where(masks[i].to(torch.bool), out[i].mean(dim=0, keepdim=True) * tint, out[i])
         brightness, contrast, saturation = (torch.tensor([0.7, 0.7, 0.4]) + torch.tensor([0.6, 0.6, 1.2])
                                             * torch.rand(3, generator=generator))
         image = out[i] * brightness
@@ -203,8 +214,13 @@ def augment_conditions(
         image = gray + (image - gray) * saturation
         image = image[torch.randperm(3, generator=generator)]
         if masks[i] is not None:
-            field = torch.rand(1, 3, 3, 3, generator=generator)
-            field = nn.functional.interpolate(field, size=(height, width), mode="bilinear", align_corners=True)[0]
+            if block_backdrop > 0.0 and torch.rand((), generator=generator).item() < block_backdrop:
+                cells = int(torch.randint(2, 9, (), generator=generator))
+                field = torch.rand(1, 3, cells, cells, generator=generator)
+                field = nn.functional.interpolate(field, size=(height, width), mode="nearest")[0]
+            else:
+                field = torch.rand(1, 3, 3, 3, generator=generator)
+                field = nn.functional.interpolate(field, size=(height, width), mode="bilinear", align_corners=True)[0]
             image = torch.where(masks[i].to(torch.bool), image, field)
         out[i] = image.clamp(0.0, 1.0)
     return out
@@ -376,6 +392,7 @@ class GanSvrDataManager(DataManager):
             others.append(data.images[other].permute(2, 0, 1).float().div(255.0))
             other_masks.append(data.masks[other])
         cams, view_instance = torch.cat(cams), torch.cat(view_instance)
+        styles = (cfg.augment_repaint, cfg.augment_block_backdrop)
         height, width = data.images.shape[1:3]
         ray_view = torch.arange(len(cams)).repeat_interleave(cfg.rays_per_view)
         ray_cam = cams[ray_view]
@@ -395,7 +412,8 @@ class GanSvrDataManager(DataManager):
         batch = {
             "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
             "mask": mask,
-            "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen).to(self.device),
+            "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen,
+                                                   *styles).to(self.device),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
@@ -405,7 +423,7 @@ class GanSvrDataManager(DataManager):
         # the second image of each instance is a conditioning image too, randomised with `consistency_augment` (last:
         # every other draw from `gen` stays as it was without it)
         batch["consistency_images"] = augment_conditions(
-            torch.stack(others), other_masks, second_augment, gen).to(self.device)
+            torch.stack(others), other_masks, second_augment, gen, *styles).to(self.device)
         return ray_bundle, batch
 
     def _torch_rng(self) -> torch.Generator:

@@ -43,6 +43,35 @@ def test_condition_augmentation_keeps_gray_gray_replaces_only_the_background_and
     assert augment_conditions(images, [mask, None], 0.0, generator) is images
 
 
+def test_repainting_leaves_one_colour_on_the_object_and_blocks_make_a_flat_backdrop():
+    from gansvr_ns.data.datamanager import augment_conditions
+
+    images = torch.full((2, 3, 16, 16), 0.3)
+    images[:, :, 4:12, 4:7] = torch.tensor([0.35, 0.15, 0.2])[:, None, None]  # three paints on one object
+    images[:, :, 4:12, 7:9] = torch.tensor([0.1, 0.3, 0.25])[:, None, None]
+    images[:, :, 4:12, 9:12] = torch.tensor([0.2, 0.2, 0.05])[:, None, None]
+    mask = torch.zeros(16, 16, dtype=torch.bool)
+    mask[4:12, 4:12] = True
+
+    def object_colours(out):
+        return [out[i][:, mask].T.unique(dim=0) for i in range(len(out))]
+
+    plain = augment_conditions(images, [mask, mask], 1.0, torch.Generator().manual_seed(0))
+    repainted = augment_conditions(images, [mask, mask], 1.0, torch.Generator().manual_seed(0), repaint=1.0,
+                                   block_backdrop=1.0)
+    for before, after in zip(object_colours(plain), object_colours(repainted)):
+        # one tint times the luminance, then the same affine colour changes for every pixel: the paints' colours
+        # lie on one line in RGB; unrepainted, the three span a plane
+        assert len(before) == 3 and len(after) == 3  # the luminance differences stay
+        assert torch.linalg.matrix_rank(before - before.mean(dim=0), atol=1e-4) == 2
+        assert torch.linalg.matrix_rank(after - after.mean(dim=0), atol=1e-4) == 1
+    for out in repainted:
+        background = out[:, ~mask].T.unique(dim=0)
+        assert 2 <= len(background) <= 64  # flat blocks, at most 8 x 8 colours
+    smooth = plain[0][:, ~mask].T.unique(dim=0)
+    assert len(smooth) > 64
+
+
 def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targets(ellipsoids):
     from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
 
