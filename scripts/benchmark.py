@@ -8,6 +8,7 @@
     python scripts/benchmark.py hull-bound [--data data/gan-car]
     python scripts/benchmark.py prior-bound [--data data/gan-car]
     python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
+    python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -37,6 +38,9 @@ encoder-probe: can the model's image encoder, trained from scratch in the defaul
             subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
             (1-nearest neighbour) tell them apart, and how far apart are the latents of two views of one instance
             against those of two instances (a diagnostic, not a method).
+pose-search: the pose search of a finished run, once more over its train views from their refined poses, at other
+            grid resolutions and priors: the train cameras' rotation error against the true poses before and after,
+            split into pitch, yaw and roll in each true camera's frame (a diagnostic; the run is left as it was).
 uncertainty-flaws: does a run's image uncertainty head give the generator's flawed pseudo views a higher sigma than
             its clean ones (mean sigma inside the mask per flaw kind; a diagnostic of the first claim).
 """
@@ -1531,6 +1535,85 @@ class UncertaintyFlaws:
         return result
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# How precisely the pose search places the train views, at other settings than a run's
+
+
+def pose_error_axes(refined: torch.Tensor, true: torch.Tensor) -> Dict[str, float]:
+    """Root-mean-square rotation error (degrees) of camera-to-world poses against the true ones, about each true
+    camera's own axes: pitch about its right axis (for an orbit: elevation), yaw about its up axis (azimuth), roll
+    about its viewing axis; and the mean geodesic error."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    from gansvr_ns.model.losses import rotation_error_deg
+
+    refined, true = refined[:, :3, :3].double().cpu(), true[:, :3, :3].double().cpu()
+    world = torch.from_numpy(Rotation.from_matrix((refined @ true.transpose(1, 2)).numpy()).as_rotvec())
+    local = torch.einsum("nji,nj->ni", true, world)  # the rotation vector in the true camera's axes
+    rms = np.degrees(local.square().mean(dim=0).sqrt().numpy())
+    return {"mean_deg": float(rotation_error_deg(refined, true).mean()), "pitch_rms_deg": float(rms[0]),
+            "yaw_rms_deg": float(rms[1]), "roll_rms_deg": float(rms[2])}
+
+
+@dataclass
+class PoseSearch:
+    """Run a finished gansvr run's pose search once more over its train views, from the refined poses it ended with,
+    at each combination of `resolutions` and `priors`, and score the train poses against the true ones before and
+    after. A diagnostic of the search's own precision: the true poses are read only to score it, and the run on disk
+    is not changed."""
+
+    load_config: Path
+    """config.yml of a gansvr run with pose refinement, on a dataset with true poses."""
+    resolutions: List[int] = field(default_factory=lambda: [40, 64])
+    """Grid resolutions at which to voxelise each shape (`--pipeline.model.pose-search-resolution`)."""
+    priors: Optional[List[float]] = None
+    """Preferences for small turns (`--pipeline.model.pose-search-prior`; default: the run's)."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <run>/pose_search.json)."""
+
+    def main(self) -> Dict:
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.scripts.reconstruct import load_pipeline
+
+        pipeline = load_pipeline(self.load_config, test_mode="val")  # "val" loads the train views
+        model = pipeline.model
+        if model.true_poses is None or model.train_poses is None:
+            raise SystemExit(f"{self.load_config}: its dataset has no true poses to score the search against")
+        if model.config.camera_optimizer.mode == "off":
+            raise SystemExit(f"{self.load_config}: a run without pose refinement has no pose search")
+        true = model.true_poses.to(model.device)
+        start = model.searched_rotations.clone()
+        result = {"config": str(self.load_config), "start": pose_error_axes(model.refined_poses(), true), "runs": []}
+        saved = (model.config.pose_search_resolution, model.config.pose_search_prior)
+        try:
+            for resolution in self.resolutions:
+                for prior in self.priors or [model.config.pose_search_prior]:
+                    model.searched_rotations.copy_(start)
+                    model.config.pose_search_resolution, model.config.pose_search_prior = resolution, prior
+                    begin = time.perf_counter()
+                    stats = pipeline.search_poses(0)
+                    result["runs"].append({"resolution": resolution, "prior": prior,
+                                           "seconds": time.perf_counter() - begin, **stats,
+                                           **pose_error_axes(model.refined_poses(), true)})
+        finally:
+            model.searched_rotations.copy_(start)
+            model.config.pose_search_resolution, model.config.pose_search_prior = saved
+        output = self.output or self.load_config.parent / "pose_search.json"
+        write_json(output, result)
+        print("| search | rotation error (deg) | pitch rms | yaw rms | roll rms | silhouette IoU | seconds |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        s = result["start"]
+        print(f"| none (the run's refined poses) | {s['mean_deg']:.2f} | {s['pitch_rms_deg']:.2f} | "
+              f"{s['yaw_rms_deg']:.2f} | {s['roll_rms_deg']:.2f} | | |")
+        for r in result["runs"]:
+            print(f"| {r['resolution']}^3, prior {r['prior']:g} | {r['mean_deg']:.2f} | {r['pitch_rms_deg']:.2f} | "
+                  f"{r['yaw_rms_deg']:.2f} | {r['roll_rms_deg']:.2f} | {r.get('pose_search_iou_before', 0):.3f} -> "
+                  f"{r.get('pose_search_iou_after', 0):.3f} | {r['seconds']:.0f} |")
+        print(f"\nWrote {output}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
@@ -1542,6 +1625,7 @@ Commands = Union[
     Annotated[LatentBound, tyro.conf.subcommand("latent-bound")],
     Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
     Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
+    Annotated[PoseSearch, tyro.conf.subcommand("pose-search")],
 ]
 
 if __name__ == "__main__":

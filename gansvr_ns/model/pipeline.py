@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import List, Optional, Type
+from typing import Dict, List, Optional, Type
 
 import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
@@ -65,8 +65,9 @@ class GanSvrPipeline(VanillaPipeline):
                                               iters=steps))
         return callbacks
 
-    def search_poses(self, step: int) -> None:
-        """Run the model's pose search over every train view (`GanSvrModelConfig.pose_search_steps`)."""
+    def search_poses(self, step: int) -> Dict[str, float]:
+        """Run the model's pose search over every train view (`GanSvrModelConfig.pose_search_steps`); returns its
+        statistics (`GanSvrModel.search_poses`)."""
         data = self.datamanager.train_data
         cameras = data.cameras
         intrinsics = torch.cat([cameras.fx, cameras.fy, cameras.cx, cameras.cy], dim=-1).float()
@@ -81,6 +82,7 @@ class GanSvrPipeline(VanillaPipeline):
                 f"{stats['pose_search_iou_after']:.3f}, views turned {stats['pose_search_rotation_deg']:.2f} deg on "
                 f"average ({time.perf_counter() - start:.0f} s)"
             )
+        return stats
 
     def get_train_loss_dict(self, step: int):
         ray_bundle, batch = self.datamanager.next_train(step)

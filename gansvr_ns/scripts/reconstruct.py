@@ -91,8 +91,9 @@ class ReconstructConfig:
         return jobs
 
 
-def load_pipeline(config_path: Path):
-    """Load a gansvr run for inference on CUDA when available, else CPU; errors name the file."""
+def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
+    """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
+    default loads no views, "val" and "test" load the train views too."""
     if not config_path.is_file():
         raise ValueError(f"{config_path}: config file not found")
     try:
@@ -104,7 +105,7 @@ def load_pipeline(config_path: Path):
         raise ValueError(f"{config_path}: a '{method}' run, not a gansvr run")
     from nerfstudio.utils.eval_utils import eval_setup
 
-    _, pipeline, _, _ = eval_setup(config_path, test_mode="inference")
+    _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode)
     return pipeline
 
 
