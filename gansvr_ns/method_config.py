@@ -34,10 +34,12 @@ run, within the 15-minute budget with room for a slower machine. In runs side by
 POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
 """Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (429 of 2000)."""
 
-POSE_SEARCH_STEPS = (round(MAX_STEPS * 7 / 16),)
-"""When the pose search re-estimates every train view's pose from its mask (875 of 2000 steps, 700 of 1600; about
-40 s on this CPU): once the shapes are roughly right. In two runs side by side it left 7.26 and 6.41 deg of rotation
-error on the train cameras, against 8.85 and 8.87 without it (README, Quality)."""
+POSE_SEARCH_STEPS = tuple(round(MAX_STEPS * f) for f in (7 / 20, 11 / 20, 15 / 20))
+"""When the pose search re-estimates every train view's pose from its mask: steps 700, 1100 and 1500 of 2000, each
+time from a better shape (one search at 875 until session 19). With the search's 64^3 grid
+(`GanSvrModelConfig.pose_search_resolution`), three seeds side by side ended 4.04, 4.32 and 4.45 deg from the true
+poses against 5.70, 5.71 and 5.91 for one search at 40^3, with Chamfer 0.78-0.81x against 0.78-0.81x and 0.83-0.86x
+from another renderer against 0.85-0.88x; the three passes take about two minutes of a run (README, Quality)."""
 
 COS_ANNEAL_END = round(MAX_STEPS * 5 / 14)
 """Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (714 of 2000)."""

@@ -149,8 +149,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     shape is voxelised and, for each of its views, the small rotation about the object centre whose silhouette
     overlaps the view's mask best is kept, before the per-camera corrections. Empty: no search. Off when the camera
     optimizer is off."""
-    pose_search_resolution: int = 40
-    """Grid resolution over [-1, 1]^3 at which the pose search voxelises each shape."""
+    pose_search_resolution: int = 64
+    """Grid resolution over [-1, 1]^3 at which the pose search voxelises each shape. 64 rather than 40 (until session
+    19): searched again from a finished run's refined poses (5.65 deg from the truth), a 40^3 grid left 5.90 deg and a
+    64^3 one 4.78 (`scripts/benchmark.py pose-search`); a pass takes about 2.4 times as long."""
     pose_search_span: float = 15.0
     """Largest yaw and pitch (degrees) the pose search tries in one pass."""
     pose_search_prior: float = 0.02
