@@ -202,9 +202,10 @@ def augment_conditions(
     for i in range(len(images)):
         if torch.rand((), generator=generator).item() >= probability:
             continue
-        if masks[i] is not None and repaint > 0.0 and torch.rand((), generator=generator).item() < repaint:
+        mask = None if masks[i] is None else masks[i].to(torch.bool)
+        if mask is not None and repaint > 0.0 and torch.rand((), generator=generator).item() < repaint:
             tint = 0.4 + 1.2 * torch.rand(3, 1, 1, generator=generator)
-            out[i] = torch.where(masks[i].to(torch.bool), out[i].mean(dim=0, keepdim=True) * tint, out[i])
+            out[i] = torch.where(mask, out[i].mean(dim=0, keepdim=True) * tint, out[i])
         brightness, contrast, saturation = (torch.tensor([0.7, 0.7, 0.4]) + torch.tensor([0.6, 0.6, 1.2])
                                             * torch.rand(3, generator=generator))
         image = out[i] * brightness
@@ -213,7 +214,7 @@ def augment_conditions(
         gray = image.mean(dim=0, keepdim=True)
         image = gray + (image - gray) * saturation
         image = image[torch.randperm(3, generator=generator)]
-        if masks[i] is not None:
+        if mask is not None:
             if block_backdrop > 0.0 and torch.rand((), generator=generator).item() < block_backdrop:
                 cells = int(torch.randint(2, 9, (), generator=generator))
                 field = torch.rand(1, 3, cells, cells, generator=generator)
@@ -221,7 +222,7 @@ def augment_conditions(
             else:
                 field = torch.rand(1, 3, 3, 3, generator=generator)
                 field = nn.functional.interpolate(field, size=(height, width), mode="bilinear", align_corners=True)[0]
-            image = torch.where(masks[i].to(torch.bool), image, field)
+            image = torch.where(mask, image, field)
         out[i] = image.clamp(0.0, 1.0)
     return out
 
@@ -392,7 +393,7 @@ class GanSvrDataManager(DataManager):
             others.append(data.images[other].permute(2, 0, 1).float().div(255.0))
             other_masks.append(data.masks[other])
         cams, view_instance = torch.cat(cams), torch.cat(view_instance)
-        styles = (cfg.augment_repaint, cfg.augment_block_backdrop)
+        styles = {"repaint": cfg.augment_repaint, "block_backdrop": cfg.augment_block_backdrop}
         height, width = data.images.shape[1:3]
         ray_view = torch.arange(len(cams)).repeat_interleave(cfg.rays_per_view)
         ray_cam = cams[ray_view]
@@ -413,7 +414,7 @@ class GanSvrDataManager(DataManager):
             "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
             "mask": mask,
             "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen,
-                                                   *styles).to(self.device),
+                                                   **styles).to(self.device),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
@@ -423,7 +424,7 @@ class GanSvrDataManager(DataManager):
         # the second image of each instance is a conditioning image too, randomised with `consistency_augment` (last:
         # every other draw from `gen` stays as it was without it)
         batch["consistency_images"] = augment_conditions(
-            torch.stack(others), other_masks, second_augment, gen, *styles).to(self.device)
+            torch.stack(others), other_masks, second_augment, gen, **styles).to(self.device)
         return ray_bundle, batch
 
     def _torch_rng(self) -> torch.Generator:
