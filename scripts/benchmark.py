@@ -8,7 +8,7 @@
     python scripts/benchmark.py hull-bound [--data data/gan-car]
     python scripts/benchmark.py prior-bound [--data data/gan-car]
     python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
-    python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64]
+    python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64] [--image-sizes 64 0]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -48,6 +48,7 @@ uncertainty-flaws: does a run's image uncertainty head give the generator's flaw
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import shlex
 import subprocess
@@ -258,7 +259,9 @@ class Throughput:
 
         config = gansvr_config()
         if self.train_args:
-            config = tyro.cli(type(config), default=config, args=shlex.split(self.train_args))
+            # bools take a value, as in ns-train (nerfstudio turns tyro's flag conversion off)
+            flags = tyro.conf.FlagConversionOff[type(config)]
+            config = tyro.cli(flags, default=config, args=shlex.split(self.train_args))
         config.pipeline.datamanager.data = ensure_dataset(self.data)
         pipeline = config.pipeline.setup(device="cpu", test_mode="val")
         optimizers = Optimizers(config.optimizers, pipeline.get_param_groups())  # the trainer's, schedules included
@@ -1569,6 +1572,8 @@ class PoseSearch:
     """Grid resolutions at which to voxelise each shape (`--pipeline.model.pose-search-resolution`)."""
     priors: Optional[List[float]] = None
     """Preferences for small turns (`--pipeline.model.pose-search-prior`; default: the run's)."""
+    image_sizes: Optional[List[int]] = None
+    """Longest mask sides to compare silhouettes at (`--pipeline.model.pose-search-image-size`; default: the run's)."""
     output: Optional[Path] = None
     """JSON file for the figures (default: <run>/pose_search.json)."""
 
@@ -1585,20 +1590,24 @@ class PoseSearch:
         true = model.true_poses.to(model.device)
         start = model.searched_rotations.clone()
         result = {"config": str(self.load_config), "start": pose_error_axes(model.refined_poses(), true), "runs": []}
-        saved = (model.config.pose_search_resolution, model.config.pose_search_prior)
+        names = ("pose_search_resolution", "pose_search_prior", "pose_search_image_size")
+        saved = {name: getattr(model.config, name) for name in names}
+        settings = itertools.product(self.resolutions, self.priors or [saved["pose_search_prior"]],
+                                     self.image_sizes or [saved["pose_search_image_size"]])
         try:
-            for resolution in self.resolutions:
-                for prior in self.priors or [model.config.pose_search_prior]:
-                    model.searched_rotations.copy_(start)
-                    model.config.pose_search_resolution, model.config.pose_search_prior = resolution, prior
-                    begin = time.perf_counter()
-                    stats = pipeline.search_poses(0)
-                    result["runs"].append({"resolution": resolution, "prior": prior,
-                                           "seconds": time.perf_counter() - begin, **stats,
-                                           **pose_error_axes(model.refined_poses(), true)})
+            for resolution, prior, image_size in settings:
+                model.searched_rotations.copy_(start)
+                for name, value in zip(names, (resolution, prior, image_size)):
+                    setattr(model.config, name, value)
+                begin = time.perf_counter()
+                stats = pipeline.search_poses(0)
+                result["runs"].append({"resolution": resolution, "prior": prior, "image_size": image_size,
+                                       "seconds": time.perf_counter() - begin, **stats,
+                                       **pose_error_axes(model.refined_poses(), true)})
         finally:
             model.searched_rotations.copy_(start)
-            model.config.pose_search_resolution, model.config.pose_search_prior = saved
+            for name, value in saved.items():
+                setattr(model.config, name, value)
         output = self.output or self.load_config.parent / "pose_search.json"
         write_json(output, result)
         print("| search | rotation error (deg) | pitch rms | yaw rms | roll rms | silhouette IoU | seconds |")
@@ -1607,7 +1616,8 @@ class PoseSearch:
         print(f"| none (the run's refined poses) | {s['mean_deg']:.2f} | {s['pitch_rms_deg']:.2f} | "
               f"{s['yaw_rms_deg']:.2f} | {s['roll_rms_deg']:.2f} | | |")
         for r in result["runs"]:
-            print(f"| {r['resolution']}^3, prior {r['prior']:g} | {r['mean_deg']:.2f} | {r['pitch_rms_deg']:.2f} | "
+            search = f"{r['resolution']}^3, prior {r['prior']:g}, masks {r['image_size'] or 'full'}"
+            print(f"| {search} | {r['mean_deg']:.2f} | {r['pitch_rms_deg']:.2f} | "
                   f"{r['yaw_rms_deg']:.2f} | {r['roll_rms_deg']:.2f} | {r.get('pose_search_iou_before', 0):.3f} -> "
                   f"{r.get('pose_search_iou_after', 0):.3f} | {r['seconds']:.0f} |")
         print(f"\nWrote {output}")

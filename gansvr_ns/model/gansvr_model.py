@@ -124,6 +124,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     truth (README, session 18). 0 turns the term off."""
     latent_contrast_temperature: float = 0.1
     """Temperature of the InfoNCE term's cosine similarities."""
+    second_latents_detached: bool = False
+    """Encode the second images (of the consistency and contrast terms) without gradients: the encoder then learns
+    those terms through the conditioning images' latents only, and a step skips the backward pass of half the images
+    it encodes."""
     instance_codes: bool = False
     """Auto-decoding: each train instance has a free latent code, learned from its pseudo views alone, and its rays
     are rendered with that code; the encoder learns to predict the codes from the conditioning images
@@ -153,6 +157,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Grid resolution over [-1, 1]^3 at which the pose search voxelises each shape. 64 rather than 40 (until session
     19): searched again from a finished run's refined poses (5.65 deg from the truth), a 40^3 grid left 5.90 deg and a
     64^3 one 4.78 (`scripts/benchmark.py pose-search`); a pass takes about 2.4 times as long."""
+    pose_search_image_size: int = 64
+    """The pose search compares silhouettes with masks area-resized so that their longer side is at most this many
+    pixels (`pose_search.shrink_masks`): about one pixel per cell of the 64^3 grid over the object, whatever size the
+    dataset's views are. 0 compares them at the views' own size."""
     pose_search_span: float = 15.0
     """Largest yaw and pitch (degrees) the pose search tries in one pass."""
     pose_search_prior: float = 0.02
@@ -263,7 +271,12 @@ class GanSvrModel(InstanceSelection, Model):
         consistency or contrast term needs them (one batch of 2B images is cheaper than two of B)."""
         self._second_latents = None
         if second_images is not None and self.training and self.uses_second_images:
-            latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
+            if self.config.second_latents_detached:
+                latents = self.encode(images)
+                with torch.no_grad():
+                    self._second_latents = self.encode(second_images)
+            else:
+                latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
         else:
             latents = self.encode(images)
         self._encoder_latents = self._code_targets = None
@@ -479,7 +492,8 @@ class GanSvrModel(InstanceSelection, Model):
             if self.uses_second_images and "consistency_images" in batch:
                 other = self._second_latents
                 if other is None:  # conditioned without them
-                    other = self.encode(batch["consistency_images"])
+                    with torch.set_grad_enabled(not cfg.second_latents_detached):
+                        other = self.encode(batch["consistency_images"])
                 if cfg.latent_consistency_mult > 0:
                     loss_dict["latent_consistency"] = cfg.latent_consistency_mult * (
                         (other - self._batch_latents) ** 2
@@ -591,12 +605,16 @@ class GanSvrModel(InstanceSelection, Model):
                 if len(points) == 0:
                     continue
                 cams = instance_cameras[first + offset].cpu()
-                view_masks = masks[cams].float()
+                view_masks, view_intrinsics = masks[cams].float(), intrinsics[cams]
+                if self.config.pose_search_image_size > 0:
+                    view_masks, view_intrinsics = pose_search.shrink_masks(
+                        view_masks, view_intrinsics, self.config.pose_search_image_size
+                    )
                 start = pose_search.mask_iou(
-                    pose_search.splat_silhouettes(points, current[cams], intrinsics[cams], view_masks.shape[1:], cell),
+                    pose_search.splat_silhouettes(points, current[cams], view_intrinsics, view_masks.shape[1:], cell),
                     view_masks,
                 )
-                rotation, iou = pose_search.search_views(points, cell, current[cams], view_masks, intrinsics[cams],
+                rotation, iou = pose_search.search_views(points, cell, current[cams], view_masks, view_intrinsics,
                                                          stages, self.config.pose_search_prior)
                 rotation = rotation.to(self.device)
                 cams = cams.to(self.device)

@@ -128,6 +128,24 @@ def dilate(image: Bool[Tensor, "num height width"], radius: int) -> Bool[Tensor,
     return out
 
 
+def shrink_masks(
+    masks: Float[Tensor, "num height width"], intrinsics: Float[Tensor, "num 4"], max_size: int
+) -> Tuple[Float[Tensor, "num height2 width2"], Float[Tensor, "num 4"]]:
+    """Masks area-resized so that their longer side is at most `max_size` (a pixel of the result is in the mask when
+    at least half of what it covers is), with the intrinsics (fx, fy, cx, cy in pixels) of the smaller images. The
+    search compares silhouettes of grid points pixel by pixel, so images much finer than its grid only cost time and
+    leave gaps between the points' pixels. Masks at most `max_size` already are returned as they are."""
+    height, width = masks.shape[-2:]
+    scale = max_size / max(height, width)
+    if scale >= 1.0:
+        return masks, intrinsics
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    small = F.interpolate(masks.float()[:, None], size=size, mode="area")[:, 0] >= 0.5
+    factors = torch.tensor([size[1] / width, size[0] / height, size[1] / width, size[0] / height],
+                           dtype=intrinsics.dtype, device=intrinsics.device)
+    return small.to(masks.dtype), intrinsics * factors
+
+
 def mask_iou(silhouettes: Float[Tensor, "num height width"], mask: Float[Tensor, "*num height width"]) -> Tensor:
     """Intersection over union of binary silhouettes with a mask (or one mask each)."""
     inter = (silhouettes * mask).sum(dim=(1, 2))

@@ -62,6 +62,32 @@ def test_dilate_is_a_square_max_filter(radius):
     assert bool((~pose_search.dilate(~torch.ones(2, 6, 6, dtype=torch.bool), radius)).all())
 
 
+def test_shrunk_masks_keep_the_silhouette_and_the_search_still_undoes_an_error():
+    true = orbit_pose(35.0, 20.0, 2.5)
+    size, focal = 4 * SIZE, 4 * FOCAL  # the same view at four times the pixels
+    fine = torch.from_numpy(render_ellipsoid(RADII, np.ones(3), true, size, focal)[1]).float()[None]
+    intrinsics = torch.tensor([[focal, focal, size / 2, size / 2]])
+    small, small_intrinsics = pose_search.shrink_masks(fine, intrinsics, SIZE)
+    assert small.shape == (1, SIZE, SIZE)
+    torch.testing.assert_close(small_intrinsics, INTRINSICS)
+    assert pose_search.mask_iou(small, true_mask(true)).item() > 0.97  # what a render at the small size shows
+    # masks no larger than the limit, or a limit of 0 in the model, are left as they are
+    same, same_intrinsics = pose_search.shrink_masks(small, small_intrinsics, SIZE)
+    assert same is small and same_intrinsics is small_intrinsics
+    # non-square masks keep their aspect; each axis scales its own intrinsics
+    wide_intrinsics = torch.tensor([[100.0, 100.0, 60.0, 30.0]]).expand(2, 4)
+    wide, wide_intrinsics = pose_search.shrink_masks(torch.ones(2, 60, 120), wide_intrinsics, 40)
+    assert wide.shape == (2, 20, 40) and bool(wide.all())
+    torch.testing.assert_close(wide_intrinsics[0], torch.tensor([100.0 / 3, 100.0 / 3, 20.0, 10.0]))
+    # the search on the shrunk masks undoes an orbit error as it does at the small size
+    points, cell = pose_search.interior_points(ellipsoid_sdf, 40)
+    rough = perturbed(true, 7.0, -5.0, 0.0)
+    turn, _ = pose_search.search_views(points, cell, rough, small, small_intrinsics, pose_search.default_stages())
+    truth = torch.from_numpy(true[None, :3, :3]).float()
+    assert rotation_error_deg(turn @ rough[:, :, :3], truth).item() < 0.4 * rotation_error_deg(rough[:, :, :3],
+                                                                                                truth).item()
+
+
 def test_orbit_rotations_are_rotations_about_the_cameras_axes():
     c2w = torch.from_numpy(np.stack([orbit_pose(a, 15.0, 2.5)[:3] for a in (0.0, 100.0)])).float()
     angles = torch.deg2rad(torch.tensor([[10.0, 0.0, 0.0], [0.0, 0.0, -7.0]]))
@@ -106,10 +132,12 @@ def test_default_stages_try_seventy_two_rotations_including_none():
     assert all((s.offsets == 0).all(dim=1).any() for s in stages)
 
 
-def test_pipeline_search_moves_train_poses_and_is_scheduled(ellipsoids):
+@pytest.mark.parametrize("image_size", [0, 16])  # the views' own size, or masks shrunk below it
+def test_pipeline_search_moves_train_poses_and_is_scheduled(ellipsoids, image_size):
     def configure(config):
         config.pipeline.model.pose_search_steps = (3,)
         config.pipeline.model.pose_search_resolution = 24
+        config.pipeline.model.pose_search_image_size = image_size
 
     pipeline = small_training_pipeline(ellipsoids, configure)
     model = pipeline.model

@@ -32,13 +32,16 @@ def test_pose_search_of_a_trained_run(ablation_run, tmp_path, capsys):
     _, _, output, _ = ablation_run
     config = Path(json.loads(output.read_text())["variants"]["uncertainty_field"]["seeds"]["0"]["config"])
     out = tmp_path / "pose_search.json"
-    result = benchmark.PoseSearch(load_config=config, resolutions=[16, 24], priors=[0.0], output=out).main()
-    assert [(r["resolution"], r["prior"]) for r in result["runs"]] == [(16, 0.0), (24, 0.0)]
+    result = benchmark.PoseSearch(load_config=config, resolutions=[16, 24], priors=[0.0], image_sizes=[0, 8],
+                                  output=out).main()
+    assert [(r["resolution"], r["prior"], r["image_size"]) for r in result["runs"]] == [
+        (16, 0.0, 0), (16, 0.0, 8), (24, 0.0, 0), (24, 0.0, 8)]
     for row in [result["start"], *result["runs"]]:
         assert all(math.isfinite(v) and v >= 0.0 for v in row.values() if isinstance(v, float))
     # each search starts from the run's own poses: equal settings give equal results
-    again = benchmark.PoseSearch(load_config=config, resolutions=[16], priors=[0.0], output=out).main()
+    again = benchmark.PoseSearch(load_config=config, resolutions=[16], priors=[0.0], image_sizes=[0], output=out).main()
     assert again["start"] == result["start"]
     assert again["runs"][0]["mean_deg"] == result["runs"][0]["mean_deg"]
     assert json.loads(out.read_text())["runs"][0]["resolution"] == 16
-    assert "| 24^3, prior 0 |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| 24^3, prior 0, masks full |" in printed and "| 24^3, prior 0, masks 8 |" in printed
