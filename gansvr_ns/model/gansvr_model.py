@@ -124,10 +124,6 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     truth (README, session 18). 0 turns the term off."""
     latent_contrast_temperature: float = 0.1
     """Temperature of the InfoNCE term's cosine similarities."""
-    second_latents_detached: bool = False
-    """Encode the second images (of the consistency and contrast terms) without gradients: the encoder then learns
-    those terms through the conditioning images' latents only, and a step skips the backward pass of half the images
-    it encodes."""
     instance_codes: bool = False
     """Auto-decoding: each train instance has a free latent code, learned from its pseudo views alone, and its rays
     are rendered with that code; the encoder learns to predict the codes from the conditioning images
@@ -271,12 +267,7 @@ class GanSvrModel(InstanceSelection, Model):
         consistency or contrast term needs them (one batch of 2B images is cheaper than two of B)."""
         self._second_latents = None
         if second_images is not None and self.training and self.uses_second_images:
-            if self.config.second_latents_detached:
-                latents = self.encode(images)
-                with torch.no_grad():
-                    self._second_latents = self.encode(second_images)
-            else:
-                latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
+            latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
         else:
             latents = self.encode(images)
         self._encoder_latents = self._code_targets = None
@@ -492,8 +483,7 @@ class GanSvrModel(InstanceSelection, Model):
             if self.uses_second_images and "consistency_images" in batch:
                 other = self._second_latents
                 if other is None:  # conditioned without them
-                    with torch.set_grad_enabled(not cfg.second_latents_detached):
-                        other = self.encode(batch["consistency_images"])
+                    other = self.encode(batch["consistency_images"])
                 if cfg.latent_consistency_mult > 0:
                     loss_dict["latent_consistency"] = cfg.latent_consistency_mult * (
                         (other - self._batch_latents) ** 2
