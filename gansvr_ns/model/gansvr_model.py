@@ -595,11 +595,9 @@ class GanSvrModel(InstanceSelection, Model):
                 if len(points) == 0:
                     continue
                 cams = instance_cameras[first + offset].cpu()
-                view_masks, view_intrinsics = masks[cams].float(), intrinsics[cams]
-                if self.config.pose_search_image_size > 0:
-                    view_masks, view_intrinsics = pose_search.shrink_masks(
-                        view_masks, view_intrinsics, self.config.pose_search_image_size
-                    )
+                view_masks, view_intrinsics = pose_search.shrink_masks(
+                    masks[cams].float(), intrinsics[cams], self.config.pose_search_image_size
+                )
                 start = pose_search.mask_iou(
                     pose_search.splat_silhouettes(points, current[cams], view_intrinsics, view_masks.shape[1:], cell),
                     view_masks,

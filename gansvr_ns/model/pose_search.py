@@ -134,10 +134,11 @@ def shrink_masks(
     """Masks area-resized so that their longer side is at most `max_size` (a pixel of the result is in the mask when
     at least half of what it covers is), with the intrinsics (fx, fy, cx, cy in pixels) of the smaller images. The
     search compares silhouettes of grid points pixel by pixel, so images much finer than its grid only cost time and
-    leave gaps between the points' pixels. Masks at most `max_size` already are returned as they are."""
+    leave gaps between the points' pixels. Masks at most `max_size` already, or any masks when `max_size` is 0, are
+    returned as they are."""
     height, width = masks.shape[-2:]
     scale = max_size / max(height, width)
-    if scale >= 1.0:
+    if max_size <= 0 or scale >= 1.0:
         return masks, intrinsics
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     small = F.interpolate(masks.float()[:, None], size=size, mode="area")[:, 0] >= 0.5

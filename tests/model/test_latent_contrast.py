@@ -36,4 +36,3 @@ def test_contrast_term_scores_the_two_images_of_each_instance_and_trains_the_enc
     off.model.condition(batch["condition_images"], batch["instances"], batch["consistency_images"])
     assert off.model._second_latents is None  # no term needs them: not encoded
     assert "latent_contrast" not in off.model.get_loss_dict(off.model(ray_bundle), batch)
-

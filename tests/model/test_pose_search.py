@@ -74,6 +74,8 @@ def test_shrunk_masks_keep_the_silhouette_and_the_search_still_undoes_an_error()
     # masks no larger than the limit, or a limit of 0 in the model, are left as they are
     same, same_intrinsics = pose_search.shrink_masks(small, small_intrinsics, SIZE)
     assert same is small and same_intrinsics is small_intrinsics
+    same, same_intrinsics = pose_search.shrink_masks(fine, intrinsics, 0)
+    assert same is fine and same_intrinsics is intrinsics
     # non-square masks keep their aspect; each axis scales its own intrinsics
     wide_intrinsics = torch.tensor([[100.0, 100.0, 60.0, 30.0]]).expand(2, 4)
     wide, wide_intrinsics = pose_search.shrink_masks(torch.ones(2, 60, 120), wide_intrinsics, 40)
