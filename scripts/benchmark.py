@@ -6,7 +6,7 @@
     python scripts/benchmark.py ablations [--quick] [--output outputs/ablations/ablations.json]
     python scripts/benchmark.py domain [--data data/gan-car] [--methods gansvr gansvr-voxel] [--load-configs NAME=PATH]
     python scripts/benchmark.py hull-bound [--data data/gan-car]
-    python scripts/benchmark.py prior-bound [--data data/gan-car]
+    python scripts/benchmark.py prior-bound [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64] [--image-sizes 64 0]
 
@@ -30,7 +30,8 @@ hull-bound: what silhouettes alone can give: each test instance's visual hull ca
             under the rough and the true poses, scored like reconstructions (a reference, not a method).
 prior-bound: what a shape prior without per-image detail can give: every test instance answered with the mean of the
             train split's ground-truth shapes, and with the mean of its own subtype's (where the generator lists
-            subtypes), scored like reconstructions (a reference, not a method).
+            subtypes), scored like reconstructions (a reference, not a method). With a run's config, the same
+            averages of its reconstructions of the train split: what they keep is the run's shared bias.
 latent-bound: how much of each test instance the run's decoder can show through its latent at all: a latent per
             instance fitted to all of its own pseudo views (true or rough poses), decoder frozen, scored like
             reconstructions against the encoder's latent of the input image (a reference, not a method).
@@ -80,13 +81,15 @@ def train(data: Path, output_dir: Path, train_args: str, method: str = "gansvr")
 
 def reconstruct_all(pipeline, images: Dict[str, Path], out: Path, resolution: int) -> float:
     """Reconstruct every image to `out/<id>.ply` (gansvr or gansvr-voxel run); returns the mean seconds per image."""
+    from tqdm import tqdm
+
     from gansvr_ns.data.format import load_rgb
     from gansvr_ns.model.mesh import save_mesh
     from gansvr_ns.scripts.reconstruct import mesh_reconstructor
 
     reconstruct_mesh = mesh_reconstructor(pipeline.model)
     seconds = []
-    for name, path in images.items():
+    for name, path in tqdm(images.items(), desc="reconstructing", unit="image", leave=False):
         image = torch.from_numpy(load_rgb(path)).permute(2, 0, 1)[None]
         start = time.perf_counter()
         mesh = reconstruct_mesh(image, resolution)
@@ -1227,7 +1230,11 @@ class PriorBound:
     reconstruction: the mean train shape (what a method that ignores its input image can at best give) and, where
     dataset.json lists the generator's `subtypes`, the mean train shape of the instance's own subtype (what naming the
     subtype from the image would give). A reference, not a method: it reads ground-truth meshes, which gansvr never
-    trains on."""
+    trains on.
+
+    With `load_config`, the same averages are also taken over the run's own reconstructions of the train split's input
+    images. Against the averages of the truth this splits the run's error: what averaging over many instances
+    removes is per-image scatter; what it keeps is a bias that every reconstruction shares."""
 
     data: Path = Path("data/gan-car")
     """Dataset with ground-truth meshes (a missing preset path is generated first)."""
@@ -1239,6 +1246,11 @@ class PriorBound:
     """Where the average meshes go (one copy per test instance, as `gansvr-eval` expects)."""
     output: Optional[Path] = None
     """JSON file for the figures (default: <output-dir>/prior_bound.json)."""
+    load_config: Optional[Path] = None
+    """config.yml of a gansvr (or gansvr-voxel) run: also average its reconstructions of the train split's input
+    images, overall and per subtype."""
+    reconstruction_resolution: int = 64
+    """Marching-cubes resolution of those reconstructions."""
 
     def main(self) -> Dict:
         import numpy as np
@@ -1254,31 +1266,58 @@ class PriorBound:
         train, test = info["splits"]["train"], info["splits"]["test"]
         subtypes = (info.get("generator") or {}).get("subtypes") or {}
         points = grid_points(np.full(3, -1.0), np.full(3, 1.0), self.resolution)
-        inside = {i: occupancy(trimesh.load(data / i / "mesh.ply", process=False), points) for i in train}
-        groups = {"mean train shape": {i: train for i in test}}
-        if all(i in subtypes for i in [*train, *test]):
-            groups["mean train shape of its subtype"] = {
-                i: [j for j in train if subtypes[j] == subtypes[i]] for i in test}
+        sources = {"": {i: data / i / "mesh.ply" for i in train}}
+        if self.load_config is not None:
+            recon_dir = self.output_dir / "train-reconstructions"
+            reconstruct_split(self.load_config, data, train, recon_dir, self.reconstruction_resolution)
+            sources["reconstructions"] = {i: recon_dir / f"{i}.ply" for i in train}
+        by_subtype = all(i in subtypes for i in [*train, *test])
         baseline = another_instance_baseline(data, "test")
         result = {"data": str(data), "resolution": self.resolution, "level": self.level,
                   "another_instance_chamfer": baseline, "priors": {}}
+        if self.load_config is not None:
+            result["config"] = str(self.load_config)
         cell = 2.0 / self.resolution
-        for k, (name, members) in enumerate(groups.items()):
-            out = self.output_dir / ("mean" if k == 0 else "subtype-mean")
-            out.mkdir(parents=True, exist_ok=True)
-            for instance, sources in members.items():
-                if not sources:  # a subtype with no train instance: no mesh, the evaluation counts it as empty
-                    (out / f"{instance}.ply").unlink(missing_ok=True)
-                    continue
-                fraction = np.mean([inside[j] for j in sources], axis=0).reshape((self.resolution,) * 3)
-                padded = np.pad(fraction, 1)  # closed surfaces where a shape touches the box
-                save_level_set(padded, self.level, -1.0 - cell / 2, cell, out / f"{instance}.ply")
-            result["priors"][name] = reference_scores(out, data, baseline)
+        for source, paths in sources.items():
+            inside = {i: occupancy(trimesh.load(path, process=False), points) for i, path in paths.items()}
+            groups = {"mean": {i: train for i in test}}
+            if by_subtype:
+                groups["subtype-mean"] = {i: [j for j in train if subtypes[j] == subtypes[i]] for i in test}
+            for folder, members in groups.items():
+                name = PRIOR_NAMES[source, folder]
+                out = self.output_dir / (f"{source}-{folder}" if source else folder)
+                out.mkdir(parents=True, exist_ok=True)
+                for instance, averaged in members.items():
+                    if not averaged:  # a subtype with no train instance: no mesh, the evaluation counts it as empty
+                        (out / f"{instance}.ply").unlink(missing_ok=True)
+                        continue
+                    fraction = np.mean([inside[j] for j in averaged], axis=0).reshape((self.resolution,) * 3)
+                    padded = np.pad(fraction, 1)  # closed surfaces where a shape touches the box
+                    save_level_set(padded, self.level, -1.0 - cell / 2, cell, out / f"{instance}.ply")
+                result["priors"][name] = reference_scores(out, data, baseline)
         output = self.output or self.output_dir / "prior_bound.json"
         write_json(output, result)
         print(reference_table("every test instance answered with", result["priors"], baseline))
         print(f"\n{len(train)} train shapes averaged on a {self.resolution}^3 grid\nWrote {output}")
         return result
+
+
+PRIOR_NAMES = {
+    ("", "mean"): "mean train shape",
+    ("", "subtype-mean"): "mean train shape of its subtype",
+    ("reconstructions", "mean"): "mean of the run's train reconstructions",
+    ("reconstructions", "subtype-mean"): "mean of the run's train reconstructions of its subtype",
+}
+"""Row names of `prior-bound` by (source, grouping)."""
+
+
+def reconstruct_split(config: Path, data: Path, ids: List[str], out: Path, resolution: int) -> None:
+    """Reconstruct the input image of every instance of `ids` with the run of `config`, to `out/<id>.ply`."""
+    from gansvr_ns.scripts.reconstruct import load_pipeline
+
+    pipeline = load_pipeline(config)
+    out.mkdir(parents=True, exist_ok=True)
+    reconstruct_all(pipeline, {i: data / i / "input.png" for i in ids}, out, resolution)
 
 
 # ------------------------------------------------------------------------------------------------------------------

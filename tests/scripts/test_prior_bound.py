@@ -1,6 +1,7 @@
 """`scripts/benchmark.py prior-bound`: every test instance answered with an average of the train shapes."""
 
 import json
+from pathlib import Path
 
 import trimesh
 
@@ -48,3 +49,39 @@ def test_without_subtypes_only_the_mean_shape_is_scored(tmp_path):
     result = benchmark.PriorBound(data=data, resolution=24, output_dir=tmp_path / "prior").main()
     assert list(result["priors"]) == ["mean train shape"]
     assert 0.0 < result["priors"]["mean train shape"]["iou"] <= 1.0
+
+
+def test_averages_of_perfect_reconstructions_are_the_averages_of_the_truth(tmp_path, monkeypatch):
+    data, info, _ = two_subtype_dataset(tmp_path / "ellipsoids")
+
+    def ground_truth_as_reconstructions(config, data, ids, out, resolution):
+        out.mkdir(parents=True, exist_ok=True)
+        for i in ids:
+            (out / f"{i}.ply").write_bytes((data / i / "mesh.ply").read_bytes())
+
+    monkeypatch.setattr(benchmark, "reconstruct_split", ground_truth_as_reconstructions)
+    result = benchmark.PriorBound(data=data, resolution=24, output_dir=tmp_path / "prior",
+                                  load_config=tmp_path / "unused.yml").main()
+    priors = result["priors"]
+    assert list(priors) == list(benchmark.PRIOR_NAMES.values())
+    for truth, recon in [("mean train shape", "mean of the run's train reconstructions"),
+                         ("mean train shape of its subtype", "mean of the run's train reconstructions of its subtype")]:
+        assert priors[recon]["chamfer_l1"] == priors[truth]["chamfer_l1"]
+        assert priors[recon]["iou"] == priors[truth]["iou"]
+    assert priors["mean of the run's train reconstructions of its subtype"]["chamfer_ratio"] < 0.1
+
+
+def test_averages_of_a_trained_runs_reconstructions(ablation_run, tmp_path, capsys):
+    _, data, output, _ = ablation_run
+    config = Path(json.loads(output.read_text())["variants"]["no_pose_refinement"]["seeds"]["0"]["config"])
+    out = tmp_path / "prior"
+    result = benchmark.PriorBound(data=data, resolution=24, output_dir=out, load_config=config,
+                                  reconstruction_resolution=32).main()
+    train = json.loads((data / "dataset.json").read_text())["splits"]["train"]
+    assert {p.stem for p in (out / "train-reconstructions").glob("*.ply")} == set(train)
+    recon = result["priors"]["mean of the run's train reconstructions"]
+    truth = result["priors"]["mean train shape"]
+    # a 4-step run's shapes are nowhere near the truth, so their mean is not the truth's mean
+    assert recon["chamfer_l1"] != truth["chamfer_l1"] and recon["chamfer_ratio"] > 0
+    assert result["config"] == str(config)
+    assert "| mean of the run's train reconstructions |" in capsys.readouterr().out
