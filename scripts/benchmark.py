@@ -7,6 +7,7 @@
     python scripts/benchmark.py domain [--data data/gan-car] [--methods gansvr gansvr-voxel] [--load-configs NAME=PATH]
     python scripts/benchmark.py hull-bound [--data data/gan-car]
     python scripts/benchmark.py prior-bound [--data data/gan-car] [--load-config RUN/config.yml]
+    python scripts/benchmark.py architecture-bound [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64] [--image-sizes 64 0]
 
@@ -35,6 +36,9 @@ prior-bound: what a shape prior without per-image detail can give: every test in
 latent-bound: how much of each test instance the run's decoder can show through its latent at all: a latent per
             instance fitted to all of its own pseudo views (true or rough poses), decoder frozen, scored like
             reconstructions against the encoder's latent of the input image (a reference, not a method).
+architecture-bound: what the SDF field's architecture can hold: the field, with a free latent per shape, fitted to
+            the train split's ground-truth occupancy and scored against those shapes, beside a run's reconstructions
+            of the same shapes from their input images (a reference, not a method: it trains on 3D ground truth).
 encoder-probe: can the model's image encoder, trained from scratch in the default step budget, tell the generator's
             subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
             (1-nearest neighbour) tell them apart, and how far apart are the latents of two views of one instance
@@ -1321,6 +1325,160 @@ def reconstruct_split(config: Path, data: Path, ids: List[str], out: Path, resol
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# What the SDF architecture can hold: the decoder fitted to the train shapes themselves
+
+
+def shape_samples(mesh_path: Path, count: int, near_std: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """`count` points of [-1, 1]^3 for one ground-truth mesh, half uniform in the box and half on its surface moved by
+    N(0, near_std^2), and whether each is inside the mesh (float 0/1)."""
+    import numpy as np
+    import trimesh
+
+    from gansvr_ns.eval.metrics import occupancy
+
+    mesh = trimesh.load(mesh_path, process=False)
+    rng = np.random.default_rng(seed)
+    surface, _ = trimesh.sample.sample_surface(mesh, count // 2, seed=seed)
+    points = np.concatenate([surface + rng.normal(0.0, near_std, surface.shape),
+                             rng.uniform(-1.0, 1.0, (count - count // 2, 3))]).astype(np.float32)
+    return torch.from_numpy(points), torch.from_numpy(occupancy(mesh, points).astype(np.float32))
+
+
+def fit_shapes(field_config, latent_dim: int, points: torch.Tensor, inside: torch.Tensor, steps: int,
+               instances_per_step: int, points_per_instance: int, sharpness: float, seed: int,
+               progress: bool = True) -> Tuple[torch.nn.Module, torch.Tensor, List[float]]:
+    """Fit a fresh `ConditionedSDFField` and one free latent per shape to the shapes' occupancy (`points`, `inside`:
+    [shapes, N, 3] and [shapes, N]): BCE between sigmoid(-sharpness * sdf) and inside, plus the method's eikonal
+    term, Adam with the method's field learning rate (5e-3 to 5e-4) and 1e-2 to 1e-3 for the latents. The latents
+    are scaled as the encoder's are (zero mean, unit variance over their dimensions). Returns the field, the scaled
+    latents and the loss of every step."""
+    from tqdm import tqdm
+
+    from gansvr_ns.model.field import ConditionedSDFField
+    from gansvr_ns.model.gansvr_model import unit_scale
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    field_model = ConditionedSDFField(field_config, latent_dim)
+    codes = torch.nn.Parameter(torch.randn(len(points), latent_dim, generator=generator))
+    optimizer = torch.optim.Adam([{"params": field_model.parameters(), "lr": 5e-3}, {"params": [codes], "lr": 1e-2}])
+    decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, 0.1 ** (1.0 / max(steps, 1)))
+    history = []
+    for _ in tqdm(range(steps), desc="fitting shapes", unit="step", disable=not progress):
+        shapes = torch.randint(len(points), (instances_per_step,), generator=generator)
+        picks = torch.randint(points.shape[1], (instances_per_step, points_per_instance), generator=generator)
+        x = torch.gather(points[shapes], 1, picks[..., None].expand(-1, -1, 3)).requires_grad_(True)
+        target = torch.gather(inside[shapes], 1, picks)
+        code = field_model.encode_latents(unit_scale(codes[shapes])).unsqueeze(1)
+        sdf = field_model.sdf(x, code)[..., 0]
+        (gradient,) = torch.autograd.grad(sdf.sum(), x, create_graph=True)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(-sharpness * sdf, target)
+        loss = loss + 0.1 * ((gradient.norm(dim=-1) - 1.0) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        decay.step()
+        history.append(loss.item())
+    return field_model, unit_scale(codes.detach()), history
+
+
+@dataclass
+class ArchitectureBound:
+    """Fit the method's SDF field, with a free latent per shape, to the occupancy of the train split's ground-truth
+    meshes, and score the fitted shapes against those meshes. A reference, not a method (it trains on 3D ground
+    truth, which gansvr never does): how well the decoder's architecture can hold the train shapes when nothing but
+    its capacity limits it, against how well a run's reconstructions of the same shapes from their input images
+    match them (`load_config`)."""
+
+    data: Path = Path("data/gan-car")
+    """Dataset with ground-truth meshes (a missing preset path is generated first)."""
+    load_config: Optional[Path] = None
+    """config.yml of a gansvr run: its SDF field's settings and latent width are fitted (default: the gansvr
+    defaults), and its reconstructions of the same train instances are scored beside the fit."""
+    steps: int = 2000
+    """Adam steps (the default run's count)."""
+    instances_per_step: int = 8
+    """Shapes per step (the default run's instances per batch)."""
+    points_per_instance: int = 2048
+    """Points per shape and step."""
+    points: int = 12000
+    """Points drawn once per shape, half near its surface and half uniform in the box."""
+    near_std: float = 0.02
+    """Spread of the near-surface points around the surface."""
+    sharpness: float = 50.0
+    """Occupancy is sigmoid(-sharpness * sdf)."""
+    max_instances: Optional[int] = None
+    """Fit only the first this many train instances."""
+    resolution: int = 64
+    """Marching-cubes resolution of the fitted shapes and of the run's reconstructions."""
+    seed: int = 0
+    """Seed of the points, the latents' start and the batches."""
+    output_dir: Path = Path("outputs/architecture-bound")
+    """Where the fitted meshes go (`fitted/`) and, with `load_config`, the run's reconstructions (`run/`)."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <output-dir>/architecture_bound.json)."""
+
+    def main(self) -> Dict:
+        import trimesh
+        import yaml
+        from tqdm import tqdm
+
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
+        from gansvr_ns.model.extract import marching_cubes, sdf_grid
+        from gansvr_ns.model.mesh import save_mesh
+
+        data = ensure_dataset(self.data)
+        ids = json.loads((data / "dataset.json").read_text())["splits"]["train"][: self.max_instances]
+        if self.load_config is not None:
+            if not self.load_config.is_file():
+                raise SystemExit(f"{self.load_config}: config file not found")
+            model_config = yaml.load(self.load_config.read_text(), Loader=yaml.Loader).pipeline.model
+        else:
+            model_config = method_config("gansvr").pipeline.model
+        if not hasattr(model_config, "sdf_field"):
+            raise SystemExit(f"{self.load_config}: not a gansvr run with an SDF field")
+        samples = [shape_samples(data / i / "mesh.ply", self.points, self.near_std, self.seed + k)
+                   for k, i in enumerate(tqdm(ids, desc="sampling shapes", unit="shape"))]
+        points, inside = torch.stack([s[0] for s in samples]), torch.stack([s[1] for s in samples])
+        begin = time.perf_counter()
+        fitted, latents, history = fit_shapes(model_config.sdf_field, model_config.latent_dim, points, inside,
+                                              self.steps, self.instances_per_step, self.points_per_instance,
+                                              self.sharpness, self.seed)
+        seconds = time.perf_counter() - begin
+        fitted_dir = self.output_dir / "fitted"
+        fitted_dir.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            for k, instance in enumerate(tqdm(ids, desc="extracting", unit="shape")):
+                code = fitted.encode_latents(latents[k : k + 1])
+                grid = sdf_grid(lambda x: fitted.sdf(x, code)[..., 0], self.resolution)
+                vertices, faces = marching_cubes(grid)
+                save_mesh(trimesh.Trimesh(vertices, faces, process=False), fitted_dir / instance, ["ply"])
+        baseline = another_instance_baseline(data, "test")
+        rows = {"the architecture fitted to the shapes": fitted_dir}
+        if self.load_config is not None:
+            run_dir = self.output_dir / "run"
+            reconstruct_split(self.load_config, data, ids, run_dir, self.resolution)
+            rows["the run's reconstructions from their input images"] = run_dir
+        scores = {}
+        for name, folder in rows.items():
+            mean = evaluate_predictions(folder, data, "train")["mean"]
+            scores[name] = {**mean, "chamfer_ratio": mean["chamfer_l1"] / baseline}
+        result = {"data": str(data), "config": str(self.load_config) if self.load_config else None,
+                  "instances": len(ids), "steps": self.steps, "fit_seconds": seconds,
+                  "first_loss": sum(history[:50]) / max(len(history[:50]), 1),
+                  "final_loss": sum(history[-50:]) / max(len(history[-50:]), 1), "another_instance_chamfer": baseline,
+                  "rows": scores}
+        output = self.output or self.output_dir / "architecture_bound.json"
+        write_json(output, result)
+        print(reference_table(f"train instances ({len(ids)})", scores, baseline))
+        print(f"(ratios to the test split's another-instance baseline)\nfit: {self.steps} steps in {seconds:.0f} s, "
+              f"final loss {result['final_loss']:.4f}\nWrote {output}")
+        return result
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # Can an image encoder tell the generator's subtypes apart? (a diagnostic of per-image conditioning)
 
 
@@ -1672,6 +1830,7 @@ Commands = Union[
     Annotated[HullBound, tyro.conf.subcommand("hull-bound")],
     Annotated[PriorBound, tyro.conf.subcommand("prior-bound")],
     Annotated[LatentBound, tyro.conf.subcommand("latent-bound")],
+    Annotated[ArchitectureBound, tyro.conf.subcommand("architecture-bound")],
     Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
     Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
     Annotated[PoseSearch, tyro.conf.subcommand("pose-search")],
