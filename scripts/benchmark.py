@@ -8,6 +8,7 @@
     python scripts/benchmark.py hull-bound [--data data/gan-car]
     python scripts/benchmark.py prior-bound [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py architecture-bound [--data data/gan-car] [--load-config RUN/config.yml]
+    python scripts/benchmark.py supervision-bound [--data data/gan-car-exact] [--instances 8] [--train-args "..."]
     python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64] [--image-sizes 64 0]
 
@@ -39,6 +40,8 @@ latent-bound: how much of each test instance the run's decoder can show through 
 architecture-bound: what the SDF field's architecture can hold: the field, with a free latent per shape, fitted to
             the train split's ground-truth occupancy and scored against those shapes, beside a run's reconstructions
             of the same shapes from their input images (a reference, not a method: it trains on 3D ground truth).
+supervision-bound: how closely the pseudo views pin a shape down: the method trained on a few train instances, so
+            that it sees each far more often, and scored on those same instances (a reference, not a method).
 encoder-probe: can the model's image encoder, trained from scratch in the default step budget, tell the generator's
             subtypes apart on held-out instances when it is given the labels; and, for a trained run, do its latents
             (1-nearest neighbour) tell them apart, and how far apart are the latents of two views of one instance
@@ -1479,6 +1482,90 @@ class ArchitectureBound:
 
 
 # ------------------------------------------------------------------------------------------------------------------
+# What the pseudo views can teach: the method trained on a few instances, scored on those same instances
+
+
+def spread_over_subtypes(ids: List[str], subtypes: Dict[str, str], count: int) -> List[str]:
+    """The first `count` of `ids`, taken in turn from each subtype (sorted by name) where all of them have one, else
+    simply the first `count`."""
+    if not all(i in subtypes for i in ids):
+        return ids[:count]
+    queues = {name: [i for i in ids if subtypes[i] == name] for name in sorted(set(subtypes[i] for i in ids))}
+    picked: List[str] = []
+    while len(picked) < min(count, len(ids)):
+        for queue in queues.values():
+            if queue and len(picked) < count:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def write_subset(data: Path, train_ids: List[str], out: Path) -> Path:
+    """A dataset at `out` whose train split is `train_ids` and whose val and test splits are `data`'s, the instance
+    folders linked to `data`'s (nothing is copied)."""
+    from gansvr_ns.data.format import write_json
+
+    info = json.loads((data / "dataset.json").read_text())
+    info["splits"] = {"train": train_ids, "val": info["splits"]["val"], "test": info["splits"]["test"]}
+    out.mkdir(parents=True, exist_ok=True)
+    for instance in [*train_ids, *info["splits"]["val"], *info["splits"]["test"]]:
+        link = out / instance
+        if not link.exists():
+            link.symlink_to((data / instance).resolve(), target_is_directory=True)
+    write_json(out / "dataset.json", info)
+    return out
+
+
+@dataclass
+class SupervisionBound:
+    """Train the method on a few instances of a dataset (the train split cut to `instances`, spread over the
+    generator's subtypes), so that each is drawn far more often than in a full run, and score its reconstructions of
+    those same instances from their input images. A reference, not a method: with the rough poses made exact (e.g.
+    `data/gan-car-exact`) and the pose refinement off, it tells how closely the pseudo views themselves pin a shape
+    down, with nothing to generalise."""
+
+    data: Path = Path("data/gan-car")
+    """Dataset with ground-truth meshes (a missing preset path is generated first)."""
+    instances: int = 8
+    """Train instances kept."""
+    train_args: str = ""
+    """Extra `ns-train gansvr` flags, e.g. "--pipeline.model.camera-optimizer.mode off" with exact poses."""
+    resolution: int = 64
+    """Marching-cubes resolution of the reconstructions."""
+    output_dir: Path = Path("outputs/supervision-bound")
+    """Where the cut dataset (`data/`), the run and the reconstructions (`meshes/`) go."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <output-dir>/supervision_bound.json)."""
+
+    def main(self) -> Dict:
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
+
+        data = ensure_dataset(self.data)
+        info = json.loads((data / "dataset.json").read_text())
+        subtypes = (info.get("generator") or {}).get("subtypes") or {}
+        ids = spread_over_subtypes(info["splits"]["train"], subtypes, self.instances)
+        subset = write_subset(data, ids, self.output_dir / "data" / f"{data.name}-{len(ids)}")
+        config, seconds = train(subset, self.output_dir / "runs", self.train_args)
+        meshes = self.output_dir / "meshes"
+        reconstruct_split(config, subset, ids, meshes, self.resolution)
+        baseline = another_instance_baseline(data, "test")
+        evaluation = evaluate_predictions(meshes, subset, "train")
+        scores = {**evaluation["mean"], "chamfer_ratio": evaluation["mean"]["chamfer_l1"] / baseline}
+        result = {"data": str(data), "instances": ids, "subtypes": {i: subtypes.get(i) for i in ids},
+                  "train_args": self.train_args, "config": str(config), "train_seconds": seconds,
+                  "another_instance_chamfer": baseline, "scores": scores,
+                  "per_instance": evaluation["per_instance"]}
+        output = self.output or self.output_dir / "supervision_bound.json"
+        write_json(output, result)
+        name = f"its {len(ids)} train instances, from their own input images"
+        print(reference_table("a run trained on only", {name: scores}, baseline))
+        print(f"(ratio to the full test split's another-instance baseline; trained in {seconds / 60:.1f} min)\n"
+              f"Wrote {output}")
+        return result
+
+
+# ------------------------------------------------------------------------------------------------------------------
 # Can an image encoder tell the generator's subtypes apart? (a diagnostic of per-image conditioning)
 
 
@@ -1831,6 +1918,7 @@ Commands = Union[
     Annotated[PriorBound, tyro.conf.subcommand("prior-bound")],
     Annotated[LatentBound, tyro.conf.subcommand("latent-bound")],
     Annotated[ArchitectureBound, tyro.conf.subcommand("architecture-bound")],
+    Annotated[SupervisionBound, tyro.conf.subcommand("supervision-bound")],
     Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
     Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
     Annotated[PoseSearch, tyro.conf.subcommand("pose-search")],
