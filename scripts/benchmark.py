@@ -1560,7 +1560,7 @@ class SupervisionBound:
         write_json(output, result)
         name = f"its {len(ids)} train instances, from their own input images"
         print(reference_table("a run trained on only", {name: scores}, baseline))
-        print(f"(ratio to the full test split's another-instance baseline; trained in {seconds / 60:.1f} min)\n"
+        print(f"(ratio to the another-instance baseline of {data}'s test split; trained in {seconds / 60:.1f} min)\n"
               f"Wrote {output}")
         return result
 
