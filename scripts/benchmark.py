@@ -1541,6 +1541,8 @@ class SupervisionBound:
         from gansvr_ns.data.format import write_json
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
 
+        if self.instances < 1:
+            raise SystemExit(f"supervision-bound: --instances must be at least 1, got {self.instances}")
         data = ensure_dataset(self.data)
         info = json.loads((data / "dataset.json").read_text())
         subtypes = (info.get("generator") or {}).get("subtypes") or {}

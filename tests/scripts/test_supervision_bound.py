@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from gansvr_ns.data import format as fmt
 from tests.scripts.conftest import TINY_TRAIN, load_script
 
@@ -41,3 +43,9 @@ def test_a_run_on_two_instances_is_scored_on_them(ablation_run, tmp_path, capsys
     assert result["scores"]["chamfer_ratio"] > 0 and result["train_seconds"] > 0
     assert json.loads((out / "supervision_bound.json").read_text())["instances"] == result["instances"]
     assert "its 2 train instances, from their own input images" in capsys.readouterr().out
+
+
+def test_no_instances_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(SystemExit, match="--instances must be at least 1"):
+        benchmark.SupervisionBound(data=tmp_path / "absent", instances=0, output_dir=tmp_path / "bound").main()
+    assert not (tmp_path / "bound").exists() and not (tmp_path / "absent").exists()
