@@ -987,11 +987,12 @@ def save_level_set(grid, level: float, first_centre: float, cell: float, path: P
     trimesh.Trimesh(vertices + first_centre, faces).export(path)
 
 
-def reference_scores(pred_dir: Path, data: Path, baseline: float) -> Dict[str, float]:
-    """Mean test-split metrics of the meshes in `pred_dir`, with their Chamfer-L1 over the another-instance baseline."""
+def reference_scores(pred_dir: Path, data: Path, baseline: float, split: str = "test") -> Dict[str, float]:
+    """Mean metrics of the meshes in `pred_dir` on a split (the test split by default), with their Chamfer-L1 over the
+    another-instance baseline."""
     from gansvr_ns.eval.evaluate import evaluate_predictions
 
-    scores = evaluate_predictions(pred_dir, data, "test")["mean"]
+    scores = evaluate_predictions(pred_dir, data, split)["mean"]
     return {**scores, "chamfer_ratio": scores["chamfer_l1"] / baseline}
 
 
@@ -1278,7 +1279,9 @@ class PriorBound:
             recon_dir = self.output_dir / "train-reconstructions"
             reconstruct_split(self.load_config, data, train, recon_dir, self.reconstruction_resolution)
             sources["reconstructions"] = {i: recon_dir / f"{i}.ply" for i in train}
-        by_subtype = all(i in subtypes for i in [*train, *test])
+        groups = {"mean": {i: train for i in test}}
+        if all(i in subtypes for i in [*train, *test]):
+            groups["subtype-mean"] = {i: [j for j in train if subtypes[j] == subtypes[i]] for i in test}
         baseline = another_instance_baseline(data, "test")
         result = {"data": str(data), "resolution": self.resolution, "level": self.level,
                   "another_instance_chamfer": baseline, "priors": {}}
@@ -1287,9 +1290,6 @@ class PriorBound:
         cell = 2.0 / self.resolution
         for source, paths in sources.items():
             inside = {i: occupancy(trimesh.load(path, process=False), points) for i, path in paths.items()}
-            groups = {"mean": {i: train for i in test}}
-            if by_subtype:
-                groups["subtype-mean"] = {i: [j for j in train if subtypes[j] == subtypes[i]] for i in test}
             for folder, members in groups.items():
                 name = PRIOR_NAMES[source, folder]
                 out = self.output_dir / (f"{source}-{folder}" if source else folder)
@@ -1359,6 +1359,7 @@ def fit_shapes(field_config, latent_dim: int, points: torch.Tensor, inside: torc
 
     from gansvr_ns.model.field import ConditionedSDFField
     from gansvr_ns.model.gansvr_model import unit_scale
+    from gansvr_ns.model.losses import eikonal
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -1376,7 +1377,7 @@ def fit_shapes(field_config, latent_dim: int, points: torch.Tensor, inside: torc
         sdf = field_model.sdf(x, code)[..., 0]
         (gradient,) = torch.autograd.grad(sdf.sum(), x, create_graph=True)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(-sharpness * sdf, target)
-        loss = loss + 0.1 * ((gradient.norm(dim=-1) - 1.0) ** 2).mean()
+        loss = loss + 0.1 * eikonal(gradient)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -1422,22 +1423,21 @@ class ArchitectureBound:
     """JSON file for the figures (default: <output-dir>/architecture_bound.json)."""
 
     def main(self) -> Dict:
-        import trimesh
-        import yaml
         from tqdm import tqdm
 
         from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
-        from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
-        from gansvr_ns.model.extract import marching_cubes, sdf_grid
-        from gansvr_ns.model.mesh import save_mesh
+        from gansvr_ns.eval.evaluate import another_instance_baseline
+        from gansvr_ns.model.mesh import level_set_mesh, save_mesh
+        from gansvr_ns.scripts.reconstruct import load_run_config
 
         data = ensure_dataset(self.data)
         ids = json.loads((data / "dataset.json").read_text())["splits"]["train"][: self.max_instances]
         if self.load_config is not None:
-            if not self.load_config.is_file():
-                raise SystemExit(f"{self.load_config}: config file not found")
-            model_config = yaml.load(self.load_config.read_text(), Loader=yaml.Loader).pipeline.model
+            try:
+                model_config = load_run_config(self.load_config).pipeline.model
+            except ValueError as err:
+                raise SystemExit(str(err)) from None
         else:
             model_config = method_config("gansvr").pipeline.model
         if not hasattr(model_config, "sdf_field"):
@@ -1455,19 +1455,15 @@ class ArchitectureBound:
         with torch.no_grad():
             for k, instance in enumerate(tqdm(ids, desc="extracting", unit="shape")):
                 code = fitted.encode_latents(latents[k : k + 1])
-                grid = sdf_grid(lambda x: fitted.sdf(x, code)[..., 0], self.resolution)
-                vertices, faces = marching_cubes(grid)
-                save_mesh(trimesh.Trimesh(vertices, faces, process=False), fitted_dir / instance, ["ply"])
+                mesh = level_set_mesh(lambda x: fitted.sdf(x, code)[..., 0], self.resolution)
+                save_mesh(mesh, fitted_dir / instance, ["ply"])
         baseline = another_instance_baseline(data, "test")
         rows = {"the architecture fitted to the shapes": fitted_dir}
         if self.load_config is not None:
             run_dir = self.output_dir / "run"
             reconstruct_split(self.load_config, data, ids, run_dir, self.resolution)
             rows["the run's reconstructions from their input images"] = run_dir
-        scores = {}
-        for name, folder in rows.items():
-            mean = evaluate_predictions(folder, data, "train")["mean"]
-            scores[name] = {**mean, "chamfer_ratio": mean["chamfer_l1"] / baseline}
+        scores = {name: reference_scores(folder, data, baseline, "train") for name, folder in rows.items()}
         result = {"data": str(data), "config": str(self.load_config) if self.load_config else None,
                   "instances": len(ids), "steps": self.steps, "fit_seconds": seconds,
                   "first_loss": sum(history[:50]) / max(len(history[:50]), 1),

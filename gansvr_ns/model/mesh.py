@@ -26,12 +26,19 @@ def reconstruct_mesh(model, image: Float[Tensor, "1 3 height width"], resolution
     """
     model.select_condition(image)
     field = model.field
-    grid = sdf_grid(lambda p: field.forward_geonetwork(p)[:, 0], resolution, chunk=chunk, device=model.device)
-    vertices, faces = marching_cubes(grid)
-    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    if len(vertices):
-        mesh.visual.vertex_colors = vertex_colors(model, torch.from_numpy(vertices).to(model.device), chunk)
+    mesh = level_set_mesh(lambda p: field.forward_geonetwork(p)[:, 0], resolution, chunk, model.device)
+    if len(mesh.vertices):
+        vertices = torch.from_numpy(np.asarray(mesh.vertices, dtype=np.float32)).to(model.device)
+        mesh.visual.vertex_colors = vertex_colors(model, vertices, chunk)
     return mesh
+
+
+@torch.no_grad()
+def level_set_mesh(sdf_fn, resolution: int, chunk: int = 65536, device: torch.device | str = "cpu") -> trimesh.Trimesh:
+    """The zero level set of `sdf_fn` (points (N, 3) -> SDF (N,)) on a resolution^3 grid over [-1, 1]^3, uncoloured
+    (empty when the SDF has one sign everywhere)."""
+    vertices, faces = marching_cubes(sdf_grid(sdf_fn, resolution, chunk=chunk, device=device))
+    return trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
 
 
 def vertex_colors(model, vertices: Float[Tensor, "num_vertices 3"], chunk: int = 65536) -> np.ndarray:

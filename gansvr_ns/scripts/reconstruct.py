@@ -91,9 +91,9 @@ class ReconstructConfig:
         return jobs
 
 
-def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
-    """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
-    default loads no views, "val" and "test" load the train views too."""
+def load_run_config(config_path: Path):
+    """The TrainerConfig of a gansvr (or gansvr-voxel) run's config.yml; a missing file, one that is not a run config
+    or a run of another method is a ValueError naming the file."""
     if not config_path.is_file():
         raise ValueError(f"{config_path}: config file not found")
     try:
@@ -103,6 +103,13 @@ def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "tes
     method = getattr(config, "method_name", None)
     if method not in GANSVR_METHODS:
         raise ValueError(f"{config_path}: a '{method}' run, not a gansvr run")
+    return config
+
+
+def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
+    """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
+    default loads no views, "val" and "test" load the train views too."""
+    load_run_config(config_path)
     from nerfstudio.utils.eval_utils import eval_setup
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode)
