@@ -96,6 +96,11 @@ class SDFFieldConfig:
     """Width of the colour head."""
     color_layers: int = 2
     """Hidden layers of the colour head."""
+    shading: Literal["free", "lambertian"] = "free"
+    """free: the colour head reads the normal and the view direction and may paint any shading; lambertian: it reads
+    neither and gives an albedo, lit by a light decoded from the latent (ambient + key max(n.l, 0) + fill max(n.v, 0),
+    the key light fixed in the object frame, the fill from the camera), so the shading of the pseudo views must come
+    from the surface's normals rather than from paint."""
     symmetric: bool = False
     """Make the SDF mirror-symmetric about the object frame's y = 0 plane, the left-right plane of an object whose
     front faces +x (FORMAT.md's canonical frame): the field reads (x, sqrt(y^2 + e^2), z) with e =
@@ -127,6 +132,9 @@ class LatentCode(NamedTuple):
     rows: Optional[Tensor] = None
     """Row of `grid` that each entry reads (integer, shaped like the other fields' leading dimensions); set with
     `grid`."""
+    light: Optional[Tensor] = None
+    """With lambertian shading, the light (B, 6): the key light's direction (unnormalised) and the ambient, key and
+    fill strengths before a softplus; else None."""
 
     def take(self, index: Tensor) -> "LatentCode":
         """Select instances (e.g. one per ray) along the leading dimension."""
@@ -138,8 +146,11 @@ class LatentCode(NamedTuple):
 
     def _map(self, op) -> "LatentCode":
         """Apply `op` to every per-entry field (all but the shared `grid`)."""
-        return LatentCode(op(self.geo), op(self.color), op(self.latent), self.grid,
-                          None if self.rows is None else op(self.rows))
+        def optional(t: Optional[Tensor]) -> Optional[Tensor]:
+            return None if t is None else op(t)
+
+        return LatentCode(op(self.geo), op(self.color), op(self.latent), self.grid, optional(self.rows),
+                          optional(self.light))
 
 
 class ConditionedSDFField(nn.Module):
@@ -182,11 +193,13 @@ class ConditionedSDFField(nn.Module):
             self.latent_to_geo = nn.Linear(latent_dim, hidden, bias=False)
         else:
             self.latent_to_geo = nn.Linear(latent_dim, config.num_layers * 2 * hidden)
-        color_in = 3 + 3 + config.geo_feat_dim
+        self.lambertian = config.shading == "lambertian"
+        color_in = config.geo_feat_dim + (0 if self.lambertian else 3 + 3)
         cdims = [color_in] + [config.color_hidden_dim] * config.color_layers
         self.color_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(cdims[:-1], cdims[1:]))
         self.color_output = nn.Linear(config.color_hidden_dim, 3)
         self.latent_to_color = nn.Linear(latent_dim, config.color_hidden_dim, bias=False)
+        self.latent_to_light = nn.Linear(latent_dim, 6) if self.lambertian else None
         self.latent_to_grid = None
         if config.latent_grid_resolution > 0:
             self.latent_to_grid = nn.Linear(latent_dim, config.latent_grid_resolution**3, bias=False)
@@ -214,6 +227,12 @@ class ConditionedSDFField(nn.Module):
         nn.init.zeros_(self.output.bias)
         if self.latent_to_grid is not None:
             nn.init.zeros_(self.latent_to_grid.weight)
+        if self.latent_to_light is not None:
+            # every instance starts lit from straight above, ambient 0.3, key 0.6, fill 0.2
+            nn.init.normal_(self.latent_to_light.weight, 0.0, 0.1 / math.sqrt(self.latent_dim))
+            strengths = torch.tensor([0.3, 0.6, 0.2])
+            with torch.no_grad():
+                self.latent_to_light.bias.copy_(torch.cat([torch.tensor([0.0, 0.0, 1.0]), strengths.expm1().log()]))
         if self.hyper:
             last = self.latent_to_geo[-1]
             nn.init.normal_(last.weight, 0.0, 1e-4 / math.sqrt(last.in_features))
@@ -239,7 +258,9 @@ class ConditionedSDFField(nn.Module):
             # divided by the latent width: one optimiser step moves a cell by about the learning rate
             grid = self.latent_to_grid(latents) / self.latent_dim
             rows = torch.arange(len(latents), device=latents.device)
-        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents, grid=grid, rows=rows)
+        light = None if self.latent_to_light is None else self.latent_to_light(latents)
+        return LatentCode(geo=geo, color=self.latent_to_color(latents), latent=latents, grid=grid, rows=rows,
+                          light=light)
 
     def select_latent(self, latent: Float[Tensor, "1 latent_dim"]) -> None:
         """Choose the instance that `forward_geonetwork` (export, viewer) evaluates."""
@@ -357,11 +378,26 @@ class ConditionedSDFField(nn.Module):
         geo_features: Float[Tensor, "*batch geo_feat_dim"],
         code: LatentCode,
     ) -> Float[Tensor, "*batch 3"]:
-        """RGB in [0, 1] from the normal, view direction, geometry features and the latent."""
-        h = torch.cat([normals, directions, geo_features], dim=-1)
+        """RGB from the normal, view direction, geometry features and the latent: the colour head's output in [0, 1],
+        or with lambertian shading its albedo in [0, 1] times the light's shading (`shade`)."""
+        h = geo_features if self.lambertian else torch.cat([normals, directions, geo_features], dim=-1)
         for i, layer in enumerate(self.color_layers):
             h = layer(h)
             if i == 0:
                 h = h + code.color
             h = torch.relu(h)
-        return torch.sigmoid(self.color_output(h))
+        rgb = torch.sigmoid(self.color_output(h))
+        if self.lambertian:
+            rgb = rgb * shade(code.light, normals, directions)[..., None]
+        return rgb
+
+
+def shade(light: Float[Tensor, "*batch 6"], normals: Float[Tensor, "*batch 3"],
+          directions: Float[Tensor, "*batch 3"]) -> Float[Tensor, "*batch"]:
+    """ambient + key max(n.l, 0) + fill max(-n.d, 0) for unit normals n and ray directions d, with l the normalised
+    key direction and the strengths the softplus of `light`'s last three entries (`LatentCode.light`)."""
+    to_light = nn.functional.normalize(light[..., :3], dim=-1)
+    ambient, key, fill = nn.functional.softplus(light[..., 3:]).unbind(-1)
+    diffuse = (normals * to_light).sum(-1).clamp(min=0.0)
+    facing = -(normals * directions).sum(-1).clamp(max=0.0)
+    return ambient + key * diffuse + fill * facing

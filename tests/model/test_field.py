@@ -195,3 +195,45 @@ def test_symmetric_field_is_its_own_mirror_image(symmetric):
     fresh = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False, symmetric=True, init_radius=0.5), latent_dim=8)
     start = fresh.sdf(points, fresh.encode_latents(torch.randn(1, 8)))[:, 0]
     torch.testing.assert_close(start, points.norm(dim=-1) - 0.5, atol=fresh.config.symmetry_smoothing, rtol=0)
+
+
+def test_shade_is_ambient_plus_key_plus_fill():
+    light = torch.tensor([[0.0, 0.0, 2.0, *torch.tensor([0.3, 0.6, 0.2]).expm1().log()]])
+    up, side = torch.tensor([[0.0, 0.0, 1.0]]), torch.tensor([[1.0, 0.0, 0.0]])
+    down = -up
+    # lit from above and seen from above: all three terms; lit from above and seen side-on: no fill
+    assert field_module.shade(light, up, down).item() == pytest.approx(1.1, abs=1e-5)
+    assert field_module.shade(light, up, side).item() == pytest.approx(0.9, abs=1e-5)
+    # facing away from the key light and from the camera: the ambient alone
+    assert field_module.shade(light, down, down).item() == pytest.approx(0.3, abs=1e-5)
+
+
+def test_lambertian_colour_ignores_the_view_and_darkens_away_from_the_light():
+    torch.manual_seed(0)
+    field = ConditionedSDFField(SDFFieldConfig(shading="lambertian"), latent_dim=8)
+    code = field.encode_latents(torch.randn(1, 8))
+    features = torch.randn(1, field.config.geo_feat_dim).expand(2, -1)
+    normals = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # towards the light (initially above), then side-on
+    directions = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # seen side-on: no fill light
+    rgb = field.color(normals, directions, features, code)
+    lit, unlit = rgb
+    # the same albedo, lit at about ambient + key in one case and ambient alone in the other
+    expected = field_module.shade(code.light, normals, directions)
+    assert torch.allclose(lit / unlit, (expected[0] / expected[1]).expand(3), rtol=1e-4)
+    assert (expected[0] / expected[1]).item() > 2.5  # about (0.3 + 0.6) / 0.3 while the latent's part is small
+    # the light follows the latent, so each instance is lit its own way
+    other = field.encode_latents(torch.randn(1, 8))
+    assert not torch.allclose(code.light, other.light)
+
+
+def test_lambertian_colour_sends_gradients_to_the_sdf_through_the_normals():
+    torch.manual_seed(0)
+    field = ConditionedSDFField(SDFFieldConfig(shading="lambertian", geo_feat_dim=1), latent_dim=8)
+    code = field.encode_latents(torch.randn(1, 8))
+    positions = torch.randn(64, 3) * 0.5
+    geometry, gradient = field.sdf_and_gradient(positions, code, create_graph=True)
+    normals = torch.nn.functional.normalize(gradient, dim=-1)
+    directions = torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    # features held fixed: whatever reaches the SDF MLP comes through the normals alone
+    field.color(normals, directions, geometry[:, 1:].detach(), code).sum().backward()
+    assert field.layers[0].weight.grad.abs().sum() > 0
