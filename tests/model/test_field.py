@@ -208,7 +208,7 @@ def test_shade_is_ambient_plus_key_plus_fill():
     assert field_module.shade(light, down, down).item() == pytest.approx(0.3, abs=1e-5)
 
 
-def test_lambertian_colour_ignores_the_view_and_darkens_away_from_the_light():
+def test_lambertian_colour_is_one_albedo_times_the_shading_of_a_per_latent_light():
     torch.manual_seed(0)
     field = ConditionedSDFField(SDFFieldConfig(shading="lambertian"), latent_dim=8)
     code = field.encode_latents(torch.randn(1, 8))
