@@ -116,3 +116,45 @@ def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: P
     losses["mask_loss"].backward()
     grad = pipeline.model.camera_optimizer.pose_adjustment.grad
     assert grad[:, :3].abs().sum() > 0 and grad[:, 3:].abs().sum() > 0
+
+
+def test_colour_sigma_learns_but_does_not_weight_before_the_warm_up_ends(ellipsoids: Path):
+    """Before `uncertainty_warmup_steps` the colour term is the plain masked L1 and the sigma learns only from its own
+    likelihood with the residual held fixed; from that step on the colour term is the likelihood itself."""
+    from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
+
+    from gansvr_ns.model import losses as L
+
+    def configure(config):
+        config.pipeline.model.uncertainty_warmup_steps = 10
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    model = pipeline.model
+    callbacks = model.get_training_callbacks(TrainingCallbackAttributes(None, None, None, None))
+
+    def step(n: int):
+        for callback in callbacks:
+            callback.run_callback_at_location(n, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        torch.manual_seed(n)
+        ray_bundle, batch = pipeline.datamanager.next_train(n)
+        model.condition(batch["condition_images"], batch.get("instances"), batch.get("consistency_images"))
+        model.prepare_views(batch)
+        outputs = model(ray_bundle)
+        sigma, _ = model._sigmas(outputs, batch)
+        return outputs, batch, sigma, model.get_loss_dict(outputs, batch)
+
+    head = model.image_uncertainty.net[-1].weight
+    outputs, batch, sigma, losses = step(9)
+    plain = L.masked_l1(outputs["rgb"], batch["image"], batch["mask"])
+    torch.testing.assert_close(losses["rgb_loss"], plain * model.config.rgb_loss_mult)
+    losses["rgb_loss"].backward(retain_graph=True)
+    assert head.grad is None or head.grad.abs().sum() == 0  # the colour term does not reach the sigma
+    losses["rgb_sigma_loss"].backward()
+    assert head.grad.abs().sum() > 0
+    residual = L.l1_residual(outputs["rgb"], batch["image"]).detach()
+    torch.testing.assert_close(losses["rgb_sigma_loss"], L.sigma_nll(residual, sigma.detach(), batch["mask"]))
+
+    outputs, batch, sigma, losses = step(10)
+    assert "rgb_sigma_loss" not in losses
+    expected = L.uncertainty_l1(outputs["rgb"], batch["image"], sigma, batch["mask"]) * model.config.rgb_loss_mult
+    torch.testing.assert_close(losses["rgb_loss"], expected)
