@@ -442,8 +442,8 @@ def default_iterations() -> int:
 
 def schedule_flags(iterations: int, config=None) -> List[str]:
     """ns-train flags that compress the default step schedules of a method's TrainerConfig (default: gansvr's; lr
-    decay, pose warm-up, pose search, NeuS cosine annealing where the model has it) to `iterations`, so that a short
-    budget runs the whole default schedule instead of its first part."""
+    decay, pose warm-up, pose search, uncertainty warm-up, NeuS cosine annealing where the model has it) to
+    `iterations`, so that a short budget runs the whole default schedule instead of its first part."""
     from gansvr_ns.method_config import gansvr_config
 
     config = config or gansvr_config()
@@ -457,6 +457,9 @@ def schedule_flags(iterations: int, config=None) -> List[str]:
     searches = tuple(getattr(config.pipeline.model, "pose_search_steps", ()))
     if searches:
         flags += ["--pipeline.model.pose-search-steps", *(str(max(1, round(s * scale))) for s in searches)]
+    warmup = getattr(config.pipeline.model, "uncertainty_warmup_steps", 0)
+    if warmup:
+        flags += ["--pipeline.model.uncertainty-warmup-steps", str(max(1, round(warmup * scale)))]
     anneal = getattr(config.pipeline.model, "cos_anneal_end", None)
     if anneal is None:
         return flags

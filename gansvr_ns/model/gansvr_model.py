@@ -32,7 +32,7 @@ from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfi
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
-from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
+from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField, view_mean
 
 allow_nerfstudio_checkpoints()
 patch_nerfstudio_tools()
@@ -88,6 +88,12 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     (the term's total weight grows as sigma falls); "relative" weights each ray by 1/sigma over the batch's mean
     1/sigma (the total weight stays `rgb_loss_mult`, as without uncertainty), and sigma learns from the same
     likelihood with the residual held fixed."""
+    colour_uncertainty: Literal["pixel", "view"] = "pixel"
+    """With the image head, where the colour's sigma varies: per pixel (the paper's module), or once per view (the
+    pixel map's mean inside the view's mask). A per-pixel sigma learns the untrained colour's residual, which
+    follows the pixels' brightness, and 1/sigma then fits the colour to the darkest pixels: on `gan-car` the meshes
+    came out a nearly black constant. One sigma per view cannot weight a view's dark pixels above its bright ones,
+    and still down-weights the views whose colours drifted."""
     uncertainty_warmup_steps: int = 0
     """Steps during which the colour term is the plain L1 inside the mask while the colour's sigma already learns
     (|c - c_hat| / sigma + log sigma with the residual held fixed); the configured weighting starts after them. A
@@ -327,7 +333,10 @@ class GanSvrModel(InstanceSelection, Model):
             rgb = outputs["rgb"]
             to_maps = lambda t: t.permute(2, 0, 1)[None].to(self.device)  # noqa: E731
             with torch.no_grad():
-                sigma = self.image_uncertainty(to_maps(rgb), to_maps(outputs["accumulation"]))[0].to(rgb.device)
+                opacity = to_maps(outputs["accumulation"])
+                sigma = self.image_uncertainty(to_maps(rgb), opacity)[0].to(rgb.device)
+            if self.config.colour_uncertainty == "view":
+                sigma[:1] = view_mean(sigma[None, :1], opacity.to(rgb.device))[0]
             outputs["uncertainty"] = sigma[0, :, :, None]
             if self.image_uncertainty.with_mask:
                 mask_sigma = sigma[1, :, :, None]
@@ -450,7 +459,8 @@ class GanSvrModel(InstanceSelection, Model):
         if head is None or "ray_view" not in batch:
             return outputs.get("uncertainty"), None
         sigmas = head.at_pixels(batch["view_images"], batch["ray_view"], batch["ray_pixel"], batch.get("view_masks"),
-                                mask_per_view=self.config.mask_uncertainty == "view")
+                                mask_per_view=self.config.mask_uncertainty == "view",
+                                colour_per_view=self.config.colour_uncertainty == "view")
         return sigmas[:, :1], sigmas[:, 1:] if head.with_mask else None
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
@@ -646,7 +656,10 @@ class GanSvrModel(InstanceSelection, Model):
             "normals": outputs["normals"],
         }
         if self.image_uncertainty is not None:
-            sigmas = self.image_uncertainty(batch["view_images"].to(self.device), batch["view_masks"].to(self.device))
+            masks = batch["view_masks"].to(self.device)
+            sigmas = self.image_uncertainty(batch["view_images"].to(self.device), masks)
+            if self.config.colour_uncertainty == "view":
+                sigmas = torch.cat([view_mean(sigmas[:, :1], masks).expand_as(sigmas[:, :1]), sigmas[:, 1:]], dim=1)
             for name, sigma in zip(("uncertainty", "mask_uncertainty"), sigmas[0, :, :, :, None]):
                 images[name] = (sigma / sigma.max()).expand(-1, -1, 3)
         return metrics, images

@@ -61,13 +61,30 @@ class ImageUncertaintyHead(nn.Module):
         ray_pixel: Int[Tensor, "num_rays 2"],
         masks: Optional[Float[Tensor, "num_views 1 height width"]] = None,
         mask_per_view: bool = False,
+        colour_per_view: bool = False,
     ) -> Float[Tensor, "num_rays channels"]:
-        """Sigmas of each ray: the maps of its view read at its (y, x) pixel; with `mask_per_view`, the mask's sigma
-        is its map's mean over the whole view instead."""
+        """Sigmas of each ray: the maps of its view read at its (y, x) pixel. With `colour_per_view`, the colour's
+        sigma is its map's mean inside the view's mask (the whole view where none is given or it is empty); with
+        `mask_per_view`, the mask's sigma is its map's mean over the whole view."""
         maps = self(views, masks)
+        if colour_per_view:
+            maps = torch.cat([view_mean(maps[:, :1], masks).expand_as(maps[:, :1]), maps[:, 1:]], dim=1)
         if mask_per_view and self.with_mask:
             maps = torch.cat([maps[:, :1], maps[:, 1:].mean(dim=(2, 3), keepdim=True).expand_as(maps[:, 1:])], dim=1)
         return maps[ray_view, :, ray_pixel[:, 0], ray_pixel[:, 1]]
+
+
+def view_mean(
+    maps: Float[Tensor, "num_views 1 height width"], masks: Optional[Float[Tensor, "num_views 1 height width"]] = None
+) -> Float[Tensor, "num_views 1 1 1"]:
+    """Each map's mean inside its view's mask; over the whole view where no mask is given or the mask is empty."""
+    whole = maps.mean(dim=(2, 3), keepdim=True)
+    if masks is None:
+        return whole
+    inside = (masks > 0.5).to(maps.dtype)
+    count = inside.sum(dim=(2, 3), keepdim=True)
+    masked = (maps * inside).sum(dim=(2, 3), keepdim=True) / count.clamp_min(1.0)
+    return torch.where(count > 0, masked, whole)
 
 
 class UncertaintyField(nn.Module):

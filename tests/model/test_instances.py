@@ -134,6 +134,17 @@ def test_viewer_uncertainty_of_the_image_head_is_its_map_of_the_rendered_image(e
     torch.testing.assert_close(outputs["mask_uncertainty"][..., 0], expected[0, 1])
 
 
+def test_viewer_uncertainty_of_a_per_view_colour_sigma_is_one_value_the_maps_mean_inside_the_opacity(ellipsoids):
+    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="image", colour_uncertainty="view")
+    outputs = render_non_square(pipeline)
+    with torch.no_grad():
+        maps = lambda t: t.permute(2, 0, 1)[None]  # noqa: E731
+        expected = pipeline.model.image_uncertainty(maps(outputs["rgb"]), maps(outputs["accumulation"]))[0, 0]
+    inside = outputs["accumulation"][..., 0] > 0.5
+    assert inside.any() and not inside.all()
+    torch.testing.assert_close(outputs["uncertainty"][..., 0], expected[inside].mean().expand(24, 20))
+
+
 def test_viewer_uncertainty_of_the_field_is_rendered(ellipsoids):
     pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="field")
     sigma = render_non_square(pipeline)["uncertainty"]

@@ -24,6 +24,24 @@ def test_image_head_reads_each_rays_own_pixel(with_mask):
     torch.testing.assert_close(sigma, expected)
 
 
+def test_a_per_view_colour_sigma_is_the_maps_mean_inside_the_views_mask():
+    torch.manual_seed(0)
+    head = ImageUncertaintyHead(with_mask=True)
+    views = torch.rand(2, 3, 8, 8)
+    masks = torch.zeros(2, 1, 8, 8)
+    masks[0, :, 2:5, 3:7] = 1.0  # view 1 has an empty mask: its whole view's mean
+    maps = head(views, masks)
+    ray_view = torch.tensor([0, 0, 1, 1])
+    ray_pixel = torch.tensor([[0, 0], [3, 4], [0, 0], [7, 7]])
+    sigma = head.at_pixels(views, ray_view, ray_pixel, masks, colour_per_view=True)
+    inside = maps[0, 0][masks[0, 0] > 0.5].mean()
+    torch.testing.assert_close(sigma[:, 0], torch.stack([inside, inside, maps[1, 0].mean(), maps[1, 0].mean()]))
+    # the mask's sigma stays per pixel
+    torch.testing.assert_close(sigma[:, 1], torch.stack([maps[v, 1, y, x] for v, (y, x) in
+                                                        zip(ray_view.tolist(), ray_pixel.tolist())]))
+    assert not torch.allclose(inside, maps[0, 0].mean())  # the background does not count
+
+
 def test_mask_head_sees_the_mask_and_needs_it():
     torch.manual_seed(0)
     head = ImageUncertaintyHead(with_mask=True)
@@ -51,18 +69,21 @@ def test_uncertainty_field_depends_on_the_view_and_falls_back_to_the_mean_embedd
 
 
 @pytest.mark.parametrize(
-    "uncertainty,conditioning,mask_uncertainty,weighting",
+    "uncertainty,conditioning,mask_uncertainty,weighting,colour",
     [
-        ("image", "concat", "pixel", "likelihood"),
-        ("image", "concat", "view", "likelihood"),
-        ("image", "film", "off", "relative"),
-        ("field", "film", "off", "relative"),
-        ("none", "concat", "off", "likelihood"),
+        ("image", "concat", "pixel", "likelihood", "pixel"),
+        ("image", "concat", "view", "likelihood", "view"),
+        ("image", "film", "off", "relative", "pixel"),
+        ("image", "concat", "off", "likelihood", "view"),
+        ("field", "film", "off", "relative", "pixel"),
+        ("none", "concat", "off", "likelihood", "pixel"),
     ],
 )
-def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning, mask_uncertainty, weighting):
+def test_one_training_step_reaches_every_part(ellipsoids: Path, uncertainty, conditioning, mask_uncertainty, weighting,
+                                              colour):
     def configure(config):
         config.pipeline.model.uncertainty = uncertainty
+        config.pipeline.model.colour_uncertainty = colour
         config.pipeline.model.sdf_field.conditioning = conditioning
         config.pipeline.model.mask_uncertainty = mask_uncertainty
         config.pipeline.model.uncertainty_weighting = weighting
