@@ -359,13 +359,15 @@ ABLATION_VARIANTS: Dict[str, List[str]] = {
     "uncertainty_image": ["--pipeline.model.uncertainty", "image"],
     "uncertainty_field": ["--pipeline.model.uncertainty", "field"],
     "mask_uncertainty": ["--pipeline.model.mask-uncertainty", "view"],
+    "colour_sigma_per_pixel": ["--pipeline.model.colour-uncertainty", "pixel"],
     "hypernetwork": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
     "hypernetwork_equal_time": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
 }
 """`ns-train gansvr` flags of every ablation variant, on top of the defaults ("full" is the defaults)."""
 
-OPT_IN_VARIANTS = ("mask_uncertainty",)
-"""Variants run only when named in `--variants`: the uncertainty of the silhouette term too, one sigma per view."""
+OPT_IN_VARIANTS = ("mask_uncertainty", "colour_sigma_per_pixel")
+"""Variants run only when named in `--variants`: the uncertainty of the silhouette term too, one sigma per view; the
+paper's per-pixel colour sigma (the default has one per view)."""
 
 ABLATION_EQUAL_TIME: Dict[str, Tuple[str, str]] = {"hypernetwork_equal_time": ("hypernetwork", "full")}
 """Variants trained for the CPU time of another: name -> (own-speed run, reference run). Its steps are the budget's
@@ -442,8 +444,8 @@ def default_iterations() -> int:
 
 def schedule_flags(iterations: int, config=None) -> List[str]:
     """ns-train flags that compress the default step schedules of a method's TrainerConfig (default: gansvr's; lr
-    decay, pose warm-up, pose search, uncertainty warm-up, NeuS cosine annealing where the model has it) to
-    `iterations`, so that a short budget runs the whole default schedule instead of its first part."""
+    decay, pose warm-up, pose search, NeuS cosine annealing where the model has it) to `iterations`, so that a short
+    budget runs the whole default schedule instead of its first part."""
     from gansvr_ns.method_config import gansvr_config
 
     config = config or gansvr_config()
@@ -457,9 +459,6 @@ def schedule_flags(iterations: int, config=None) -> List[str]:
     searches = tuple(getattr(config.pipeline.model, "pose_search_steps", ()))
     if searches:
         flags += ["--pipeline.model.pose-search-steps", *(str(max(1, round(s * scale))) for s in searches)]
-    warmup = getattr(config.pipeline.model, "uncertainty_warmup_steps", 0)
-    if warmup:
-        flags += ["--pipeline.model.uncertainty-warmup-steps", str(max(1, round(warmup * scale)))]
     anneal = getattr(config.pipeline.model, "cos_anneal_end", None)
     if anneal is None:
         return flags

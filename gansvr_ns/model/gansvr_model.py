@@ -88,18 +88,14 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     (the term's total weight grows as sigma falls); "relative" weights each ray by 1/sigma over the batch's mean
     1/sigma (the total weight stays `rgb_loss_mult`, as without uncertainty), and sigma learns from the same
     likelihood with the residual held fixed."""
-    colour_uncertainty: Literal["pixel", "view"] = "pixel"
-    """With the image head, where the colour's sigma varies: per pixel (the paper's module), or once per view (the
-    pixel map's mean inside the view's mask). A per-pixel sigma learns the untrained colour's residual, which
-    follows the pixels' brightness, and 1/sigma then fits the colour to the darkest pixels: on `gan-car` the meshes
-    came out a nearly black constant. One sigma per view cannot weight a view's dark pixels above its bright ones,
-    and still down-weights the views whose colours drifted."""
-    uncertainty_warmup_steps: int = 0
-    """Steps during which the colour term is the plain L1 inside the mask while the colour's sigma already learns
-    (|c - c_hat| / sigma + log sigma with the residual held fixed); the configured weighting starts after them. A
-    sigma that weights the colour from the first step makes it collapse: the untrained colour's residual follows
-    the pixels' brightness, the sigma learns that, and 1/sigma then fits the colour to the darkest pixels (on
-    `gan-car` the meshes came out a nearly black constant). 0: the weighting from the first step."""
+    colour_uncertainty: Literal["view", "pixel"] = "view"
+    """With the image head, where the colour's sigma varies: once per view (the pixel map's mean inside the view's
+    mask), or per pixel (the paper's module). A per-pixel sigma makes the colour collapse: it learns the residual of
+    the untrained colour, which follows each pixel's brightness, and 1/sigma then fits the colour to the darkest
+    pixels (on `gan-car` the meshes came out a nearly black constant, and a 500- or 1000-step warm-up with the plain
+    L1 did not stop it once the weighting began). One sigma per view cannot weight a view's dark pixels above its
+    bright ones, and still gives the views whose colours drifted or carry a blob a higher sigma than the clean ones
+    (README, session 24)."""
     rgb_loss_mult: float = 1.0
     """Weight of the (uncertainty-weighted) L1 colour loss inside the mask."""
     mask_loss_mult: float = 10.0
@@ -236,7 +232,6 @@ class GanSvrModel(InstanceSelection, Model):
             )
         self.cos_anneal_ratio = 1.0 if cfg.cos_anneal_end <= 0 else 0.0
         self.sharpness_floor = sharpness_floor(cfg.min_sharpness, cfg.sharpness_ramp_steps, cfg.sharpness_ramp_steps)
-        self.uncertainty_weighting_on = True  # outside training (eval losses, a loaded run): as after the warm-up
         self._batch_code: Optional[LatentCode] = None
         self._batch_latents: Optional[Tensor] = None
         self._second_latents: Optional[Tensor] = None
@@ -372,7 +367,6 @@ class GanSvrModel(InstanceSelection, Model):
         def set_anneal(step: int) -> None:
             self.cos_anneal_ratio = min(1.0, step / max(self.config.cos_anneal_end, 1))
             self.sharpness_floor = sharpness_floor(self.config.min_sharpness, step, self.config.sharpness_ramp_steps)
-            self.uncertainty_weighting_on = step >= self.config.uncertainty_warmup_steps
 
         return super().get_training_callbacks(attrs) + [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1,
@@ -470,10 +464,6 @@ class GanSvrModel(InstanceSelection, Model):
         loss_dict = {}
         if sigma is None:
             rgb_loss = losses.masked_l1(outputs["rgb"], batch["image"], mask)
-        elif not self.uncertainty_weighting_on:
-            residual = losses.l1_residual(outputs["rgb"], batch["image"])
-            rgb_loss = losses.weighted_mean(residual, mask)
-            loss_dict["rgb_sigma_loss"] = losses.sigma_nll(residual, sigma, mask)
         elif cfg.uncertainty_weighting == "likelihood":
             rgb_loss = losses.uncertainty_l1(outputs["rgb"], batch["image"], sigma, mask)
         else:

@@ -122,8 +122,9 @@ def render_non_square(pipeline):
     return pipeline.model.eval().get_outputs_for_camera(camera)
 
 
-def test_viewer_uncertainty_of_the_image_head_is_its_map_of_the_rendered_image(ellipsoids):
-    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="image", mask_uncertainty="pixel")
+def test_viewer_uncertainty_of_a_per_pixel_image_head_is_its_map_of_the_rendered_image(ellipsoids):
+    pipeline = tiny_pipeline(ellipsoids, "gansvr", uncertainty="image", mask_uncertainty="pixel",
+                             colour_uncertainty="pixel")
     outputs = render_non_square(pipeline)
     sigma = outputs["uncertainty"]
     assert sigma.shape == (24, 20, 1) and float(sigma.min()) >= pipeline.model.config.sigma_min

@@ -15,7 +15,7 @@ benchmark = load_script("benchmark")
 
 EXPECTED = {
     "full": lambda c: c.pipeline.model.uncertainty == "image" and c.pipeline.model.camera_optimizer.mode == "SO3xR3"
-    and not c.pipeline.model.pose_network,
+    and not c.pipeline.model.pose_network and c.pipeline.model.colour_uncertainty == "view",
     "no_uncertainty": lambda c: c.pipeline.model.uncertainty == "none",
     "no_pose_refinement": lambda c: c.pipeline.model.camera_optimizer.mode == "off",
     "pose_network": lambda c: c.pipeline.model.pose_network and c.pipeline.model.camera_optimizer.mode == "SO3xR3",
@@ -23,6 +23,8 @@ EXPECTED = {
     "uncertainty_image": lambda c: c.pipeline.model.uncertainty == "image",
     "uncertainty_field": lambda c: c.pipeline.model.uncertainty == "field",
     "mask_uncertainty": lambda c: c.pipeline.model.mask_uncertainty == "view",
+    "colour_sigma_per_pixel": lambda c: c.pipeline.model.uncertainty == "image"
+    and c.pipeline.model.colour_uncertainty == "pixel",
     "hypernetwork": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
     "hypernetwork_equal_time": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
 }
@@ -148,7 +150,7 @@ def test_default_restating_variants_share_the_full_run():
     assert benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS["uncertainty_image"])
     assert benchmark.flags_are_defaults([])
     for variant in ("no_uncertainty", "no_pose_refinement", "pose_network", "mean_latent", "uncertainty_field",
-                    "hypernetwork", "mask_uncertainty"):
+                    "hypernetwork", "mask_uncertainty", "colour_sigma_per_pixel"):
         assert not benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS[variant]), variant
     assert not benchmark.flags_are_defaults(["--pipeline.model.no-such-option", "1"])
     assert not benchmark.flags_are_defaults(["--max-num-iterations"])
@@ -156,7 +158,8 @@ def test_default_restating_variants_share_the_full_run():
 
 def test_opt_in_variants_run_only_when_named():
     default = benchmark.Ablations().variants
-    assert "mask_uncertainty" in benchmark.OPT_IN_VARIANTS and "mask_uncertainty" not in default
+    for variant in ("mask_uncertainty", "colour_sigma_per_pixel"):
+        assert variant in benchmark.OPT_IN_VARIANTS and variant not in default
     assert default == [v for v in benchmark.ABLATION_VARIANTS if v not in benchmark.OPT_IN_VARIANTS]
     assert {"full", "no_uncertainty", "no_pose_refinement", "mean_latent", "hypernetwork"} <= set(default)
 
