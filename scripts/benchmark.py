@@ -359,15 +359,17 @@ ABLATION_VARIANTS: Dict[str, List[str]] = {
     "uncertainty_image": ["--pipeline.model.uncertainty", "image"],
     "uncertainty_field": ["--pipeline.model.uncertainty", "field"],
     "mask_uncertainty": ["--pipeline.model.mask-uncertainty", "view"],
-    "colour_sigma_per_pixel": ["--pipeline.model.colour-uncertainty", "pixel"],
+    "paper_colour_sigma": ["--pipeline.model.colour-uncertainty", "pixel",
+                           "--pipeline.model.uncertainty-weighting", "likelihood"],
     "hypernetwork": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
     "hypernetwork_equal_time": ["--pipeline.model.sdf-field.architecture", "hypernetwork"],
 }
 """`ns-train gansvr` flags of every ablation variant, on top of the defaults ("full" is the defaults)."""
 
-OPT_IN_VARIANTS = ("mask_uncertainty", "colour_sigma_per_pixel")
+OPT_IN_VARIANTS = ("mask_uncertainty", "paper_colour_sigma")
 """Variants run only when named in `--variants`: the uncertainty of the silhouette term too, one sigma per view; the
-paper's per-pixel colour sigma (the default has one per view)."""
+paper's colour term, a sigma per pixel in |c - c_hat| / sigma + log sigma (the default until session 24; today's has
+one sigma per view, weighting relatively)."""
 
 ABLATION_EQUAL_TIME: Dict[str, Tuple[str, str]] = {"hypernetwork_equal_time": ("hypernetwork", "full")}
 """Variants trained for the CPU time of another: name -> (own-speed run, reference run). Its steps are the budget's

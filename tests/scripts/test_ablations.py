@@ -15,7 +15,8 @@ benchmark = load_script("benchmark")
 
 EXPECTED = {
     "full": lambda c: c.pipeline.model.uncertainty == "image" and c.pipeline.model.camera_optimizer.mode == "SO3xR3"
-    and not c.pipeline.model.pose_network and c.pipeline.model.colour_uncertainty == "view",
+    and not c.pipeline.model.pose_network and c.pipeline.model.colour_uncertainty == "view"
+    and c.pipeline.model.uncertainty_weighting == "relative",
     "no_uncertainty": lambda c: c.pipeline.model.uncertainty == "none",
     "no_pose_refinement": lambda c: c.pipeline.model.camera_optimizer.mode == "off",
     "pose_network": lambda c: c.pipeline.model.pose_network and c.pipeline.model.camera_optimizer.mode == "SO3xR3",
@@ -23,8 +24,8 @@ EXPECTED = {
     "uncertainty_image": lambda c: c.pipeline.model.uncertainty == "image",
     "uncertainty_field": lambda c: c.pipeline.model.uncertainty == "field",
     "mask_uncertainty": lambda c: c.pipeline.model.mask_uncertainty == "view",
-    "colour_sigma_per_pixel": lambda c: c.pipeline.model.uncertainty == "image"
-    and c.pipeline.model.colour_uncertainty == "pixel",
+    "paper_colour_sigma": lambda c: c.pipeline.model.uncertainty == "image"
+    and c.pipeline.model.colour_uncertainty == "pixel" and c.pipeline.model.uncertainty_weighting == "likelihood",
     "hypernetwork": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
     "hypernetwork_equal_time": lambda c: c.pipeline.model.sdf_field.architecture == "hypernetwork",
 }
@@ -150,7 +151,7 @@ def test_default_restating_variants_share_the_full_run():
     assert benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS["uncertainty_image"])
     assert benchmark.flags_are_defaults([])
     for variant in ("no_uncertainty", "no_pose_refinement", "pose_network", "mean_latent", "uncertainty_field",
-                    "hypernetwork", "mask_uncertainty", "colour_sigma_per_pixel"):
+                    "hypernetwork", "mask_uncertainty", "paper_colour_sigma"):
         assert not benchmark.flags_are_defaults(benchmark.ABLATION_VARIANTS[variant]), variant
     assert not benchmark.flags_are_defaults(["--pipeline.model.no-such-option", "1"])
     assert not benchmark.flags_are_defaults(["--max-num-iterations"])
@@ -158,7 +159,7 @@ def test_default_restating_variants_share_the_full_run():
 
 def test_opt_in_variants_run_only_when_named():
     default = benchmark.Ablations().variants
-    for variant in ("mask_uncertainty", "colour_sigma_per_pixel"):
+    for variant in ("mask_uncertainty", "paper_colour_sigma"):
         assert variant in benchmark.OPT_IN_VARIANTS and variant not in default
     assert default == [v for v in benchmark.ABLATION_VARIANTS if v not in benchmark.OPT_IN_VARIANTS]
     assert {"full", "no_uncertainty", "no_pose_refinement", "mean_latent", "hypernetwork"} <= set(default)
