@@ -2,7 +2,7 @@
 
 (a) `ImageUncertaintyHead`, the paper's module: a small CNN over a pseudo view predicts a sigma map from the
     image (and, optionally, a second one for the mask from the image and its mask); the losses read them at the
-    rays' pixels.
+    rays' pixels, or each map's mean over the view (`view_mean`) where one sigma per view is wanted.
 (b) `UncertaintyField`: a per-sample uncertainty from the geometry features, the latent and a per-view
     embedding, rendered along the rays with the same weights as the colour.
 
