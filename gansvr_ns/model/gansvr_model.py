@@ -32,7 +32,7 @@ from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfi
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
 from gansvr_ns.model.rendering import composite, neus_alpha, weights_from_alpha
-from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField, view_mean
+from gansvr_ns.model.uncertainty import ImageUncertaintyHead, UncertaintyField
 
 allow_nerfstudio_checkpoints()
 patch_nerfstudio_tools()
@@ -325,22 +325,17 @@ class GanSvrModel(InstanceSelection, Model):
     def get_outputs_for_camera(self, camera, obb_box=None) -> Dict[str, Tensor]:
         """The selected instance's rendering; with the image-space uncertainty head, its colour sigma map of the
         rendered image as "uncertainty" (and, with `mask_uncertainty`, the mask sigma map of the rendered image and
-        opacity as "mask_uncertainty"); the "field" mode renders one along the rays."""
+        opacity as "mask_uncertainty"), each per pixel or once per view as the losses read them; the "field" mode
+        renders one along the rays."""
         outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         if self.image_uncertainty is not None:
             rgb = outputs["rgb"]
             to_maps = lambda t: t.permute(2, 0, 1)[None].to(self.device)  # noqa: E731
             with torch.no_grad():
-                opacity = to_maps(outputs["accumulation"])
-                sigma = self.image_uncertainty(to_maps(rgb), opacity)[0].to(rgb.device)
-            if self.config.colour_uncertainty == "view":
-                sigma[:1] = view_mean(sigma[None, :1], opacity.to(rgb.device))[0]
+                sigma = self._head_maps(to_maps(rgb), to_maps(outputs["accumulation"]))[0].to(rgb.device)
             outputs["uncertainty"] = sigma[0, :, :, None]
             if self.image_uncertainty.with_mask:
-                mask_sigma = sigma[1, :, :, None]
-                if self.config.mask_uncertainty == "view":
-                    mask_sigma = mask_sigma.mean().expand_as(mask_sigma)
-                outputs["mask_uncertainty"] = mask_sigma
+                outputs["mask_uncertainty"] = sigma[1, :, :, None]
         return outputs
 
     def _ray_code(self, ray_bundle: RayBundle) -> LatentCode:
@@ -450,14 +445,22 @@ class GanSvrModel(InstanceSelection, Model):
     # ------------------------------------------------------------------------------------------
     # Losses and metrics.
 
+    def _per_view(self) -> Dict[str, bool]:
+        """Which of the image head's sigmas are wanted once per view (its `view_maps` flags)."""
+        return {"colour_per_view": self.config.colour_uncertainty == "view",
+                "mask_per_view": self.config.mask_uncertainty == "view"}
+
+    def _head_maps(self, views: Tensor, masks: Tensor) -> Tensor:
+        """The image head's sigma maps of these views as the losses read them (per pixel or once per view)."""
+        return self.image_uncertainty.view_maps(views, masks, **self._per_view())
+
     def _sigmas(self, outputs: Dict[str, Tensor], batch: Dict) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """Each ray's colour sigma and mask sigma (None where the model has no such uncertainty)."""
         head = self.image_uncertainty
         if head is None or "ray_view" not in batch:
             return outputs.get("uncertainty"), None
         sigmas = head.at_pixels(batch["view_images"], batch["ray_view"], batch["ray_pixel"], batch.get("view_masks"),
-                                mask_per_view=self.config.mask_uncertainty == "view",
-                                colour_per_view=self.config.colour_uncertainty == "view")
+                                **self._per_view())
         return sigmas[:, :1], sigmas[:, 1:] if head.with_mask else None
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
@@ -649,10 +652,7 @@ class GanSvrModel(InstanceSelection, Model):
             "normals": outputs["normals"],
         }
         if self.image_uncertainty is not None:
-            masks = batch["view_masks"].to(self.device)
-            sigmas = self.image_uncertainty(batch["view_images"].to(self.device), masks)
-            if self.config.colour_uncertainty == "view":
-                sigmas = torch.cat([view_mean(sigmas[:, :1], masks).expand_as(sigmas[:, :1]), sigmas[:, 1:]], dim=1)
+            sigmas = self._head_maps(batch["view_images"].to(self.device), batch["view_masks"].to(self.device))
             for name, sigma in zip(("uncertainty", "mask_uncertainty"), sigmas[0, :, :, :, None]):
                 images[name] = (sigma / sigma.max()).expand(-1, -1, 3)
         return metrics, images

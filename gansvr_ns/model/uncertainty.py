@@ -54,6 +54,23 @@ class ImageUncertaintyHead(nn.Module):
         views = views.contiguous(memory_format=torch.channels_last)
         return nn.functional.softplus(self.net(views)) + self.sigma_min
 
+    def view_maps(
+        self,
+        views: Float[Tensor, "num_views 3 height width"],
+        masks: Optional[Float[Tensor, "num_views 1 height width"]] = None,
+        colour_per_view: bool = False,
+        mask_per_view: bool = False,
+    ) -> Float[Tensor, "num_views channels height width"]:
+        """The sigma maps of the views, where a sigma wanted once per view fills its channel with its view's value:
+        with `colour_per_view`, the colour map's mean inside the view's mask (the whole view where none is given or
+        it is empty); with `mask_per_view`, the mask map's mean over the whole view."""
+        channels = list(self(views, masks).split(1, dim=1))
+        if colour_per_view:
+            channels[0] = view_mean(channels[0], masks).expand_as(channels[0])
+        if mask_per_view and self.with_mask:
+            channels[1] = channels[1].mean(dim=(2, 3), keepdim=True).expand_as(channels[1])
+        return torch.cat(channels, dim=1)
+
     def at_pixels(
         self,
         views: Float[Tensor, "num_views 3 height width"],
@@ -63,14 +80,8 @@ class ImageUncertaintyHead(nn.Module):
         mask_per_view: bool = False,
         colour_per_view: bool = False,
     ) -> Float[Tensor, "num_rays channels"]:
-        """Sigmas of each ray: the maps of its view read at its (y, x) pixel. With `colour_per_view`, the colour's
-        sigma is its map's mean inside the view's mask (the whole view where none is given or it is empty); with
-        `mask_per_view`, the mask's sigma is its map's mean over the whole view."""
-        maps = self(views, masks)
-        if colour_per_view:
-            maps = torch.cat([view_mean(maps[:, :1], masks).expand_as(maps[:, :1]), maps[:, 1:]], dim=1)
-        if mask_per_view and self.with_mask:
-            maps = torch.cat([maps[:, :1], maps[:, 1:].mean(dim=(2, 3), keepdim=True).expand_as(maps[:, 1:])], dim=1)
+        """Sigmas of each ray: the maps of its view (`view_maps`) read at its (y, x) pixel."""
+        maps = self.view_maps(views, masks, colour_per_view=colour_per_view, mask_per_view=mask_per_view)
         return maps[ray_view, :, ray_pixel[:, 0], ray_pixel[:, 1]]
 
 

@@ -137,4 +137,3 @@ def test_silhouette_loss_reaches_both_parts_of_the_pose_refinement(ellipsoids: P
     losses["mask_loss"].backward()
     grad = pipeline.model.camera_optimizer.pose_adjustment.grad
     assert grad[:, :3].abs().sum() > 0 and grad[:, 3:].abs().sum() > 0
-
