@@ -33,11 +33,12 @@ class GanSvrPipelineConfig(VanillaPipelineConfig):
     """On a CPU, let glibc's malloc keep the memory a step frees for the next one (gansvr_ns/memory.py): the step's
     large tensors are then not faulted in page by page every step. The process stays at its peak size."""
     flush_denormals: bool = True
-    """On a CPU, compute with denormal floats flushed to zero (`torch.set_flush_denormal`). The SDF MLP's sharp
-    softplus (beta = 100) makes some: its kept slopes sigmoid(beta z) are denormal below z ~ -0.9, and so are
-    products with them. x86 arithmetic on denormals can be slow, and values that small change nothing the model
-    computes. The softplus values themselves avoid them (model/activations.py clamps the exponent); measured alone,
-    this flag's gain was within the machine's drift (README, Speed)."""
+    """Compute with denormal floats flushed to zero (`torch.set_flush_denormal`, x86 CPUs): x86 arithmetic on them
+    is slow, and values that small change nothing the model computes. It is set before the datamanager and the
+    model are set up: set after them, as until session 25, a default step on a 2-core CPU took 0.80 s against 0.37 s
+    (0.68 s without the flag; the softplus's slopes then still made denormals), for a reason not found: a probe
+    after the setup found every thread flushing. The SDF MLP's softplus now avoids making them in the first place
+    (model/activations.py: `EXP_FLOOR`, `SLOPE_FLOOR`), so this flag's own gain is a few percent (README, Speed)."""
 
 
 class GanSvrPipeline(VanillaPipeline):
@@ -48,12 +49,12 @@ class GanSvrPipeline(VanillaPipeline):
     def __init__(self, config: GanSvrPipelineConfig, *args, **kwargs):
         if getattr(config.model, "hull_prior_mult", 0.0) <= 0.0:  # nobody reads the per-instance hulls: skip carving
             config = replace(config, datamanager=replace(config.datamanager, instance_hull_resolution=0))
+        if config.flush_denormals:
+            torch.set_flush_denormal(True)
         super().__init__(config, *args, **kwargs)
         if self.device.type == "cpu":
             if config.keep_freed_memory:
                 keep_freed_memory()
-            if config.flush_denormals:
-                torch.set_flush_denormal(True)
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         callbacks = super().get_training_callbacks(attributes)

@@ -40,3 +40,26 @@ def test_without_grad_it_is_torch_softplus_in_float32():
         ours = Softplus(100.0)(z)
     torch.testing.assert_close(ours, torch.nn.functional.softplus(z, 100.0), rtol=1e-6, atol=1e-7)
     assert (ours >= 0).all()
+
+
+def flushing_denormals() -> bool:
+    """Whether this thread flushes denormal floats to zero (pipelines on a CPU turn it on, process-wide)."""
+    return bool((torch.tensor([1e-39]) * 1.0 == 0).item())
+
+
+def test_no_derivative_is_denormal_in_the_deep_negative_tail():
+    # as in the SDF MLP: both the value and the slope enter the loss linearly (the next layer, the normals)
+    flushing = flushing_denormals()
+    torch.set_flush_denormal(False)  # so that a denormal made here stays visible
+    try:
+        z = torch.linspace(-2.0, 0.1, 2001).requires_grad_(True)
+        y = Softplus(100.0)(z)
+        (slope,) = torch.autograd.grad(y.sum(), z, create_graph=True)
+        (grad,) = torch.autograd.grad((y * 0.5).sum() + (slope * torch.linspace(1.0, 2.0, 2001)).sum(), z)
+    finally:
+        torch.set_flush_denormal(flushing)
+    tiny = torch.finfo(torch.float32).tiny
+    for derivative in (slope, grad):
+        assert ((derivative == 0) | (derivative.abs() >= tiny)).all()
+    # the slope is kept down to SLOPE_FLOOR (100 z ~ -46)
+    assert (slope[z.detach() < -0.47] == 0).all() and (slope[z.detach() > -0.45] > 0).all()
