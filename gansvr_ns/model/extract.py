@@ -18,14 +18,14 @@ def _evaluate(sdf_fn: Callable[[Tensor], Tensor], points: Tensor, chunk: int) ->
 
 @torch.no_grad()
 def sdf_grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float = 1.0, coarse_factor: int = 4,
-             chunk: int = 65536, device: torch.device | str = "cpu") -> np.ndarray:
+             chunk: int = 65536, device: torch.device | str = "cpu", margin: float = 2.0) -> np.ndarray:
     """SDF sampled at resolution^3 points of [-bound, bound]^3, evaluating exactly only near the surface.
 
     `sdf_fn` maps points (num_points, 3) to their SDF values (num_points,); it is called on chunks of at most
     `chunk` points.
 
     A grid `coarse_factor` times coarser is evaluated first. A fine point is evaluated exactly when the coarse
-    SDF around it is within two coarse cell diagonals of zero (an SDF changes by at most the distance moved);
+    SDF around it is within `margin` coarse cell diagonals of zero (an SDF changes by at most the distance moved);
     elsewhere it takes the trilinearly upsampled coarse value, whose sign is right far from the surface.
     """
     lin = torch.linspace(-bound, bound, resolution, device=device)
@@ -38,7 +38,7 @@ def sdf_grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float =
     coarse = _evaluate(sdf_fn, coarse_pts, chunk).reshape(1, 1, coarse_res, coarse_res, coarse_res)
     fine = torch.nn.functional.interpolate(coarse, size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0]
     cell = 2.0 * bound / (coarse_res - 1)
-    near = torch.nn.functional.max_pool3d((coarse.abs() < 2.0 * cell * np.sqrt(3)).float(), 3, stride=1, padding=1)
+    near = torch.nn.functional.max_pool3d((coarse.abs() < margin * cell * np.sqrt(3)).float(), 3, stride=1, padding=1)
     near = torch.nn.functional.interpolate(near, size=(resolution,) * 3, mode="nearest")[0, 0] > 0
     index = torch.nonzero(near)
     fine[near] = _evaluate(sdf_fn, lin[index], chunk)

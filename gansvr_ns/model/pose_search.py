@@ -77,8 +77,11 @@ def interior_points(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: 
                     chunk: int = 65536) -> Tuple[Float[Tensor, "num 3"], float]:
     """Grid points inside the surface (SDF < 0) within `shell` grid cells of it, and the grid's cell size. A
     closed shell projects to the whole silhouette, and it is far smaller than the solid."""
-    # a grid twice as coarse first: `sdf_grid` evaluates every point near the surface exactly, the shell included
-    sdf = torch.from_numpy(sdf_grid(lambda x: sdf_fn(x).reshape(-1), resolution, bound, coarse_factor=2, chunk=chunk))
+    # a grid twice as coarse first: `sdf_grid` evaluates every point near the surface exactly, the shell included.
+    # Within one coarse diagonal of zero (mesh extraction's two): on all 460 train cars of a default `gan-car` run
+    # the same points as with two, in 60 instead of 79 ms per car
+    sdf = torch.from_numpy(sdf_grid(lambda x: sdf_fn(x).reshape(-1), resolution, bound, coarse_factor=2, chunk=chunk,
+                                    margin=1.0))
     cell = 2.0 * bound / (resolution - 1)
     index = torch.nonzero((sdf < 0.0) & (sdf > -shell * cell))
     return torch.linspace(-bound, bound, resolution)[index], cell
@@ -96,14 +99,19 @@ def splat_silhouettes(
     footprint fills the gaps between neighbouring points."""
     height, width = size
     rotation, origin = c2w[:, :3, :3], c2w[:, :3, 3]
-    local = torch.einsum("kji,knj->kni", rotation, points[None] - origin[:, None])
-    depth = (-local[..., 2]).clamp_min(1e-6)
+    # A camera sees p at R^T (p - o) = (x, y, z), depth d = -z, pixel (cx + fx x / d, cy - fy y / d): the rows
+    # (fx x + cx d, -fy y + cy d, d) are linear in p, so one batched product projects every point of every view
     fx, fy, cx, cy = (intrinsics[:, i, None] for i in range(4))
-    col = (cx + fx * local[..., 0] / depth).floor().long()
-    row = (cy - fy * local[..., 1] / depth).floor().long()
-    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (local[..., 2] < 0)
+    to_camera = rotation.transpose(1, 2)
+    rows = torch.stack([fx * to_camera[:, 0] - cx * to_camera[:, 2], -fy * to_camera[:, 1] - cy * to_camera[:, 2],
+                        -to_camera[:, 2]], dim=1)
+    uvd = torch.baddbmm(-(rows @ origin[:, :, None]), rows, points.T.expand(len(c2w), 3, -1))
+    depth = uvd[:, 2]
+    col = (uvd[:, 0] / depth).floor_()
+    row = (uvd[:, 1] / depth).floor_()
+    inside = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (depth > 0)
     # points outside the image all mark one spare pixel past the end, so that only ones are written to the image
-    pixel = torch.where(inside, row * width + col, torch.full_like(col, height * width))
+    pixel = torch.where(inside, row.mul_(width).add_(col), height * width).long()
     flat = torch.zeros(len(c2w), height * width + 1, dtype=torch.bool, device=points.device)
     flat.scatter_(1, pixel, True)
     image = flat[:, :-1].reshape(-1, height, width)

@@ -42,6 +42,35 @@ def test_splatted_silhouette_matches_the_ray_cast_one():
     assert pose_search.mask_iou(silhouette, true_mask(other)).item() < 0.8
 
 
+def test_interior_points_are_those_of_the_whole_grid():
+    # the coarse-to-fine grid evaluates every point that can be in the shell
+    points, cell = pose_search.interior_points(ellipsoid_sdf, 48)
+    lin = torch.linspace(-1.0, 1.0, 48)
+    grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1)
+    sdf = ellipsoid_sdf(grid)
+    expected = grid[(sdf < 0.0) & (sdf > -1.5 * cell)]
+    assert len(points) > 500 and torch.equal(points, expected)
+
+
+def test_splatted_pixels_are_the_points_projections():
+    # random points, cameras around them and a non-square image with its own intrinsics per camera
+    generator = torch.Generator().manual_seed(0)
+    points = torch.rand(400, 3, generator=generator) * 1.2 - 0.6
+    poses = torch.from_numpy(np.stack([orbit_pose(a, e, 2.5)[:3] for a, e in [(10, 15), (130, 35), (250, -5)]]))
+    intrinsics = torch.tensor([[60.0, 64.0, 24.0, 15.0], [50.0, 50.0, 20.0, 16.0], [70.0, 66.0, 25.0, 17.0]])
+    height, width = 30, 48
+    # far-off cells: the closing is then one pixel wide and leaves single points as they are
+    silhouettes = pose_search.splat_silhouettes(points, poses.float(), intrinsics, (height, width), 1e-3)
+    for c2w, (fx, fy, cx, cy), silhouette in zip(poses.numpy(), intrinsics.numpy(), silhouettes):
+        x, y, z = ((points.double().numpy() - c2w[:, 3]) @ c2w[:, :3]).T  # into the camera frame
+        col, row = np.floor(cx + fx * x / -z).astype(int), np.floor(cy - fy * y / -z).astype(int)
+        seen = (col >= 0) & (col < width) & (row >= 0) & (row < height) & (z < 0)
+        raw = torch.zeros(height, width, dtype=torch.bool)
+        raw[row[seen], col[seen]] = True
+        expected = ~pose_search.dilate(~pose_search.dilate(raw[None], 1), 1)[0]
+        assert seen.sum() > 100 and torch.equal(silhouette.bool(), expected)
+
+
 def test_points_outside_the_image_leave_the_silhouette_alone():
     points, cell = pose_search.interior_points(ellipsoid_sdf, 40)
     pose = torch.from_numpy(orbit_pose(35.0, 20.0, 2.5)[None, :3]).float()
