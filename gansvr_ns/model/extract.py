@@ -18,7 +18,8 @@ def _evaluate(sdf_fn: Callable[[Tensor], Tensor], points: Tensor, chunk: int) ->
 
 @torch.no_grad()
 def sdf_grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float = 1.0, coarse_factor: int = 4,
-             chunk: int = 65536, device: torch.device | str = "cpu", margin: float = 2.0) -> np.ndarray:
+             chunk: int = 65536, device: torch.device | str = "cpu", margin: float = 2.0, levels: int = 1
+             ) -> np.ndarray:
     """SDF sampled at resolution^3 points of [-bound, bound]^3, evaluating exactly only near the surface.
 
     `sdf_fn` maps points (num_points, 3) to their SDF values (num_points,); it is called on chunks of at most
@@ -26,16 +27,21 @@ def sdf_grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float =
 
     A grid `coarse_factor` times coarser is evaluated first. A fine point is evaluated exactly when the coarse
     SDF around it is within `margin` coarse cell diagonals of zero (an SDF changes by at most the distance moved);
-    elsewhere it takes the trilinearly upsampled coarse value, whose sign is right far from the surface.
+    elsewhere it takes the trilinearly upsampled coarse value, whose sign is right far from the surface. With
+    `levels` > 1 the coarse grid is itself sampled this way, from one `coarse_factor` times coarser again.
     """
     lin = torch.linspace(-bound, bound, resolution, device=device)
     coarse_res = max(2, (resolution - 1) // coarse_factor + 1)
     if coarse_factor <= 1 or coarse_res < 8:
         grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1).reshape(-1, 3)
         return _evaluate(sdf_fn, grid, chunk).reshape(resolution, resolution, resolution).cpu().numpy()
-    clin = torch.linspace(-bound, bound, coarse_res, device=device)
-    coarse_pts = torch.stack(torch.meshgrid(clin, clin, clin, indexing="ij"), dim=-1).reshape(-1, 3)
-    coarse = _evaluate(sdf_fn, coarse_pts, chunk).reshape(1, 1, coarse_res, coarse_res, coarse_res)
+    if levels > 1:
+        coarse = torch.from_numpy(sdf_grid(sdf_fn, coarse_res, bound, coarse_factor, chunk, device, margin, levels - 1))
+        coarse = coarse.to(device)[None, None]
+    else:
+        clin = torch.linspace(-bound, bound, coarse_res, device=device)
+        coarse_pts = torch.stack(torch.meshgrid(clin, clin, clin, indexing="ij"), dim=-1).reshape(-1, 3)
+        coarse = _evaluate(sdf_fn, coarse_pts, chunk).reshape(1, 1, coarse_res, coarse_res, coarse_res)
     fine = torch.nn.functional.interpolate(coarse, size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0]
     cell = 2.0 * bound / (coarse_res - 1)
     near = torch.nn.functional.max_pool3d((coarse.abs() < margin * cell * np.sqrt(3)).float(), 3, stride=1, padding=1)
