@@ -30,25 +30,25 @@ def sdf_grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float =
     elsewhere it takes the trilinearly upsampled coarse value, whose sign is right far from the surface. With
     `levels` > 1 the coarse grid is itself sampled this way, from one `coarse_factor` times coarser again.
     """
+    return _grid(sdf_fn, resolution, bound, coarse_factor, chunk, device, margin, levels).cpu().numpy()
+
+
+def _grid(sdf_fn: Callable[[Tensor], Tensor], resolution: int, bound: float, coarse_factor: int, chunk: int,
+          device: torch.device | str, margin: float, levels: int) -> Tensor:
+    """`sdf_grid` as a tensor on `device`; `levels` = 0 or `coarse_factor` <= 1 evaluate every point."""
     lin = torch.linspace(-bound, bound, resolution, device=device)
     coarse_res = max(2, (resolution - 1) // coarse_factor + 1)
-    if coarse_factor <= 1 or coarse_res < 8:
+    if levels < 1 or coarse_factor <= 1 or coarse_res < 8:
         grid = torch.stack(torch.meshgrid(lin, lin, lin, indexing="ij"), dim=-1).reshape(-1, 3)
-        return _evaluate(sdf_fn, grid, chunk).reshape(resolution, resolution, resolution).cpu().numpy()
-    if levels > 1:
-        coarse = torch.from_numpy(sdf_grid(sdf_fn, coarse_res, bound, coarse_factor, chunk, device, margin, levels - 1))
-        coarse = coarse.to(device)[None, None]
-    else:
-        clin = torch.linspace(-bound, bound, coarse_res, device=device)
-        coarse_pts = torch.stack(torch.meshgrid(clin, clin, clin, indexing="ij"), dim=-1).reshape(-1, 3)
-        coarse = _evaluate(sdf_fn, coarse_pts, chunk).reshape(1, 1, coarse_res, coarse_res, coarse_res)
+        return _evaluate(sdf_fn, grid, chunk).reshape(resolution, resolution, resolution)
+    coarse = _grid(sdf_fn, coarse_res, bound, coarse_factor, chunk, device, margin, levels - 1)[None, None]
     fine = torch.nn.functional.interpolate(coarse, size=(resolution,) * 3, mode="trilinear", align_corners=True)[0, 0]
     cell = 2.0 * bound / (coarse_res - 1)
     near = torch.nn.functional.max_pool3d((coarse.abs() < margin * cell * np.sqrt(3)).float(), 3, stride=1, padding=1)
     near = torch.nn.functional.interpolate(near, size=(resolution,) * 3, mode="nearest")[0, 0] > 0
     index = torch.nonzero(near)
     fine[near] = _evaluate(sdf_fn, lin[index], chunk)
-    return fine.cpu().numpy()
+    return fine
 
 
 def marching_cubes(grid: np.ndarray, bound: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
