@@ -111,6 +111,7 @@ def gansvr_config() -> TrainerConfig:
             model=GanSvrModelConfig(
                 sdf_field=SDFFieldConfig(use_hash_grid=tcnn_available(), latent_grid_resolution=16),
                 cos_anneal_end=COS_ANNEAL_END,
+                sdf_silhouette_ramp_steps=MAX_STEPS,
                 pose_search_steps=POSE_SEARCH_STEPS,
             ),
         ),

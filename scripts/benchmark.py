@@ -461,6 +461,9 @@ def schedule_flags(iterations: int, config=None) -> List[str]:
     searches = tuple(getattr(config.pipeline.model, "pose_search_steps", ()))
     if searches:
         flags += ["--pipeline.model.pose-search-steps", *(str(max(1, round(s * scale))) for s in searches)]
+    ramp = getattr(config.pipeline.model, "sdf_silhouette_ramp_steps", None)
+    if ramp is not None:
+        flags += ["--pipeline.model.sdf-silhouette-ramp-steps", str(max(1, round(ramp * scale)))]
     anneal = getattr(config.pipeline.model, "cos_anneal_end", None)
     if anneal is None:
         return flags

@@ -105,6 +105,18 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Weight of the silhouette BCE between rendered opacity and mask. The masks are the cleanest geometric signal;
     the uncertainty-weighted RGB gradient is scaled by 1/sigma, so the silhouette needs the larger weight (the
     authors weight mask:rgb as 20:1)."""
+    sdf_silhouette_mult: float = 0.0
+    """Weight of a silhouette term on the SDF's zero level set itself (`losses.sdf_silhouette`, the mask loss of IDR
+    and of the authors' code): the smallest SDF among each ray's samples should be negative on the mask and positive
+    off it. The opacity BCE (`mask_loss_mult`) reaches the surface through the NeuS blur of width about 1/s, and
+    weighs every pixel near an outline, so a blurred surface can trade pixels inside the mask for pixels outside it
+    and round the corners off; this term tends to a hinge that is zero for every ray already on the right side.
+    0 turns it off."""
+    sdf_silhouette_alpha: Tuple[float, float] = (50.0, 800.0)
+    """Sharpness alpha of the SDF silhouette term, rising geometrically from the first to the second value over
+    `sdf_silhouette_ramp_steps` (the authors start at 50 and double it during training)."""
+    sdf_silhouette_ramp_steps: int = 1800
+    """Steps over which the SDF silhouette term's alpha rises (the run's length by default)."""
     eikonal_loss_mult: float = 0.1
     """Weight of the eikonal loss."""
     latent_variance_mult: float = 1.0
@@ -189,8 +201,8 @@ def _expand(index: Tensor, width: int) -> Tensor:
     return index[..., None].expand(-1, -1, width)
 
 
-def sharpness_floor(bounds: Tuple[float, float], step: int, ramp_steps: int) -> float:
-    """lo * (hi / lo)^t with t = step / ramp_steps in [0, 1]; 0 when the floor is off (lo <= 0)."""
+def geometric_ramp(bounds: Tuple[float, float], step: int, ramp_steps: int) -> float:
+    """lo * (hi / lo)^t with t = step / ramp_steps in [0, 1]; 0 when the ramp is off (lo <= 0)."""
     lo, hi = bounds
     if lo <= 0.0:
         return 0.0
@@ -234,7 +246,8 @@ class GanSvrModel(InstanceSelection, Model):
                 cfg.sdf_field.geo_feat_dim, cfg.latent_dim, self.num_train_data, sigma_min=cfg.sigma_min
             )
         self.cos_anneal_ratio = 1.0 if cfg.cos_anneal_end <= 0 else 0.0
-        self.sharpness_floor = sharpness_floor(cfg.min_sharpness, cfg.sharpness_ramp_steps, cfg.sharpness_ramp_steps)
+        self.sharpness_floor = geometric_ramp(cfg.min_sharpness, cfg.sharpness_ramp_steps, cfg.sharpness_ramp_steps)
+        self.sdf_silhouette_alpha = geometric_ramp(cfg.sdf_silhouette_alpha, 0, cfg.sdf_silhouette_ramp_steps)
         self._batch_code: Optional[LatentCode] = None
         self._batch_latents: Optional[Tensor] = None
         self._second_latents: Optional[Tensor] = None
@@ -364,7 +377,9 @@ class GanSvrModel(InstanceSelection, Model):
     def get_training_callbacks(self, attrs: TrainingCallbackAttributes) -> List[TrainingCallback]:
         def set_anneal(step: int) -> None:
             self.cos_anneal_ratio = min(1.0, step / max(self.config.cos_anneal_end, 1))
-            self.sharpness_floor = sharpness_floor(self.config.min_sharpness, step, self.config.sharpness_ramp_steps)
+            self.sharpness_floor = geometric_ramp(self.config.min_sharpness, step, self.config.sharpness_ramp_steps)
+            self.sdf_silhouette_alpha = geometric_ramp(self.config.sdf_silhouette_alpha, step,
+                                                       self.config.sdf_silhouette_ramp_steps)
 
         return super().get_training_callbacks(attrs) + [
             TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], update_every_num_iters=1,
@@ -428,6 +443,7 @@ class GanSvrModel(InstanceSelection, Model):
             outputs["uncertainty"] = composite(weights, beta) + self.config.sigma_min
         if self.training:
             outputs["eik_grad"] = gradients
+            outputs["min_sdf"] = sdf.min(dim=1).values
         return outputs
 
     def render_colour(self, ray_bundle: RayBundle, weights: Tensor, normals: Tensor, directions: Tensor,
@@ -487,6 +503,10 @@ class GanSvrModel(InstanceSelection, Model):
         loss_dict["mask_loss"] = cfg.mask_loss_mult * mask_loss
         if self.training:
             loss_dict["eikonal_loss"] = cfg.eikonal_loss_mult * losses.eikonal(outputs["eik_grad"])
+            if cfg.sdf_silhouette_mult > 0:
+                loss_dict["sdf_silhouette_loss"] = cfg.sdf_silhouette_mult * losses.sdf_silhouette(
+                    outputs["min_sdf"], mask, self.sdf_silhouette_alpha
+                )
             self.camera_optimizer.get_loss_dict(loss_dict)
             if self.alignment is not None and "real_images" in batch:
                 loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))

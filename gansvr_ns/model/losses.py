@@ -69,6 +69,22 @@ def silhouette_bce(
     return torch.nn.functional.binary_cross_entropy(accumulation.clamp(eps, 1.0 - eps), mask)
 
 
+def sdf_silhouette(
+    min_sdf: Float[Tensor, "num_rays 1"], mask: Float[Tensor, "num_rays 1"], alpha: float
+) -> Float[Tensor, ""]:
+    """A silhouette term on the SDF itself (IDR's mask loss, Yariv et al. 2020): BCE(sigmoid(-alpha m), mask) / alpha
+    over the rays, m the smallest SDF on each ray.
+
+    Per ray that is softplus(alpha m) / alpha on the mask and softplus(-alpha m) / alpha off it, which tends to the
+    hinge max(m, 0) (max(-m, 0)) as alpha grows: a ray of the mask must enter the zero level set, any other ray must
+    miss it, and a ray already on the right side by more than about 1/alpha costs nothing. Its gradient in m is at
+    most 1 in size whatever alpha is.
+    """
+    inside = nn.functional.softplus(alpha * min_sdf)
+    outside = nn.functional.softplus(-alpha * min_sdf)
+    return ((mask * inside + (1.0 - mask) * outside) / alpha).mean()
+
+
 def eikonal(gradients: Float[Tensor, "*batch 3"]) -> Float[Tensor, ""]:
     """mean (|grad sdf| - 1)^2: a signed distance function has unit gradient."""
     return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()

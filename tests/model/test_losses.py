@@ -97,3 +97,35 @@ def test_info_nce_prefers_matched_pairs_and_rejects_one_code_for_all():
     # symmetric in its two arguments, blind to the latents' scale
     torch.testing.assert_close(losses.info_nce(first, shuffled, 0.1), losses.info_nce(shuffled, first, 0.1))
     torch.testing.assert_close(losses.info_nce(3.0 * first, shuffled, 0.1), losses.info_nce(first, shuffled, 0.1))
+
+
+def test_sdf_silhouette_is_the_scaled_bce_and_tends_to_a_hinge():
+    min_sdf = torch.tensor([[0.1], [-0.1], [-0.1], [0.1]])
+    mask = torch.tensor([[1.0], [0.0], [1.0], [0.0]])  # two rays on the wrong side by 0.1, two on the right side
+    for alpha in (5.0, 50.0):
+        bce = torch.nn.functional.binary_cross_entropy(torch.sigmoid(-alpha * min_sdf), mask)
+        torch.testing.assert_close(losses.sdf_silhouette(min_sdf, mask, alpha), bce / alpha)
+    assert math.isclose(losses.sdf_silhouette(min_sdf, mask, 1e4).item(), (0.1 + 0.1) / 4, rel_tol=1e-4)
+
+
+def test_sdf_silhouette_gradient_is_bounded_whatever_alpha():
+    min_sdf = torch.linspace(-0.5, 0.5, 101)[:, None].requires_grad_()
+    mask = (torch.rand(101, 1) > 0.5).float()
+    for alpha in (10.0, 1000.0):
+        (grad,) = torch.autograd.grad(losses.sdf_silhouette(min_sdf, mask, alpha), min_sdf)
+        assert grad.abs().max() <= 1.0 / 101 + 1e-7
+
+
+def test_sdf_silhouette_fits_a_sphere_to_its_outline():
+    """Rays pass the origin at distances b; along a ray the smallest SDF of a sphere of radius r is b - r. Masks
+    drawn by a sphere of radius 0.6 pull the radius there from 0.3 and from 0.9, to within about 1 / alpha."""
+    b = torch.linspace(0.0, 1.0, 401)[:, None]
+    mask = (b < 0.6).float()
+    for start in (0.3, 0.9):
+        radius = torch.tensor(start, requires_grad=True)
+        opt = torch.optim.Adam([radius], lr=0.01)
+        for _ in range(400):
+            opt.zero_grad()
+            losses.sdf_silhouette(b - radius, mask, 200.0).backward()
+            opt.step()
+        assert abs(radius.item() - 0.6) < 0.01, start
