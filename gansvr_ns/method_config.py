@@ -27,13 +27,13 @@ MAX_STEPS = 1800
 """Default steps: 1800 since session 25, 2000 in sessions 16-24. On session 25's host, with its faster step (no
 denormals) and pose search, 2000 steps trained in 14.9 and 15.0 min idle (0.79x the another-instance baseline), by
 seconds within the 15-minute budget as the host's speed drifted; 1800 steps side by side scored 0.79x and 0.82x
-(seeds 0 and 1) against 0.78x and 0.79x for 2000 (README, "Denormals, and a faster pose search").
+(seeds 0 and 1) against 0.78x and 0.79x for 2000 (docs/benchmarks.md, "Denormals, and a faster pose search").
 1600 until session 16; 1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup.
 At session 16's step (about 0.22 s on 2 CPU cores; 1600 steps took 6.2 min), 2000 steps took 9.2 min in an idle
 run, within the 15-minute budget with room for a slower machine. In runs side by side at one thread each
 (`scripts/benchmark.py quality`), 2000 steps scored 0.84x and 0.82x the another-instance baseline (seeds 0 and
 1; seed 1 with a second pose search at step 1500, which changed nothing measurable in seed 0) against 0.84x and
-0.85x for 1600, and 0.87x and 0.90x from another renderer against 0.91x and 0.92x (README, Quality)."""
+0.85x for 1600, and 0.87x and 0.90x from another renderer against 0.91x and 0.92x (docs/benchmarks.md, Quality)."""
 
 POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
 """Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (386 of 1800)."""
@@ -43,7 +43,8 @@ POSE_SEARCH_STEPS = tuple(round(MAX_STEPS * f) for f in (7 / 20, 11 / 20, 15 / 2
 time from a better shape (one search at 875 until session 19). With the search's 64^3 grid
 (`GanSvrModelConfig.pose_search_resolution`), three seeds side by side ended 4.04, 4.32 and 4.45 deg from the true
 poses against 5.70, 5.71 and 5.91 for one search at 40^3, with Chamfer 0.78-0.81x against 0.78-0.81x and 0.83-0.86x
-from another renderer against 0.85-0.88x; the three passes take about two minutes of a run (README, Quality)."""
+from another renderer against 0.85-0.88x; the three passes take about two minutes of a run (docs/benchmarks.md,
+Quality)."""
 
 COS_ANNEAL_END = round(MAX_STEPS * 5 / 14)
 """Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (643 of 1800)."""
@@ -98,7 +99,7 @@ def gansvr_config() -> TrainerConfig:
         pipeline=GanSvrPipelineConfig(
             # 8 instances x 2 views per step (the same 1,024 rays as 4 x 4): more latents per step for the SDF to
             # tell apart. It scored 0.85x the another-instance baseline in three runs (two seeds), against 0.91x and
-            # 0.87x for 4 x 4, for a step about 5% slower: the encoder reads 8 images (README, Quality).
+            # 0.87x for 4 x 4, for a step about 5% slower: the encoder reads 8 images (docs/benchmarks.md, Quality).
             # A quarter of each view's rays from the band around its mask's outline, where the silhouette decides
             # the shape: in two seeds side by side, 0.84x and 0.85x (0.85x and 0.85x without) and 0.91x and 0.92x
             # from another renderer (0.93x and 0.96x without), with the train poses closer to the truth.

@@ -419,8 +419,8 @@ class AblationProfile:
 
 
 ABLATION_PROFILES = {
-    # Hundreds of train cars at 1400 steps (the default budget when the README's table was measured; the default is
-    # 2000 now, and it adds a pose search, which a re-run here also does, at step 612): with a few dozen cars
+    # Hundreds of train cars at 1400 steps (the default budget when the table in docs/benchmarks.md was measured; the
+    # default is 1800 now, with pose searches, which a re-run here scales to its 1400 steps): with a few dozen cars
     # per-image conditioning cannot generalise (`encoder-probe`), so the third claim is only testable on a set this
     # size. About 16 minutes per (variant, seed) on 2 quiet CPU cores before the
     # faster step, scoring of the 51 test cars included.
@@ -1653,7 +1653,7 @@ class EncoderProbe:
     run's latents with `--load-config`)."""
     batch_size: int = 4
     """Images per step (gansvr's encoder saw `instances_per_batch` = 4 images per step until session 15, and 8
-    since; the README's probe rows use 4 or 16)."""
+    since; the probe rows of docs/benchmarks.md use 4 or 16)."""
     lr: float = 1e-4
     """Adam learning rate (gansvr's encoder starts at 1e-4)."""
     input_size: Optional[int] = None

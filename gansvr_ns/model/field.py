@@ -55,7 +55,8 @@ class SDFFieldConfig:
     """How the latent enters the shared SDF MLP: a first-layer bias (concatenation) or FiLM on every hidden layer."""
     hidden_dim: int = 96
     """Width of the SDF MLP. 96 rather than 64: a wider layer does more of a step's work in matrix products, which
-    run near this CPU's GEMM rate, while the step's elementwise passes grow only with the width (README, Speed)."""
+    run near this CPU's GEMM rate, while the step's elementwise passes grow only with the width (docs/benchmarks.md,
+    Speed)."""
     num_layers: int = 3
     """Number of hidden layers of the SDF MLP."""
     geo_feat_dim: int = 15

@@ -51,7 +51,7 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     """Uniform samples per ray."""
     num_samples_importance: int = 16
     """Importance samples per ray, spread over the upsampling steps (16: two rounds of 8; 32 scored the same on
-    `gan-car` for a slower step, README)."""
+    `gan-car` for a slower step, docs/benchmarks.md)."""
     num_upsample_steps: int = 2
     """NeuS upsampling steps."""
     base_variance: float = 64.0
@@ -82,14 +82,15 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     confidence (1/sigma over the batch's mean 1/sigma, so the term keeps `mask_loss_mult` as its total weight) and
     learns from BCE / sigma + log sigma. A wrong mask (dilated, eroded, with holes) leaves the image right, so the
     colour's sigma cannot see it. Off by default: per pixel it took the ablation's Chamfer from 1.16x to 1.46x the
-    another-instance baseline (README, Ablations)."""
+    another-instance baseline (docs/benchmarks.md, Ablations)."""
     uncertainty_weighting: Literal["relative", "likelihood"] = "relative"
     """How the colour's sigma weights the L1 colour term: "likelihood" is the paper's |c - c_hat| / sigma + log sigma
     (the term's total weight grows as sigma falls); "relative" weights each ray by 1/sigma over the batch's mean
     1/sigma (the total weight stays `rgb_loss_mult`, as without uncertainty), and sigma learns from the same
     likelihood with the residual held fixed: the likelihood's colour gradient, scaled per batch. With one sigma per
     view (`colour_uncertainty`), "likelihood" weighted the colour about 8 times as much as without uncertainty and
-    the cars lost 0.03-0.04x the another-instance baseline in two seeds; "relative" scored as before (README,
+    the cars lost 0.03-0.04x the another-instance baseline in two seeds; "relative" scored as before
+    (docs/benchmarks.md,
     session 24)."""
     colour_uncertainty: Literal["view", "pixel"] = "view"
     """With the image head, where the colour's sigma varies: once per view (the pixel map's mean inside the view's
@@ -98,7 +99,7 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     pixels (on `gan-car` the meshes came out a nearly black constant, and a 500- or 1000-step warm-up with the plain
     L1 did not stop it once the weighting began). One sigma per view cannot weight a view's dark pixels above its
     bright ones, and still gives the views whose colours drifted or carry a blob a higher sigma than the clean ones
-    (README, session 24)."""
+    (docs/benchmarks.md, session 24)."""
     rgb_loss_mult: float = 1.0
     """Weight of the (uncertainty-weighted) L1 colour loss inside the mask."""
     mask_loss_mult: float = 10.0
@@ -144,7 +145,7 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     the batch's by cosine similarity. Unlike `latent_consistency_mult`, it cannot be met by one code for every image.
     The second images are photometrically randomised (`--pipeline.datamanager.consistency-augment`), so that matching
     the paint does not suffice. It made the latents tell the types of car apart better and the shapes closer to the
-    truth (README, session 18). 0 turns the term off."""
+    truth (docs/benchmarks.md, session 18). 0 turns the term off."""
     latent_contrast_temperature: float = 0.1
     """Temperature of the InfoNCE term's cosine similarities."""
     instance_codes: bool = False
@@ -165,7 +166,8 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     correction learns only when its camera is drawn (about five times in a default run). Before the pose search it
     took the ablation benchmark's Chamfer from 1.16x to 1.03x the another-instance baseline. With the search it gains
     nothing measurable there or on `gan-car`, and it costs time (4% of a step on two threads; 13.9 against 10.9 min
-    for the ablation runs at one thread), so it is off by default (README, Ablations). Off when the camera optimizer
+    for the ablation runs at one thread), so it is off by default (docs/benchmarks.md, Ablations). Off when the camera
+    optimizer
     is off."""
     pose_search_steps: Tuple[int, ...] = ()
     """Steps at which to search every train view's pose (`gansvr_ns.model.pose_search`): each instance's current
