@@ -118,6 +118,13 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     `sdf_silhouette_ramp_steps` (the authors start at 50 and double it during training)."""
     sdf_silhouette_ramp_steps: int = 1800
     """Steps over which the SDF silhouette term's alpha rises (the run's length by default)."""
+    normal_smoothness_mult: float = 0.0
+    """Weight of a smoothness term on the surface normals (`losses.normal_smoothness`): at each training ray's most
+    heavily weighted sample, the SDF's unit normal against the normal at a point `normal_smoothness_radius` away in a
+    random direction, weighted by the ray's opacity. Against the dents and ridges the colour term carves into the
+    shapes to paint texture with shading. 0 turns it off."""
+    normal_smoothness_radius: float = 0.02
+    """Standard deviation of the random offset of the normal smoothness term, in object units (the unit sphere)."""
     eikonal_loss_mult: float = 0.1
     """Weight of the eikonal loss."""
     latent_variance_mult: float = 1.0
@@ -446,7 +453,21 @@ class GanSvrModel(InstanceSelection, Model):
         if self.training:
             outputs["eik_grad"] = gradients
             outputs["min_sdf"] = sdf.min(dim=1).values
+            if self.config.normal_smoothness_mult > 0:
+                outputs["surface_normals"], outputs["nearby_normals"] = self.normal_pairs(ray_samples, weights,
+                                                                                          normals, code)
         return outputs
+
+    def normal_pairs(self, ray_samples: RaySamples, weights: Tensor, normals: Tensor,
+                     code: LatentCode) -> Tuple[Tensor, Tensor]:
+        """The normal at each ray's most heavily weighted sample, and the normal at a point a random offset (standard
+        deviation `normal_smoothness_radius`) away from it, both unit and differentiable."""
+        rows = torch.arange(len(weights), device=weights.device)
+        best = weights[..., 0].argmax(dim=1)
+        points = ray_samples.frustums.get_start_positions()[rows, best].detach()
+        nearby = points + self.config.normal_smoothness_radius * torch.randn_like(points)
+        _, gradients = self.field.sdf_and_gradient(nearby[:, None], code, create_graph=True)
+        return normals[rows, best], nn.functional.normalize(gradients[:, 0], dim=-1)
 
     def render_colour(self, ray_bundle: RayBundle, weights: Tensor, normals: Tensor, directions: Tensor,
                       geo_features: Tensor, code: LatentCode) -> Tensor:
@@ -505,6 +526,10 @@ class GanSvrModel(InstanceSelection, Model):
         loss_dict["mask_loss"] = cfg.mask_loss_mult * mask_loss
         if self.training:
             loss_dict["eikonal_loss"] = cfg.eikonal_loss_mult * losses.eikonal(outputs["eik_grad"])
+            if cfg.normal_smoothness_mult > 0:
+                loss_dict["normal_smoothness_loss"] = cfg.normal_smoothness_mult * losses.normal_smoothness(
+                    outputs["surface_normals"], outputs["nearby_normals"], outputs["accumulation"].detach()
+                )
             if cfg.sdf_silhouette_mult > 0:
                 loss_dict["sdf_silhouette_loss"] = cfg.sdf_silhouette_mult * losses.sdf_silhouette(
                     outputs["min_sdf"], mask, self.sdf_silhouette_alpha

@@ -90,6 +90,14 @@ def eikonal(gradients: Float[Tensor, "*batch 3"]) -> Float[Tensor, ""]:
     return ((gradients.norm(dim=-1) - 1.0) ** 2).mean()
 
 
+def normal_smoothness(
+    normals: Float[Tensor, "num_rays 3"], nearby: Float[Tensor, "num_rays 3"], weight: Float[Tensor, "num_rays 1"]
+) -> Float[Tensor, ""]:
+    """Weighted mean of |n(x) - n(x + e)|: unit normals at surface points and at points a small random offset e away.
+    Zero on a plane; it grows with the surface's curvature at the scale of |e|, so bumps cost more than broad bends."""
+    return weighted_mean((normals - nearby).norm(dim=-1, keepdim=True), weight)
+
+
 def truncated_sdf_l1(
     pred: Float[Tensor, "*batch 1"], target: Float[Tensor, "*batch 1"], truncation: float
 ) -> Float[Tensor, ""]:

@@ -129,3 +129,18 @@ def test_sdf_silhouette_fits_a_sphere_to_its_outline():
             losses.sdf_silhouette(b - radius, mask, 200.0).backward()
             opt.step()
         assert abs(radius.item() - 0.6) < 0.01, start
+
+
+def test_normal_smoothness_is_zero_on_a_plane_and_grows_with_curvature():
+    torch.manual_seed(0)
+    weight = torch.ones(500, 1)
+    up = torch.tensor([[0.0, 0.0, 1.0]]).expand(500, 3)
+    assert losses.normal_smoothness(up, up, weight).item() == 0.0
+    points = torch.nn.functional.normalize(torch.randn(500, 3), dim=-1)
+    offset = 0.02 * torch.randn(500, 3)
+    bend = []
+    for radius in (1.0, 0.25):  # sphere normals x / |x|, at points and at points offset by the same vectors
+        normal = lambda x: torch.nn.functional.normalize(x, dim=-1)  # noqa: E731
+        bend.append(losses.normal_smoothness(normal(radius * points), normal(radius * points + offset), weight))
+    assert 0.0 < bend[0] < bend[1]
+    torch.testing.assert_close(bend[1] / bend[0], torch.tensor(4.0), rtol=0.05, atol=0.0)

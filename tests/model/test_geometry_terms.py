@@ -1,4 +1,5 @@
-"""The silhouette term on the SDF's zero level set: what the model feeds it, its weight and its alpha schedule."""
+"""Geometry terms of the model: the silhouette on the SDF's zero level set (what the model feeds it, its weight, its
+alpha schedule) and the smoothness of the surface normals."""
 
 from pathlib import Path
 
@@ -57,3 +58,20 @@ def test_alpha_rises_geometrically_over_the_ramp(ellipsoids: Path, step: int, al
     assert pipeline.model.sdf_silhouette_alpha == pytest.approx(alpha)
     assert geometric_ramp((50.0, 800.0), step, 100) == pytest.approx(alpha)
     assert geometric_ramp((0.0, 800.0), step, 100) == 0.0
+
+
+def test_normal_smoothness_compares_the_surface_normal_with_a_nearby_one_and_reaches_the_field(ellipsoids: Path):
+    def configure(config):
+        config.pipeline.model.normal_smoothness_mult = 0.5
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    outputs, loss_dict, batch, geometry = training_losses(pipeline)
+    here, nearby = outputs["surface_normals"], outputs["nearby_normals"]
+    torch.testing.assert_close(here.norm(dim=-1), torch.ones(len(here)))
+    torch.testing.assert_close(nearby.norm(dim=-1), torch.ones(len(here)))
+    assert 0 < (here - nearby).norm(dim=-1).mean() < 1.0  # a small offset moves the normal, not by much
+    expected = 0.5 * losses.normal_smoothness(here, nearby, outputs["accumulation"])
+    torch.testing.assert_close(loss_dict["normal_smoothness_loss"], expected)
+    pipeline.model.zero_grad()
+    loss_dict["normal_smoothness_loss"].backward()
+    assert pipeline.model.field.layers[0].weight.grad.abs().sum() > 0
