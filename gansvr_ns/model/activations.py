@@ -34,9 +34,8 @@ SLOPE_FLOOR = 1e-20
 negative tail of a beta = 100 softplus would otherwise keep slopes down to float32's denormal range (s < 1.2e-38
 below beta z ~ -87), and the backward passes' products with them are denormal too, which x86 arithmetic computes
 many times slower. On a 2-core CPU a default step took 0.63-0.80 s with them, 0.37-0.38 s with this floor, with or
-without denormals flushed to zero (`GanSvrPipelineConfig.flush_denormals`; docs/benchmarks.md, Speed). A slope of 1e-20
-moves
-nothing a float32 sum can see."""
+without denormals flushed to zero (`GanSvrPipelineConfig.flush_denormals`; docs/benchmarks.md, Speed). A slope
+of 1e-20 moves nothing a float32 sum can see."""
 
 
 def softplus(z: Tensor, beta: float) -> Tensor:

@@ -90,8 +90,7 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     likelihood with the residual held fixed: the likelihood's colour gradient, scaled per batch. With one sigma per
     view (`colour_uncertainty`), "likelihood" weighted the colour about 8 times as much as without uncertainty and
     the cars lost 0.03-0.04x the another-instance baseline in two seeds; "relative" scored as before
-    (docs/benchmarks.md,
-    session 24)."""
+    (docs/benchmarks.md, session 24)."""
     colour_uncertainty: Literal["view", "pixel"] = "view"
     """With the image head, where the colour's sigma varies: once per view (the pixel map's mean inside the view's
     mask), or per pixel (the paper's module). A per-pixel sigma makes the colour collapse: it learns the residual of
@@ -174,8 +173,7 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     took the ablation benchmark's Chamfer from 1.16x to 1.03x the another-instance baseline. With the search it gains
     nothing measurable there or on `gan-car`, and it costs time (4% of a step on two threads; 13.9 against 10.9 min
     for the ablation runs at one thread), so it is off by default (docs/benchmarks.md, Ablations). Off when the camera
-    optimizer
-    is off."""
+    optimizer is off."""
     pose_search_steps: Tuple[int, ...] = ()
     """Steps at which to search every train view's pose (`gansvr_ns.model.pose_search`): each instance's current
     shape is voxelised and, for each of its views, the small rotation about the object centre whose silhouette
@@ -452,7 +450,8 @@ class GanSvrModel(InstanceSelection, Model):
             outputs["uncertainty"] = composite(weights, beta) + self.config.sigma_min
         if self.training:
             outputs["eik_grad"] = gradients
-            outputs["min_sdf"] = sdf.min(dim=1).values
+            if self.config.sdf_silhouette_mult > 0:
+                outputs["min_sdf"] = sdf.min(dim=1).values
             if self.config.normal_smoothness_mult > 0:
                 outputs["surface_normals"], outputs["nearby_normals"] = self.normal_pairs(ray_samples, weights,
                                                                                           normals, code)
