@@ -112,8 +112,34 @@ def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "tes
     load_run_config(config_path)
     from nerfstudio.utils.eval_utils import eval_setup
 
-    _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode)
+    _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode,
+                                   update_config_callback=functools.partial(relocate_run, config_path=config_path))
     return pipeline
+
+
+def relocate_run(config, config_path: Path):
+    """Make a run's relative paths work from any working directory. ns-train stores its paths as given, relative
+    to the directory it ran in, and nerfstudio reads them relative to the current one. The checkpoints are read from
+    beside `config_path` (the run folder `<output_dir>/<experiment>/<method>/<timestamp>` holds both); a relative
+    dataset path that does not exist here is read from the directory the run was trained in, which is where the
+    run folder's relative path ends, when the dataset is there."""
+    run_dir = config_path.resolve().parent
+    base = config.get_base_dir()
+    names = (config.experiment_name, config.method_name, config.timestamp)
+    if tuple(run_dir.parts[-3:]) != names:  # a copied or renamed run folder: nothing to infer
+        return config
+    depth = len(base.parts)
+    trained_in = None
+    if not base.is_absolute() and len(run_dir.parts) > depth and run_dir.parts[-depth:] == base.parts:
+        trained_in = Path(*run_dir.parts[:-depth])
+    config.output_dir = run_dir.parents[2]
+    manager = config.pipeline.datamanager
+    data = manager.data if manager.data is not None else getattr(manager.dataparser, "data", None)
+    if trained_in is not None and data is not None and not Path(data).is_absolute() and not Path(data).exists():
+        if (trained_in / data).exists():
+            manager.data = trained_in / data
+            manager.dataparser.data = trained_in / data
+    return config
 
 
 def mesh_reconstructor(model) -> Callable:

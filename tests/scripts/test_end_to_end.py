@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +89,28 @@ def test_ns_train_reports_bad_data_in_one_line(trained_run, tmp_path):
     assert result.returncode != 0
     assert f"{broken / 'dataset.json'}: not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reconstruct_finds_a_runs_relative_paths_from_another_directory(trained_run, tmp_path):
+    """ns-train stores paths as given on its command line; a run trained with relative ones is still found (its
+    checkpoint beside the config, its dataset where it was trained) when gansvr-reconstruct runs elsewhere."""
+    import shutil
+
+    import yaml
+
+    work, data, config = trained_run
+    project = tmp_path / "project"
+    shutil.copytree(data, project / "ellipsoids")
+    run_dir = project / "outputs" / "ellipsoids" / "gansvr" / "run"
+    shutil.copytree(config.parent, run_dir)
+    saved = yaml.load((run_dir / "config.yml").read_text(), Loader=yaml.Loader)
+    saved.output_dir = Path("outputs")
+    saved.pipeline.datamanager.data = saved.pipeline.datamanager.dataparser.data = Path("ellipsoids")
+    (run_dir / "config.yml").write_text(yaml.dump(saved))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    image = project / "ellipsoids" / "ell_000" / "input.png"
+    run(BIN / "gansvr-reconstruct", "--load-config", run_dir / "config.yml", "--images", image, "--output-dir",
+        "meshes", "--resolution", "32", cwd=elsewhere)
+    assert (elsewhere / "meshes" / "input.ply").stat().st_size > 0
+    assert not (elsewhere / "ellipsoids").exists() and not (elsewhere / "outputs").exists()
