@@ -124,15 +124,6 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     shapes to paint texture with shading. 0 turns it off."""
     normal_smoothness_radius: float = 0.02
     """Standard deviation of the random offset of the normal smoothness term, in object units (the unit sphere)."""
-    volume_loss_mult: float = 0.0
-    """Weight of a volume term (`losses.soft_volume`): the soft occupancy, at the NeuS sharpness s, of
-    `volume_points` points per drawn instance uniform in the scene box, i.e. the fraction of the box inside its shape.
-    Silhouettes cannot tell a filled concavity or a visual hull's extra girth from the object: every shape inside
-    the hull that covers each mask renders the same masks. This term prefers the smallest of them, an even inward
-    push on the whole surface that the silhouette and colour terms hold back only where the views need the volume.
-    0 turns it off."""
-    volume_points: int = 1024
-    """Points per drawn instance and step of the volume term."""
     eikonal_loss_mult: float = 0.1
     """Weight of the eikonal loss."""
     latent_variance_mult: float = 1.0
@@ -551,8 +542,6 @@ class GanSvrModel(InstanceSelection, Model):
                 loss_dict["latent_variance"] = cfg.latent_variance_mult * losses.latent_spread_hinge(
                     self._batch_latents, target=0.5
                 )
-            if cfg.volume_loss_mult > 0 and self._batch_code is not None:
-                loss_dict["volume_loss"] = cfg.volume_loss_mult * self.volume_term()
             if cfg.hull_prior_mult > 0 and "instance_hulls" in batch:
                 loss_dict["hull_prior_loss"] = cfg.hull_prior_mult * self.hull_prior(batch["instance_hulls"])
             if self.uses_second_images and "consistency_images" in batch:
@@ -573,14 +562,6 @@ class GanSvrModel(InstanceSelection, Model):
         """Mean squared error between the encoder's latents of the last conditioned training batch and its instances'
         codes; only the encoder learns from it."""
         return ((self._encoder_latents - self._code_targets) ** 2).mean()
-
-    def volume_term(self) -> Tensor:
-        """`losses.soft_volume` of the batch's instances at `volume_points` uniform points each in the scene box,
-        at the current NeuS sharpness (held fixed: the term moves the surface, not its blur)."""
-        code = self._batch_code
-        low, high = self.scene_box.aabb.to(self.device)
-        points = low + (high - low) * torch.rand(len(code.latent), self.config.volume_points, 3, device=self.device)
-        return losses.soft_volume(self.field.sdf(points, code.unsqueeze(1)), self.inv_s().detach())
 
     def hull_prior(self, hulls: Float[Tensor, "batch res res res"]) -> Tensor:
         """Truncated SDF L1 of the batch's instances (in the order of their latents) against their own visual hulls,

@@ -98,13 +98,6 @@ def normal_smoothness(
     return weighted_mean((normals - nearby).norm(dim=-1, keepdim=True), weight)
 
 
-def soft_volume(sdf: Float[Tensor, "*batch 1"], sharpness: float | Tensor) -> Float[Tensor, ""]:
-    """Mean soft occupancy sigmoid(-sharpness * sdf) of points drawn uniformly in a region: the fraction of the region
-    inside the surface, smoothed over a band of width about 1/sharpness. Its gradient is an inward push of the same
-    strength everywhere on the surface (the derivative of a volume with respect to the surface is its area)."""
-    return torch.sigmoid(-sharpness * sdf).mean()
-
-
 def truncated_sdf_l1(
     pred: Float[Tensor, "*batch 1"], target: Float[Tensor, "*batch 1"], truncation: float
 ) -> Float[Tensor, ""]:

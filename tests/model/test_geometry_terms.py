@@ -75,34 +75,3 @@ def test_normal_smoothness_compares_the_surface_normal_with_a_nearby_one_and_rea
     pipeline.model.zero_grad()
     loss_dict["normal_smoothness_loss"].backward()
     assert pipeline.model.field.layers[0].weight.grad.abs().sum() > 0
-
-
-def test_the_volume_term_reads_uniform_points_in_the_scene_box_of_every_drawn_instance(ellipsoids: Path):
-    def configure(config):
-        config.pipeline.model.volume_loss_mult = 3.0
-        config.pipeline.model.volume_points = 256
-
-    pipeline = small_training_pipeline(ellipsoids, configure)
-    model = pipeline.model
-    read = []
-    sdf = model.field.sdf
-    model.field.sdf = lambda points, code: read.append((points, code, sdf(points, code))) or read[-1][2]
-    _, loss_dict, _, _ = training_losses(pipeline)
-    model.field.sdf = sdf
-    points, code, values = read[-1]
-    drawn = len(model._batch_code.latent)
-    assert points.shape == (drawn, 256, 3) and code.latent.shape[:2] == (drawn, 1)
-    low, high = model.scene_box.aabb
-    assert (points >= low).all() and (points <= high).all()
-    assert (points.mean(dim=(0, 1)) - (low + high) / 2).abs().max() < 0.1  # spread over the box, not near one corner
-    expected = 3.0 * losses.soft_volume(values, model.inv_s().detach())
-    torch.testing.assert_close(loss_dict["volume_loss"], expected)
-    model.zero_grad()
-    loss_dict["volume_loss"].backward()
-    assert model.field.layers[0].weight.grad.abs().sum() > 0
-    assert model.encoder.head.weight.grad.abs().sum() > 0  # each instance's latent moves its own shape
-
-
-def test_the_volume_term_is_off_by_default(ellipsoids: Path):
-    _, loss_dict, _, _ = training_losses(small_training_pipeline(ellipsoids))
-    assert "volume_loss" not in loss_dict

@@ -144,17 +144,3 @@ def test_normal_smoothness_is_zero_on_a_plane_and_grows_with_curvature():
         bend.append(losses.normal_smoothness(normal(radius * points), normal(radius * points + offset), weight))
     assert 0.0 < bend[0] < bend[1]
     torch.testing.assert_close(bend[1] / bend[0], torch.tensor(4.0), rtol=0.05, atol=0.0)
-
-
-def test_soft_volume_is_the_fraction_inside_and_pushes_with_the_surface_area():
-    """A sphere of radius r in the box [-1, 1]^3: the soft occupancy of uniform points is its volume over the box's
-    (4/3 pi r^3 / 8), and its derivative with respect to r is the sphere's area over the box's volume (4 pi r^2 / 8):
-    the same inward push on every part of the surface."""
-    generator = torch.Generator().manual_seed(0)
-    points = torch.rand(400_000, 3, generator=generator) * 2.0 - 1.0
-    radius = torch.tensor(0.5, requires_grad=True)
-    volume = losses.soft_volume(points.norm(dim=-1, keepdim=True) - radius, 200.0)
-    volume.backward()
-    assert math.isclose(volume.item(), 4.0 / 3.0 * math.pi * 0.5**3 / 8.0, rel_tol=0.02)
-    assert math.isclose(radius.grad.item(), 4.0 * math.pi * 0.5**2 / 8.0, rel_tol=0.05)
-    assert losses.soft_volume(points.norm(dim=-1, keepdim=True) - 0.25, 200.0) < volume / 4
