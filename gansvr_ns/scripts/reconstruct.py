@@ -50,10 +50,10 @@ class ReconstructConfig:
 
     def main(self) -> None:
         jobs = self.jobs()
-        pipeline = load_pipeline(self.load_config)
+        model = load_model(self.load_config)
         from gansvr_ns.model.mesh import save_mesh
 
-        reconstruct_mesh = mesh_reconstructor(pipeline.model)
+        reconstruct_mesh = mesh_reconstructor(model)
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
         timings, summary = [], {}
@@ -117,22 +117,71 @@ def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "tes
     return pipeline
 
 
+def load_model(config_path: Path):
+    """The model of a gansvr run, to reconstruct images with: set up with its dataset (`load_pipeline`) when the
+    dataset is on this machine, else (gansvr runs) from the run's latest checkpoint alone (`model_from_checkpoint`),
+    so that a run copied without its training data still turns images into meshes."""
+    config = relocate_run(load_run_config(config_path), config_path)
+    manager = config.pipeline.datamanager
+    data = manager.data if manager.data is not None else getattr(manager.dataparser, "data", None)
+    if data is not None and Path(data).exists():
+        return load_pipeline(config_path).model
+    if config.method_name != "gansvr":  # gansvr-voxel's mesh level follows what its dataset supervised it with
+        raise ValueError(f"{data}: the run's dataset is missing (a {config.method_name} run is loaded with it)")
+    return model_from_checkpoint(config, config_path.parent / config.relative_model_dir)
+
+
+def model_from_checkpoint(config, checkpoint_dir: Path):
+    """Set up a run's model without its dataset and load its latest checkpoint (on CUDA when available). What the
+    model reads from the dataset at setup (the number of train cameras, the start shape) is in the checkpoint; the
+    viewer's list of instances is not, and stays empty. A folder without a checkpoint is a ValueError naming it."""
+    from nerfstudio.data.scene_box import SceneBox
+
+    checkpoints = sorted(checkpoint_dir.glob("step-*.ckpt")) if checkpoint_dir.is_dir() else []
+    if not checkpoints:
+        raise ValueError(f"{checkpoint_dir}: no checkpoint (step-*.ckpt) of this run")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        saved = torch.load(checkpoints[-1], map_location=device, weights_only=False)["pipeline"]
+    except Exception as err:  # torch raises many error types for a corrupt or foreign file
+        raise ValueError(f"{checkpoints[-1]}: not a nerfstudio checkpoint ({err.__class__.__name__})") from None
+    state = {key.removeprefix("module.")[len("_model."):]: value for key, value in saved.items()
+             if key.removeprefix("module.").startswith("_model.")}
+    per_camera = ("searched_rotations", "camera_optimizer.pose_adjustment", "uncertainty_field.view_embedding.weight")
+    num_train = next((len(state[key]) for key in per_camera if key in state), 1)
+    metadata = {}
+    if any(key.startswith("alignment.") for key in state):
+        metadata["real_images"] = True
+    if "instance_codes.weight" in state:
+        metadata["instance_ids"] = [str(i) for i in range(len(state["instance_codes.weight"]))]
+    model = config.pipeline.model.setup(
+        scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])), num_train_data=num_train,
+        metadata=metadata, device=device, grad_scaler=None,
+    )
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
 def relocate_run(config, config_path: Path):
-    """Make a run's relative paths work from any working directory. ns-train stores its paths as given, relative
-    to the directory it ran in, and nerfstudio reads them relative to the current one. The checkpoints are read from
-    beside `config_path` (the run folder `<output_dir>/<experiment>/<method>/<timestamp>` holds both); a relative
-    dataset path that does not exist here is read from the directory the run was trained in, which is where the
-    run folder's relative path ends, when the dataset is there."""
+    """Make a run's paths work from any working directory. ns-train stores its paths as given, usually relative to
+    the directory it ran in, and nerfstudio reads them relative to the current one. The checkpoints are read from
+    beside `config_path` (the run folder `<output_dir>/<experiment>/<method>/<timestamp>` holds both, and may have
+    been moved or renamed). A relative dataset path that does not exist here is read from the directory the run was
+    trained in, where the run folder's stored relative path ends, when the dataset is there. The encoder's starting
+    weights file is not read (the checkpoint holds the trained weights)."""
+    if hasattr(config.pipeline.model, "encoder_weights"):
+        config.pipeline.model.encoder_weights = None
     run_dir = config_path.resolve().parent
-    base = config.get_base_dir()
-    names = (config.experiment_name, config.method_name, config.timestamp)
-    if tuple(run_dir.parts[-3:]) != names:  # a copied or renamed run folder: nothing to infer
+    if run_dir.parent.name != config.method_name:  # not a run folder's layout: the paths stay as stored
         return config
+    base = config.get_base_dir()
     depth = len(base.parts)
     trained_in = None
     if not base.is_absolute() and len(run_dir.parts) > depth and run_dir.parts[-depth:] == base.parts:
         trained_in = Path(*run_dir.parts[:-depth])
     config.output_dir = run_dir.parents[2]
+    config.experiment_name = run_dir.parents[1].name
+    config.timestamp = run_dir.name
     manager = config.pipeline.datamanager
     data = manager.data if manager.data is not None else getattr(manager.dataparser, "data", None)
     if trained_in is not None and data is not None and not Path(data).is_absolute() and not Path(data).exists():

@@ -114,3 +114,39 @@ def test_reconstruct_finds_a_runs_relative_paths_from_another_directory(trained_
         "meshes", "--resolution", "32", cwd=elsewhere)
     assert (elsewhere / "meshes" / "input.ply").stat().st_size > 0
     assert not (elsewhere / "ellipsoids").exists() and not (elsewhere / "outputs").exists()
+
+
+def test_a_run_copied_without_its_dataset_still_reconstructs(trained_run, tmp_path):
+    """A run folder copied alone (renamed, its dataset absent) loads its model from the checkpoint and gives the
+    same mesh as the run with its dataset; a folder without a checkpoint is one line naming it."""
+    import shutil
+
+    import numpy as np
+    import trimesh
+    import yaml
+
+    work, data, config = trained_run
+    image = tmp_path / "photo.png"
+    shutil.copy(data / "ell_001" / "input.png", image)
+    run(BIN / "gansvr-reconstruct", "--load-config", config, "--images", image, "--output-dir", tmp_path / "with",
+        "--resolution", "32", cwd=work)
+    copied = tmp_path / "shared" / "my-run"
+    shutil.copytree(config.parent, copied)
+    saved = yaml.load((copied / "config.yml").read_text(), Loader=yaml.Loader)
+    saved.pipeline.datamanager.data = saved.pipeline.datamanager.dataparser.data = tmp_path / "gone"
+    (copied / "config.yml").write_text(yaml.dump(saved))
+    run(BIN / "gansvr-reconstruct", "--load-config", copied / "config.yml", "--images", image, "--output-dir",
+        tmp_path / "without", "--resolution", "32", cwd=tmp_path)
+    assert not (tmp_path / "gone").exists()
+    with_data = trimesh.load(tmp_path / "with" / "photo.ply", force="mesh")
+    without = trimesh.load(tmp_path / "without" / "photo.ply", force="mesh")
+    assert len(without.faces) == len(with_data.faces) > 0
+    np.testing.assert_allclose(without.vertices, with_data.vertices, atol=1e-5)
+    np.testing.assert_array_equal(without.visual.vertex_colors, with_data.visual.vertex_colors)
+
+    shutil.rmtree(copied / "nerfstudio_models")
+    result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(copied / "config.yml"),
+                             "--images", str(image), "--output-dir", str(tmp_path / "o")], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nerfstudio_models: no checkpoint" in result.stderr and "Traceback" not in result.stderr

@@ -354,3 +354,10 @@ def test_ns_train_gansvr_voxel_then_reconstruct(tmp_path):
     test_ids = reconstruct_test_split(config, data, out, cwd=tmp_path)
     summary = json.loads((out / "reconstruct.json").read_text())
     assert set(summary["meshes"]) == set(test_ids) | {"input"}
+
+    # without its dataset a gansvr-voxel run (whose mesh level depends on it) is refused in one line
+    data.rename(tmp_path / "moved-away")
+    result = run(BIN / "gansvr-reconstruct", "--load-config", config, "--images", tmp_path / "moved-away" / "ell_000" /
+                 "input.png", "--output-dir", tmp_path / "again", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "the run's dataset is missing" in result.stderr
+    assert "Traceback" not in result.stderr and not data.exists()
