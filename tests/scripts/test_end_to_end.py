@@ -150,3 +150,23 @@ def test_a_run_copied_without_its_dataset_still_reconstructs(trained_run, tmp_pa
                             text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "nerfstudio_models: no checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_loading_a_run_does_not_read_its_starting_encoder_weights(trained_run, tmp_path):
+    """A run trained from ImageNet weights (`--pipeline.model.encoder-weights`) loads where that file is absent: the
+    checkpoint holds the trained encoder."""
+    import shutil
+
+    import yaml
+
+    from gansvr_ns.scripts.reconstruct import load_model
+
+    work, data, config = trained_run
+    copied = tmp_path / "outputs" / "ellipsoids" / "gansvr" / "run"
+    shutil.copytree(config.parent, copied)
+    saved = yaml.load((copied / "config.yml").read_text(), Loader=yaml.Loader)
+    saved.pipeline.model.encoder_weights = tmp_path / "resnet18-absent.pth"
+    (copied / "config.yml").write_text(yaml.dump(saved))
+    model = load_model(copied / "config.yml")
+    assert model.config.encoder_weights is None
+    assert type(model).__name__ == "GanSvrModel"
