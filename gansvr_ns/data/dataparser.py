@@ -99,10 +99,15 @@ def build_outputs(info: fmt.DatasetInfo, instances: List[fmt.InstanceRecord], sp
     return DataparserOutputs(
         image_filenames=images,
         cameras=cameras,
-        scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])),
+        scene_box=object_scene_box(),
         mask_filenames=masks,
         metadata=metadata,
     )
+
+
+def object_scene_box() -> SceneBox:
+    """The scene box of every dataset: [-1, 1]^3 around the canonical object frame (objects lie in the unit sphere)."""
+    return SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
 
 
 def catalog(info: fmt.DatasetInfo) -> List[dict]:

@@ -122,8 +122,7 @@ def load_model(config_path: Path):
     dataset is on this machine, else (gansvr runs) from the run's latest checkpoint alone (`model_from_checkpoint`),
     so that a run copied without its training data still turns images into meshes."""
     config = relocate_run(load_run_config(config_path), config_path)
-    manager = config.pipeline.datamanager
-    data = manager.data if manager.data is not None else getattr(manager.dataparser, "data", None)
+    data = run_dataset(config)
     if data is not None and Path(data).exists():
         return load_pipeline(config_path).model
     if config.method_name != "gansvr":  # gansvr-voxel's mesh level follows what its dataset supervised it with
@@ -135,14 +134,15 @@ def model_from_checkpoint(config, checkpoint_dir: Path):
     """Set up a run's model without its dataset and load its latest checkpoint (on CUDA when available). What the
     model reads from the dataset at setup (the number of train cameras, the start shape) is in the checkpoint; the
     viewer's list of instances is not, and stays empty. A folder without a checkpoint is a ValueError naming it."""
-    from nerfstudio.data.scene_box import SceneBox
+    from gansvr_ns.data.dataparser import object_scene_box
 
     checkpoints = sorted(checkpoint_dir.glob("step-*.ckpt")) if checkpoint_dir.is_dir() else []
     if not checkpoints:
         raise ValueError(f"{checkpoint_dir}: no checkpoint (step-*.ckpt) of this run")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        saved = torch.load(checkpoints[-1], map_location=device, weights_only=False)["pipeline"]
+        loaded = torch.load(checkpoints[-1], map_location=device, weights_only=False)
+        saved, step = loaded["pipeline"], loaded["step"]
     except Exception as err:  # torch raises many error types for a corrupt or foreign file
         raise ValueError(f"{checkpoints[-1]}: not a nerfstudio checkpoint ({err.__class__.__name__})") from None
     state = {key.removeprefix("module.")[len("_model."):]: value for key, value in saved.items()
@@ -155,9 +155,9 @@ def model_from_checkpoint(config, checkpoint_dir: Path):
     if "instance_codes.weight" in state:
         metadata["instance_ids"] = [str(i) for i in range(len(state["instance_codes.weight"]))]
     model = config.pipeline.model.setup(
-        scene_box=SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])), num_train_data=num_train,
-        metadata=metadata, device=device, grad_scaler=None,
+        scene_box=object_scene_box(), num_train_data=num_train, metadata=metadata, device=device, grad_scaler=None,
     )
+    model.update_to_step(step)  # as nerfstudio's `VanillaPipeline.load_pipeline` does
     model.load_state_dict(state)
     return model.to(device).eval()
 
@@ -182,13 +182,17 @@ def relocate_run(config, config_path: Path):
     config.output_dir = run_dir.parents[2]
     config.experiment_name = run_dir.parents[1].name
     config.timestamp = run_dir.name
-    manager = config.pipeline.datamanager
-    data = manager.data if manager.data is not None else getattr(manager.dataparser, "data", None)
+    data = run_dataset(config)
     if trained_in is not None and data is not None and not Path(data).is_absolute() and not Path(data).exists():
         if (trained_in / data).exists():
-            manager.data = trained_in / data
-            manager.dataparser.data = trained_in / data
+            config.pipeline.datamanager.data = config.pipeline.datamanager.dataparser.data = trained_in / data
     return config
+
+
+def run_dataset(config) -> Optional[Path]:
+    """The dataset path a run's config names (the datamanager's `data`, which overrides its dataparser's)."""
+    manager = config.pipeline.datamanager
+    return manager.data if manager.data is not None else getattr(manager.dataparser, "data", None)
 
 
 def mesh_reconstructor(model) -> Callable:
