@@ -72,11 +72,13 @@ def results_table(results: Dict, config: MetricConfig) -> Table:
 def main(config: EvaluateConfig) -> Dict:
     """Evaluate, print the table and a summary, write the JSON; returns the results."""
     console = Console()
+    # the baseline first: a split it cannot be computed on fails before the evaluation's work, not after it
+    baseline = (
+        another_instance_baseline(config.data, config.split, config.metrics, progress=True) if config.baseline else None
+    )
     results = evaluate_predictions(config.pred, config.data, config.split, config.metrics, progress=True)
-    if config.baseline:
-        results["another_instance_baseline"] = another_instance_baseline(
-            config.data, config.split, config.metrics, progress=True
-        )
+    if baseline is not None:
+        results["another_instance_baseline"] = baseline
     output = config.output or config.pred / f"eval_{config.split}.json"
     write_json(output, results)
     console.print(results_table(results, config.metrics))

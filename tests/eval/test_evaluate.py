@@ -143,3 +143,12 @@ def test_cli_bad_input_is_one_line_and_exit_2(dataset, predictions, tmp_path):
     assert not (predictions / "eval_test.json").exists()
     omitted = run_cli("--pred", str(predictions))  # tyro's own usage error
     assert omitted.returncode == 2 and "--data" in omitted.stderr
+
+
+def test_cli_baseline_on_a_one_instance_split_fails_before_evaluating(dataset, predictions):
+    done = run_cli("--pred", str(predictions), "--data", str(dataset), "--split", "train", "--baseline")
+    assert done.returncode == 2
+    expected = f"gansvr-eval: error: {dataset / 'dataset.json'}: split 'train' needs at least 2 instances for a baseline"
+    assert done.stderr.strip() == expected
+    assert "Evaluating" not in done.stdout  # refused before the predictions were scored
+    assert not (predictions / "eval_train.json").exists()
