@@ -29,6 +29,10 @@ CONSOLE = Console()
 GANSVR_METHODS = ("gansvr", "gansvr-voxel")
 
 
+MIN_RESOLUTION = 8
+"""The coarsest marching-cubes grid accepted (points per axis over [-1, 1]^3)."""
+
+
 @dataclass
 class ReconstructConfig:
     """Reconstruct a mesh from each image with a trained gansvr run."""
@@ -44,7 +48,7 @@ class ReconstructConfig:
     split: Literal["train", "val", "test"] = "test"
     """Split of `data` to reconstruct."""
     resolution: int = 128
-    """Marching-cubes grid resolution over [-1, 1]^3."""
+    """Marching-cubes grid resolution over [-1, 1]^3 (at least MIN_RESOLUTION)."""
     format: List[Literal["ply", "obj", "glb"]] = field(default_factory=lambda: ["ply"])
     """Mesh formats to write."""
 
@@ -68,6 +72,13 @@ class ReconstructConfig:
             "config": str(self.load_config), "resolution": self.resolution,
             "seconds_per_image": sum(timings) / max(len(timings), 1), "meshes": summary,
         })
+        empty = [name for name, entry in summary.items() if entry["faces"] == 0]
+        if empty:
+            CONSOLE.print(
+                f"[yellow]{len(empty)} mesh(es) are empty, the SDF has no zero level set in [-1, 1]^3: "
+                f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}[/yellow]",
+                soft_wrap=True,
+            )
         CONSOLE.print(
             f"Wrote {len(jobs)} mesh(es) to {self.output_dir} "
             f"({sum(timings) / max(len(timings), 1):.2f} s per image at resolution {self.resolution})"
@@ -85,6 +96,10 @@ class ReconstructConfig:
             jobs.append((name, path))
         if not jobs:
             raise ValueError("nothing to reconstruct: give --images or --data")
+        if self.resolution < MIN_RESOLUTION:
+            raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
         for _, path in jobs:
             fmt.image_size_of(path)
             fmt.load_rgb(path)

@@ -59,6 +59,32 @@ def test_reconstruct_rejects_bad_inputs(trained_run, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "not a gansvr run" in result.stdout + result.stderr
+    image = str(data / "ell_000" / "input.png")
+    a_file = tmp_path / "meshes.txt"
+    a_file.write_text("kept")
+    for flags, message in (
+        (["--output-dir", str(tmp_path / "o"), "--resolution", "4"], "--resolution 4: must be at least 8"),
+        (["--output-dir", str(a_file)], f"{a_file}: --output-dir exists and is not a folder"),
+    ):
+        result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(config), "--images", image,
+                                 *flags], capture_output=True, text=True)
+        assert result.returncode == 2
+        assert result.stderr.strip() == f"gansvr-reconstruct: {message}"
+    assert a_file.read_text() == "kept"
+
+
+def test_reconstruct_names_empty_meshes(trained_run, tmp_path, monkeypatch, capsys):
+    import trimesh
+
+    from gansvr_ns.scripts import reconstruct
+
+    work, data, config = trained_run
+    monkeypatch.setattr(reconstruct, "mesh_reconstructor", lambda model: lambda image, resolution: trimesh.Trimesh())
+    images = [data / "ell_000" / "input.png", data / "ell_001" / "input.png"]
+    reconstruct.ReconstructConfig(load_config=config, output_dir=tmp_path / "o", images=images).main()
+    out = capsys.readouterr().out
+    assert "2 mesh(es) are empty" in out and "ell_000_input" in out
+    assert json.loads((tmp_path / "o" / "reconstruct.json").read_text())["meshes"]["ell_001_input"]["faces"] == 0
 
 
 def test_train_with_real_image_alignment(trained_run, tmp_path):
