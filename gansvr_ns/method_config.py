@@ -23,23 +23,20 @@ from gansvr_ns.model.field import SDFFieldConfig, tcnn_available
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
-MAX_STEPS = 1800
-"""Default steps: 1800 since session 25, 2000 in sessions 16-24. On session 25's host, with its faster step (no
-denormals) and pose search, 2000 steps trained in 14.9 and 15.0 min idle (0.79x the another-instance baseline), by
-seconds within the 15-minute budget as the host's speed drifted; 1800 steps side by side scored 0.79x and 0.82x
-(seeds 0 and 1) against 0.78x and 0.79x for 2000 (docs/benchmarks.md, "Denormals, and a faster pose search").
-1600 until session 16; 1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup.
-At session 16's step (about 0.22 s on 2 CPU cores; 1600 steps took 6.2 min), 2000 steps took 9.2 min in an idle
-run, within the 15-minute budget with room for a slower machine. In runs side by side at one thread each
-(`scripts/benchmark.py quality`), 2000 steps scored 0.84x and 0.82x the another-instance baseline (seeds 0 and
-1; seed 1 with a second pose search at step 1500, which changed nothing measurable in seed 0) against 0.84x and
-0.85x for 1600, and 0.87x and 0.90x from another renderer against 0.91x and 0.92x (docs/benchmarks.md, Quality)."""
+MAX_STEPS = 1500
+"""Default steps: 1500 since session 28, 1800 in sessions 25-27, 2000 in sessions 16-24. At 1800 the default trained
+in 13.1 min idle on session 25's host but in 16.2 and 18.4 min on a later host on other days (the step's time moves
+with the host by a third and more). Side by side at one thread, 1500 steps scored 0.81x, 0.78x and 0.79x the
+another-instance baseline (seeds 0, 1, 2) against 0.79x and 0.82x for 1800 (seeds 0, 1), and 0.86x, 0.89x and 0.84x
+from another renderer against 0.85x and 0.85x (docs/benchmarks.md, "A sixth fewer steps as the default").
+At session 25's faster step, 2000 steps took 14.9 and 15.0 min idle and scored 0.78x and 0.79x (seeds 0, 1).
+1600 until session 16; 1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup."""
 
 POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
-"""Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (386 of 1800)."""
+"""Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (321 of 1500)."""
 
 POSE_SEARCH_STEPS = tuple(round(MAX_STEPS * f) for f in (7 / 20, 11 / 20, 15 / 20))
-"""When the pose search re-estimates every train view's pose from its mask: steps 630, 990 and 1350 of 1800, each
+"""When the pose search re-estimates every train view's pose from its mask: steps 525, 825 and 1125 of 1500, each
 time from a better shape (one search at 875 until session 19). With the search's 64^3 grid
 (`GanSvrModelConfig.pose_search_resolution`), three seeds side by side ended 4.04, 4.32 and 4.45 deg from the true
 poses against 5.70, 5.71 and 5.91 for one search at 40^3, with Chamfer 0.78-0.81x against 0.78-0.81x and 0.83-0.86x
@@ -47,7 +44,7 @@ from another renderer against 0.85-0.88x; the three passes take about two minute
 Quality)."""
 
 COS_ANNEAL_END = round(MAX_STEPS * 5 / 14)
-"""Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (643 of 1800)."""
+"""Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (536 of 1500)."""
 
 
 @dataclass

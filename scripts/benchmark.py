@@ -420,7 +420,7 @@ class AblationProfile:
 
 ABLATION_PROFILES = {
     # Hundreds of train cars at 1400 steps (the default budget when the table in docs/benchmarks.md was measured; the
-    # default is 1800 now, with pose searches, which a re-run here scales to its 1400 steps): with a few dozen cars
+    # default is 1500 now, with pose searches, which a re-run here scales to its 1400 steps): with a few dozen cars
     # per-image conditioning cannot generalise (`encoder-probe`), so the third claim is only testable on a set this
     # size. About 16 minutes per (variant, seed) on 2 quiet CPU cores before the
     # faster step, scoring of the 51 test cars included.

@@ -115,7 +115,7 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     sdf_silhouette_alpha: Tuple[float, float] = (50.0, 800.0)
     """Sharpness alpha of the SDF silhouette term, rising geometrically from the first to the second value over
     `sdf_silhouette_ramp_steps` (the authors start at 50 and double it during training)."""
-    sdf_silhouette_ramp_steps: int = 1800
+    sdf_silhouette_ramp_steps: int = 1500
     """Steps over which the SDF silhouette term's alpha rises (the run's length by default)."""
     normal_smoothness_mult: float = 0.0
     """Weight of a smoothness term on the surface normals (`losses.normal_smoothness`): at each training ray's most
