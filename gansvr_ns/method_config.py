@@ -24,12 +24,12 @@ from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 from gansvr_ns.model.pipeline import GanSvrPipelineConfig
 
 MAX_STEPS = 1500
-"""Default steps: 1500 since session 28, 1800 in sessions 25-27, 2000 in sessions 16-24. At 1800 the default trained
-in 13.1 min idle on session 25's host but in 16.2 and 18.4 min on a later host on other days (the step's time moves
-with the host by a third and more). Side by side at one thread, 1500 steps scored 0.81x, 0.78x and 0.79x the
+"""Default steps: 1500 since session 28, 1800 in sessions 25-27, 2000 in sessions 16-24. At 1800 the default trained in
+13.1 min idle on session 25's host but in 18.4 and 16.4 min on a later host (sessions 27 and 28; the step's time
+moves with the host by a third and more). Side by side at one thread, 1500 steps scored 0.81x, 0.78x and 0.79x the
 another-instance baseline (seeds 0, 1, 2) against 0.79x and 0.82x for 1800 (seeds 0, 1), and 0.86x, 0.89x and 0.84x
-from another renderer against 0.85x and 0.85x (docs/benchmarks.md, "A sixth fewer steps as the default").
-At session 25's faster step, 2000 steps took 14.9 and 15.0 min idle and scored 0.78x and 0.79x (seeds 0, 1).
+from another renderer against 0.85x and 0.85x (docs/benchmarks.md, "A sixth fewer steps as the default"). At session
+25's faster step, 2000 steps took 14.9 and 15.0 min idle and scored 0.78x and 0.79x (seeds 0, 1).
 1600 until session 16; 1400 before the faster step of gansvr_ns/data/hull.py's trilinear lookup."""
 
 POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)

@@ -148,7 +148,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(dataset, predictions, tmp_path):
 def test_cli_baseline_on_a_one_instance_split_fails_before_evaluating(dataset, predictions):
     done = run_cli("--pred", str(predictions), "--data", str(dataset), "--split", "train", "--baseline")
     assert done.returncode == 2
-    expected = f"gansvr-eval: error: {dataset / 'dataset.json'}: split 'train' needs at least 2 instances for a baseline"
-    assert done.stderr.strip() == expected
+    reason = "split 'train' needs at least 2 instances for a baseline"
+    assert done.stderr.strip() == f"gansvr-eval: error: {dataset / 'dataset.json'}: {reason}"
     assert "Evaluating" not in done.stdout  # refused before the predictions were scored
     assert not (predictions / "eval_train.json").exists()
