@@ -68,9 +68,10 @@ class ReconstructConfig:
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / name, self.format)
             summary[name] = {"image": str(path), "faces": int(len(mesh.faces)), "files": [str(p) for p in written]}
+        seconds_per_image = sum(timings) / max(len(timings), 1)
         fmt.write_json(self.output_dir / "reconstruct.json", {
             "config": str(self.load_config), "resolution": self.resolution,
-            "seconds_per_image": sum(timings) / max(len(timings), 1), "meshes": summary,
+            "seconds_per_image": seconds_per_image, "meshes": summary,
         })
         empty = [name for name, entry in summary.items() if entry["faces"] == 0]
         if empty:
@@ -81,7 +82,7 @@ class ReconstructConfig:
             )
         CONSOLE.print(
             f"Wrote {len(jobs)} mesh(es) to {self.output_dir} "
-            f"({sum(timings) / max(len(timings), 1):.2f} s per image at resolution {self.resolution})"
+            f"({seconds_per_image:.2f} s per image at resolution {self.resolution})"
         )
 
     def jobs(self) -> List[Tuple[str, Path]]:
