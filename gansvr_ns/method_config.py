@@ -35,13 +35,15 @@ from another renderer against 0.85x and 0.85x (docs/benchmarks.md, "A sixth fewe
 POSE_WARMUP_STEPS = round(MAX_STEPS * 3 / 14)
 """Steps before the pose refinement starts: 300 of 1400 steps, scaled with the run (321 of 1500)."""
 
-POSE_SEARCH_STEPS = tuple(round(MAX_STEPS * f) for f in (7 / 20, 11 / 20, 15 / 20))
-"""When the pose search re-estimates every train view's pose from its mask: steps 525, 825 and 1125 of 1500, each
-time from a better shape (one search at 875 until session 19). With the search's 64^3 grid
-(`GanSvrModelConfig.pose_search_resolution`), three seeds side by side ended 4.04, 4.32 and 4.45 deg from the true
-poses against 5.70, 5.71 and 5.91 for one search at 40^3, with Chamfer 0.78-0.81x against 0.78-0.81x and 0.83-0.86x
-from another renderer against 0.85-0.88x; the three passes take about two minutes of a run (docs/benchmarks.md,
-Quality)."""
+POSE_SEARCH_STEPS = tuple(round(MAX_STEPS * f) for f in (7 / 20, 11 / 20))
+"""When the pose search re-estimates every train view's pose from its mask: steps 525 and 825 of 1500, the second
+time from a better shape (one search at 875 until session 19, three at 7/20, 11/20 and 15/20 of the run in sessions
+19-28). With the search's 64^3 grid (`GanSvrModelConfig.pose_search_resolution`), three searches left 4.04, 4.32 and
+4.45 deg from the true poses against 5.70, 5.71 and 5.91 for one search at 40^3 (session 19). The third search turned
+the views by about two more degrees, a minute of a run: at 1500 steps, seeds 0-2 side by side at one thread scored
+0.80x, 0.79x and 0.80x the another-instance baseline with two searches against 0.81x, 0.78x and 0.79x with three, and
+0.86x, 0.89x and 0.85x from another renderer against 0.86x, 0.89x and 0.84x, ending 4.73, 4.90 and 4.87 deg from the
+true poses against 4.37, 4.59 and 4.38 (docs/benchmarks.md, "Two pose searches as the default")."""
 
 COS_ANNEAL_END = round(MAX_STEPS * 5 / 14)
 """Steps of the NeuS cosine annealing: the model's 500 of 1400 steps, scaled with the run (536 of 1500)."""
