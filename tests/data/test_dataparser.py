@@ -143,3 +143,28 @@ def test_broken_inputs_give_one_line_naming_the_file(ellipsoids, breaker):
     assert message.startswith(str(path))
     assert re.search(re.escape(words), message)
     assert snapshot(ellipsoids) == before
+
+
+def test_transparent_pixels_are_composited_onto_grey(tmp_path):
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., :3] = [200, 40, 10]
+    rgba[:2, :, 3] = 255  # opaque top half
+    rgba[2, :, 3] = 0  # transparent row: its stored colour must not show
+    rgba[3, :, 3] = 128  # half transparent row: blended with the grey
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "cutout.png")
+    rgb = fmt.load_rgb(tmp_path / "cutout.png")
+    assert rgb.shape == (4, 6, 3) and rgb.dtype == np.float32
+    np.testing.assert_allclose(rgb[:2], np.broadcast_to(np.array([200, 40, 10]) / 255.0, (2, 6, 3)), atol=1e-6)
+    np.testing.assert_allclose(rgb[2], fmt.TRANSPARENT_BACKGROUND, atol=1e-6)
+    a = 128 / 255.0
+    expected = np.array([200, 40, 10]) / 255.0 * a + fmt.TRANSPARENT_BACKGROUND * (1 - a)
+    np.testing.assert_allclose(rgb[3], np.broadcast_to(expected, (6, 3)), atol=1e-6)
+    # a palette image with a transparent colour index is composited the same way
+    palette = Image.fromarray(np.array([[0, 1]], np.uint8), mode="P")
+    palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    palette.info["transparency"] = 0
+    palette.save(tmp_path / "palette.png", transparency=0)
+    np.testing.assert_allclose(fmt.load_rgb(tmp_path / "palette.png")[0], [[0.5, 0.5, 0.5], [0.0, 0.0, 1.0]], atol=1e-6)
+    # an RGB image reads as it is
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "rgb.png")
+    np.testing.assert_allclose(fmt.load_rgb(tmp_path / "rgb.png"), rgba[..., :3] / 255.0, atol=1e-6)
