@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Literal, Optional, Tuple, Type
 
-import numpy as np
 import torch
 from jaxtyping import Float
 from nerfstudio.cameras.cameras import Cameras
@@ -235,7 +234,7 @@ def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
     for image_path, mask_path in track(
         list(zip(outputs.image_filenames, outputs.mask_filenames)), description=progress_label, transient=True
     ):
-        images.append(torch.from_numpy((fmt.load_rgb(image_path) * 255.0 + 0.5).astype(np.uint8)))
+        images.append(torch.from_numpy(fmt.to_uint8(fmt.load_rgb(image_path))))
         masks.append(torch.from_numpy(fmt.load_mask(mask_path)))
     inputs = [torch.from_numpy(fmt.load_rgb(p)).permute(2, 0, 1) for p in meta["input_images"]]
     input_masks = [None if p is None else torch.from_numpy(fmt.load_mask(p)) for p in meta["input_masks"]]

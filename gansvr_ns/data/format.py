@@ -282,16 +282,32 @@ input masks, three default runs reconstructed them at 0.87-0.90x the another-ins
 for the inputs as they are and 0.76-0.80x cut out onto this grey (session 29, docs/benchmarks.md)."""
 
 
+def _has_transparency(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def rgb_of(img: Image.Image) -> np.ndarray:
+    """An open image as RGB float32 in [0, 1], shape (H, W, 3). An image with transparency (an alpha channel, or a
+    palette with a transparent colour) is composited onto `TRANSPARENT_BACKGROUND` grey."""
+    if _has_transparency(img):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3:]
+        return rgba[..., :3] * alpha + np.float32(TRANSPARENT_BACKGROUND) * (1.0 - alpha)
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def rgb_image(img: Image.Image) -> Image.Image:
+    """An open image as an 8-bit RGB image, transparency composited as by `rgb_of` (for resizing with PIL)."""
+    if _has_transparency(img):
+        return Image.fromarray(to_uint8(rgb_of(img)), mode="RGB")
+    return img.convert("RGB")
+
+
 def load_rgb(path: Path) -> np.ndarray:
-    """An RGB image as float32 in [0, 1], shape (H, W, 3). An image with transparency (an alpha channel, or a palette
-    with a transparent colour) is composited onto `TRANSPARENT_BACKGROUND` grey."""
+    """An RGB image file as float32 in [0, 1], shape (H, W, 3), read by `rgb_of`."""
     try:
         with Image.open(path) as img:
-            if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-                rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-                alpha = rgba[..., 3:]
-                return rgba[..., :3] * alpha + np.float32(TRANSPARENT_BACKGROUND) * (1.0 - alpha)
-            return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            return rgb_of(img)
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable image") from None
 
@@ -309,11 +325,16 @@ def load_mask(path: Path) -> np.ndarray:
 # Writing. Sources build a dataset inside `staging_dir` and it appears complete or not at all.
 
 
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """A float image in [0, 1] as uint8, rounded to the nearest level (values outside [0, 1] clipped)."""
+    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
 def save_rgb(path: Path, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) float image in [0, 1] or uint8 image as an 8-bit PNG, deterministically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if rgb.dtype != np.uint8:
-        rgb = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        rgb = to_uint8(rgb)
     Image.fromarray(rgb, mode="RGB").save(path, format="PNG", optimize=False)
 
 

@@ -22,6 +22,8 @@ from jaxtyping import Float
 from PIL import Image
 from torch import Tensor, nn
 
+from gansvr_ns.data import format as fmt
+
 if TYPE_CHECKING:
     from gansvr_ns.model.instances import ImageConditionedModelConfig
 
@@ -109,7 +111,7 @@ def load_real_images(folder: Path, size: Tuple[int, int]) -> Float[Tensor, "num_
     for path in paths:
         try:
             with Image.open(path) as img:
-                rgb = img.convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
+                rgb = fmt.rgb_image(img).resize((size[1], size[0]), Image.BILINEAR)
         except (OSError, SyntaxError):
             raise ValueError(f"{path}: not a readable image") from None
         images.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1))

@@ -159,6 +159,9 @@ def test_transparent_pixels_are_composited_onto_grey(tmp_path):
     a = 128 / 255.0
     expected = np.array([200, 40, 10]) / 255.0 * a + fmt.TRANSPARENT_BACKGROUND * (1 - a)
     np.testing.assert_allclose(rgb[3], np.broadcast_to(expected, (6, 3)), atol=1e-6)
+    # the 8-bit image that the folder source and the real-image loader resize is the same composite
+    with Image.open(tmp_path / "cutout.png") as img:
+        assert np.array_equal(np.asarray(fmt.rgb_image(img)), fmt.to_uint8(rgb))
     # a palette image with a transparent colour index is composited the same way
     palette = Image.fromarray(np.array([[0, 1]], np.uint8), mode="P")
     palette.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
