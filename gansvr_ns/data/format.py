@@ -286,9 +286,31 @@ def _has_transparency(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
 
+def _is_deep(img: Image.Image) -> bool:
+    """A one-channel image of more than 8 bits per pixel (16-bit and 32-bit integer, or float), which PIL's
+    `convert` would clip to 255 rather than scale."""
+    return img.mode.startswith("I") or img.mode == "F"
+
+
+def _levels(img: Image.Image) -> np.ndarray:
+    """A one-channel image of more than 8 bits (`_is_deep`) as float32 (H, W) in [0, 1]. 16-bit images are read over
+    65535; 32-bit integer and float images, whose files do not say their range, over the smallest of 1, 255 and
+    65535 that holds their largest value."""
+    values = np.asarray(img, dtype=np.float32)
+    if img.mode.startswith("I;16"):
+        full = 65535.0
+    else:
+        peak = float(values.max(initial=0.0))
+        full = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
+    return np.clip(values / full, 0.0, 1.0)
+
+
 def rgb_of(img: Image.Image) -> np.ndarray:
     """An open image as RGB float32 in [0, 1], shape (H, W, 3). An image with transparency (an alpha channel, or a
-    palette with a transparent colour) is composited onto `TRANSPARENT_BACKGROUND` grey."""
+    palette with a transparent colour) is composited onto `TRANSPARENT_BACKGROUND` grey; a grey image of more than 8
+    bits is scaled to [0, 1] (`_levels`), not clipped."""
+    if _is_deep(img):
+        return np.repeat(_levels(img)[..., None], 3, axis=-1)
     if _has_transparency(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         alpha = rgba[..., 3:]
@@ -298,7 +320,7 @@ def rgb_of(img: Image.Image) -> np.ndarray:
 
 def rgb_image(img: Image.Image) -> Image.Image:
     """An open image as an 8-bit RGB image, transparency composited as by `rgb_of` (for resizing with PIL)."""
-    if _has_transparency(img):
+    if _is_deep(img) or _has_transparency(img):
         return Image.fromarray(to_uint8(rgb_of(img)), mode="RGB")
     return img.convert("RGB")
 
@@ -313,9 +335,11 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def load_mask(path: Path) -> np.ndarray:
-    """A mask as bool (H, W): a value > 127 is object."""
+    """A mask as bool (H, W): a value > 127 is object (in a mask of more than 8 bits, above half its range)."""
     try:
         with Image.open(path) as img:
+            if _is_deep(img):
+                return _levels(img) > 0.5
             return np.asarray(img.convert("L")) > 127
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable mask") from None

@@ -171,3 +171,19 @@ def test_transparent_pixels_are_composited_onto_grey(tmp_path):
     # an RGB image reads as it is
     Image.fromarray(rgba[..., :3]).save(tmp_path / "rgb.png")
     np.testing.assert_allclose(fmt.load_rgb(tmp_path / "rgb.png"), rgba[..., :3] / 255.0, atol=1e-6)
+
+
+def test_images_of_more_than_8_bits_are_scaled_not_clipped(tmp_path):
+    levels = np.array([[0, 1000, 32768, 65535]], np.uint16)
+    Image.fromarray(levels).save(tmp_path / "grey16.png")  # a 16-bit grey PNG (PIL mode I;16)
+    rgb = fmt.load_rgb(tmp_path / "grey16.png")
+    assert rgb.shape == (1, 4, 3)
+    np.testing.assert_allclose(rgb[0, :, 1], levels[0] / 65535.0, atol=1e-6)  # clipped, 1000 would read as white
+    with Image.open(tmp_path / "grey16.png") as img:
+        assert np.array_equal(np.asarray(fmt.rgb_image(img)), fmt.to_uint8(rgb))
+    # float images: their range is read off their values ([0, 1] here, not 255 times darker)
+    Image.fromarray(np.array([[0.0, 0.25, 1.0]], np.float32)).save(tmp_path / "float.tif")
+    np.testing.assert_allclose(fmt.load_rgb(tmp_path / "float.tif")[0, :, 0], [0.0, 0.25, 1.0], atol=1e-6)
+    # a 16-bit mask is object above half its range, not above 127 of it
+    Image.fromarray(np.array([[0, 200, 30000, 40000]], np.uint16)).save(tmp_path / "mask16.png")
+    assert fmt.load_mask(tmp_path / "mask16.png").tolist() == [[False, False, False, True]]
