@@ -45,14 +45,24 @@ class GanSvrDataParser(DataParser):
         return build_outputs(info, instances, dataset_split)
 
 
-def ensure_dataset(root: Path) -> Path:
-    """Return `root`, generating it first when it does not exist and its name is a preset."""
-    if not root.exists():
-        from gansvr_ns.data.presets import generate_preset, resolve_preset_path
+_NOTED_PRESETS: set = set()
+"""Dataset folders whose older-preset note was printed (once per process, not once per split)."""
 
+
+def ensure_dataset(root: Path) -> Path:
+    """Return `root`, generating it first when it does not exist and its name is a preset; a folder named like a
+    preset but generated from other options than the preset's now is used as it is, with a one-line note."""
+    from gansvr_ns.data.presets import generate_preset, preset_mismatch, resolve_preset_path
+
+    if not root.exists():
         preset = resolve_preset_path(root)
         if preset is not None:
             generate_preset(preset, root)
+    elif root.resolve() not in _NOTED_PRESETS:
+        note = preset_mismatch(root)
+        if note is not None:
+            _NOTED_PRESETS.add(root.resolve())
+            print(note)
     return root
 
 

@@ -70,3 +70,25 @@ def resolve_preset_path(data: Path) -> Optional[str]:
     if data.exists() or data.name not in preset_names():
         return None
     return data.name
+
+
+def preset_mismatch(data: Path) -> Optional[str]:
+    """For an existing dataset folder named like a preset, a one-line note naming the options that its dataset.json
+    records otherwise than the preset file does now (it was generated from an older preset); None when they agree,
+    when the folder is not named like a preset, or when it was not made by the procedural generator."""
+    data = Path(data)
+    if data.name not in preset_names():
+        return None
+    try:
+        generator = json.loads((data / "dataset.json").read_text(encoding="utf-8")).get("generator")
+        options = json.loads((PRESET_DIR / f"{data.name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        return None  # an unreadable dataset.json or preset is reported where it is read
+    if not isinstance(generator, dict) or generator.get("name") != "procedural" or not isinstance(options, dict):
+        return None
+    changed = [f"{key} {json.dumps(generator[key])} (preset: {json.dumps(value)})"
+               for key, value in options.items() if key in generator and generator[key] != value]
+    if not changed:
+        return None
+    return (f"{data}: generated from an older {data.name} preset ({', '.join(changed)}); used as it is, delete the "
+            "folder to have the current preset generated there")

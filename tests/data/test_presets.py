@@ -82,3 +82,28 @@ def test_module_imports_without_numpy_or_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_a_dataset_from_an_older_preset_is_used_with_a_one_line_note(tmp_path, preset_dir, capsys):
+    from gansvr_ns.data.dataparser import ensure_dataset
+
+    options = {"category": "car", "num_instances": 3, "views": 2, "resolution": 16,
+               "split_fractions": [0.34, 0.33, 0.33]}
+    (preset_dir / "tiny-car.json").write_text(json.dumps(options))
+    out = tmp_path / "data" / "tiny-car"
+    presets.generate_preset("tiny-car", out)
+    capsys.readouterr()
+    assert presets.preset_mismatch(out) is None  # generated from the preset as it is
+    assert ensure_dataset(out) == out and capsys.readouterr().out == ""
+    (preset_dir / "tiny-car.json").write_text(json.dumps({**options, "views": 10, "split_fractions": [0.8, 0.1, 0.1]}))
+    note = presets.preset_mismatch(out)
+    assert note is not None and "\n" not in note and str(out) in note
+    assert "views 2 (preset: 10)" in note and "split_fractions [0.34, 0.33, 0.33] (preset: [0.8, 0.1, 0.1])" in note
+    assert "num_instances" not in note
+    ensure_dataset(out)
+    ensure_dataset(out)  # the other split: the note is printed once
+    assert capsys.readouterr().out == note + "\n"
+    assert fmt.read_dataset(out).generator["views"] == 2  # used as it is, not regenerated
+    other = tmp_path / "data" / "my-cars"
+    out.rename(other)
+    assert presets.preset_mismatch(other) is None  # not named like a preset
