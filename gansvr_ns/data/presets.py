@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from gansvr_ns.data.procedural.source import ProceduralConfig
@@ -32,16 +32,7 @@ def load_preset(name: str, out: Path) -> "ProceduralConfig":
     """The `ProceduralConfig` of preset `name`, writing to `out`; one-line ValueError for a bad or unknown file."""
     from gansvr_ns.data.procedural.source import ProceduralConfig
 
-    path = PRESET_DIR / f"{name}.json"
-    if not path.is_file():
-        available = ", ".join(preset_names()) or "none"
-        raise ValueError(f"{path}: unknown preset {name!r} (available: {available})")
-    try:
-        options = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
-    if not isinstance(options, dict):
-        raise ValueError(f"{path}: must contain a JSON object of ProceduralConfig options")
+    path, options = _read_preset(name)
     known = {f.name for f in fields(ProceduralConfig)} - set(CALLER_FIELDS)
     for key in options:
         if key not in known:
@@ -53,6 +44,22 @@ def load_preset(name: str, out: Path) -> "ProceduralConfig":
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     return config
+
+
+def _read_preset(name: str) -> Tuple[Path, dict]:
+    """The file of preset `name` and its options as written (JSON values); one-line ValueError for an unknown preset,
+    invalid JSON or anything but a JSON object."""
+    path = PRESET_DIR / f"{name}.json"
+    if not path.is_file():
+        available = ", ".join(preset_names()) or "none"
+        raise ValueError(f"{path}: unknown preset {name!r} (available: {available})")
+    try:
+        options = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: must contain a JSON object of ProceduralConfig options")
+    return path, options
 
 
 def generate_preset(name: str, out: Path) -> Path:
@@ -80,11 +87,11 @@ def preset_mismatch(data: Path) -> Optional[str]:
     if data.name not in preset_names():
         return None
     try:
+        _, options = _read_preset(data.name)
         generator = json.loads((data / "dataset.json").read_text(encoding="utf-8")).get("generator")
-        options = json.loads((PRESET_DIR / f"{data.name}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, AttributeError):
         return None  # an unreadable dataset.json or preset is reported where it is read
-    if not isinstance(generator, dict) or generator.get("name") != "procedural" or not isinstance(options, dict):
+    if not isinstance(generator, dict) or generator.get("name") != "procedural":
         return None
     changed = [f"{key} {json.dumps(generator[key])} (preset: {json.dumps(value)})"
                for key, value in options.items() if key in generator and generator[key] != value]
