@@ -50,8 +50,8 @@ _NOTED_PRESETS: set = set()
 
 
 def ensure_dataset(root: Path) -> Path:
-    """Return `root`, generating it first when it does not exist and its name is a preset; a folder named like a
-    preset but generated from other options than the preset's now is used as it is, with a one-line note."""
+    """Return `root`, generating it first when it does not exist and its name is a preset; an existing folder named
+    like a preset but generated from other options than the preset file's is used as it is, with a one-line note."""
     from gansvr_ns.data.presets import generate_preset, preset_mismatch, resolve_preset_path
 
     if not root.exists():

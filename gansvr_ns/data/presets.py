@@ -88,9 +88,10 @@ def preset_mismatch(data: Path) -> Optional[str]:
         return None
     try:
         _, options = _read_preset(data.name)
-        generator = json.loads((data / "dataset.json").read_text(encoding="utf-8")).get("generator")
-    except (OSError, ValueError, AttributeError):
+        dataset = json.loads((data / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None  # an unreadable dataset.json or preset is reported where it is read
+    generator = dataset.get("generator") if isinstance(dataset, dict) else None
     if not isinstance(generator, dict) or generator.get("name") != "procedural":
         return None
     changed = [f"{key} {json.dumps(generator[key])} (preset: {json.dumps(value)})"
