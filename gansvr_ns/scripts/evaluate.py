@@ -51,9 +51,10 @@ def results_table(results: Dict, config: MetricConfig) -> Table:
     """A rich table: one row per instance of the split (missing ones marked), the mean, the baseline if any."""
     columns = _columns(config)
     table = Table(title=f"{results['split']}: {results['num_evaluated']} of {results['num_instances']} evaluated")
-    table.add_column("instance", no_wrap=True)
+    # in a narrow terminal or a log (80 columns) the ids fold onto more lines; the figures are never cut short
+    table.add_column("instance", overflow="fold", min_width=10)
     for title in columns.values():
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right", no_wrap=True, min_width=max(len(title), 6))
     evaluated = results["per_instance"]
     for instance_id in sorted(list(evaluated) + results["missing"]):
         if instance_id in evaluated:

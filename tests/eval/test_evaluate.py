@@ -152,3 +152,25 @@ def test_cli_baseline_on_a_one_instance_split_fails_before_evaluating(dataset, p
     assert done.stderr.strip() == f"gansvr-eval: error: {dataset / 'dataset.json'}: {reason}"
     assert "Evaluating" not in done.stdout  # refused before the predictions were scored
     assert not (predictions / "eval_train.json").exists()
+
+
+def test_table_keeps_every_figure_whole_at_80_columns():
+    import io
+
+    from rich.console import Console
+
+    from gansvr_ns.scripts.evaluate import _columns, results_table
+
+    config = MetricConfig(fscore_taus=(0.01, 0.05))
+    scores = {key: 0.123456 + i for i, key in enumerate(_columns(config))}
+    results = {"split": "test", "num_instances": 2, "num_evaluated": 1, "missing": ["an_instance_with_a_long_id_2"],
+               "empty": [], "per_instance": {"an_instance_with_a_long_id_1": scores}, "mean": scores,
+               "another_instance_baseline": 0.0321}
+    out = io.StringIO()
+    Console(file=out, width=80).print(results_table(results, config))
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    for i in range(len(scores)):
+        assert text.count(f"{0.123456 + i:.4f}") == 2  # the instance's row and the mean
+    assert "0.0321" in text
