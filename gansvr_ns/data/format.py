@@ -345,6 +345,18 @@ def load_mask(path: Path) -> np.ndarray:
         raise FormatError(path, "not a readable mask") from None
 
 
+def load_alpha_mask(path: Path) -> Optional[np.ndarray]:
+    """The object mask (H, W) bool that an image's transparency gives (alpha above half its range), or None for an
+    image without transparency."""
+    try:
+        with Image.open(path) as img:
+            if not _has_transparency(img):
+                return None
+            return np.asarray(img.convert("RGBA"))[..., 3] > 127
+    except (OSError, SyntaxError):
+        raise FormatError(path, "not a readable image") from None
+
+
 # ----------------------------------------------------------------------------------------------
 # Writing. Sources build a dataset inside `staging_dir` and it appears complete or not at all.
 

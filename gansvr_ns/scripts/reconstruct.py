@@ -6,6 +6,9 @@
 With `--data`, every instance of the split is reconstructed from its `input.png` and written as
 `<instance id>.ply`, the naming `gansvr-eval` expects. Images given with `--images` are written as
 `<image stem>.ply` (stems that repeat get their folder name prepended).
+
+An image whose object is masked (by its transparency, or by a file of `--masks`) is first framed as the run's
+training inputs frame theirs (`gansvr_ns/data/framing.py`): a photo's object is anywhere and of any size.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Literal, Optional, Tuple
+from typing import Callable, List, Literal, NamedTuple, Optional
 
 import torch
 import tyro
@@ -24,6 +27,7 @@ from rich.console import Console
 from rich.progress import track
 
 from gansvr_ns.data import format as fmt
+from gansvr_ns.data.framing import frame_image
 
 CONSOLE = Console()
 GANSVR_METHODS = ("gansvr", "gansvr-voxel")
@@ -31,6 +35,21 @@ GANSVR_METHODS = ("gansvr", "gansvr-voxel")
 
 MIN_RESOLUTION = 8
 """The coarsest marching-cubes grid accepted (points per axis over [-1, 1]^3)."""
+FRAMING_TOLERANCE = 3.0
+"""`--frame auto` keeps an image's scale, and its object's position on an axis, where they are within this many
+spreads of the training inputs' (`frame_image`)."""
+MAX_FRAMING_MASKS = 1000
+"""Training masks read to learn how the run's inputs frame their object (`training_framing`)."""
+
+
+class Job(NamedTuple):
+    """One image to reconstruct: the output name, the image, its object mask file if any, and whether it is framed
+    before it is encoded."""
+
+    name: str
+    image: Path
+    mask: Optional[Path]
+    framed: bool
 
 
 @dataclass
@@ -42,32 +61,44 @@ class ReconstructConfig:
     output_dir: Path
     """Folder for the meshes."""
     images: List[Path] = field(default_factory=list)
-    """Images to reconstruct (any size; RGB)."""
+    """Images to reconstruct (any size; RGB, or RGBA whose transparency masks the object)."""
+    masks: List[Path] = field(default_factory=list)
+    """Object masks of `images`, one per image in the same order (a value > 127 is object)."""
+    frame: Literal["auto", "always", "never"] = "auto"
+    """Crop and scale each image so that its object sits where, and as large as, in the run's training inputs.
+    auto: the images of `images` with a mask (a file of `masks`, or transparency) whose object is not already framed
+    so; always: every image, dataset inputs by their input_mask.png too (an image without a mask is an error); never:
+    every image as it is."""
     data: Optional[Path] = None
     """A dataset whose split's input images to reconstruct, named by instance id."""
     split: Literal["train", "val", "test"] = "test"
     """Split of `data` to reconstruct."""
     resolution: int = 128
-    """Marching-cubes grid resolution over [-1, 1]^3 (at least MIN_RESOLUTION)."""
+    """Marching-cubes grid resolution over [-1, 1]^3 (at least 8)."""
     format: List[Literal["ply", "obj", "glb"]] = field(default_factory=lambda: ["ply"])
     """Mesh formats to write."""
 
     def main(self) -> None:
         jobs = self.jobs()
+        framing = training_framing(self.load_config) if any(job.framed for job in jobs) else None
         model = load_model(self.load_config)
         from gansvr_ns.model.mesh import save_mesh
 
         reconstruct_mesh = mesh_reconstructor(model)
-
         self.output_dir.mkdir(parents=True, exist_ok=True)
         timings, summary = [], {}
-        for name, path in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
-            image = torch.from_numpy(fmt.load_rgb(path)).permute(2, 0, 1)[None]
+        for job in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
+            rgb, scale = fmt.load_rgb(job.image), None
+            if job.framed:
+                tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
+                rgb, scale = frame_image(rgb, object_mask(job), framing, tolerance)
+            image = torch.from_numpy(rgb).permute(2, 0, 1)[None]
             start = time.perf_counter()
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
-            written = save_mesh(mesh, self.output_dir / name, self.format)
-            summary[name] = {"image": str(path), "faces": int(len(mesh.faces)), "files": [str(p) for p in written]}
+            written = save_mesh(mesh, self.output_dir / job.name, self.format)
+            summary[job.name] = {"image": str(job.image), "framing_scale": scale, "faces": int(len(mesh.faces)),
+                                 "files": [str(p) for p in written]}
         seconds_per_image = sum(timings) / max(len(timings), 1)
         fmt.write_json(self.output_dir / "reconstruct.json", {
             "config": str(self.load_config), "resolution": self.resolution,
@@ -80,31 +111,84 @@ class ReconstructConfig:
                 f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}[/yellow]",
                 soft_wrap=True,
             )
+        framed = sum(entry["framing_scale"] is not None for entry in summary.values())
         CONSOLE.print(
             f"Wrote {len(jobs)} mesh(es) to {self.output_dir} "
-            f"({seconds_per_image:.2f} s per image at resolution {self.resolution})"
+            f"({seconds_per_image:.2f} s per image at resolution {self.resolution}"
+            f"{f'; {framed} framed as the training inputs' if framed else ''})"
         )
 
-    def jobs(self) -> List[Tuple[str, Path]]:
-        """(output name, image path) pairs; every image is checked to be readable before any work starts."""
-        jobs: List[Tuple[str, Path]] = []
+    def framed(self, image: Path, mask: Optional[Path], dataset_input: bool) -> bool:
+        """Whether an image is framed before it is encoded (see `frame`)."""
+        if self.frame == "never" or (self.frame == "auto" and dataset_input):
+            return False
+        return self.frame == "always" or mask is not None or fmt.load_alpha_mask(image) is not None
+
+    def jobs(self) -> List[Job]:
+        """The images to reconstruct; every image and mask is checked to be readable, and every mask to be its image's
+        size, before any work starts."""
+        jobs: List[Job] = []
         if self.data is not None:
             info = fmt.read_dataset(self.data)
-            jobs += [(i, info.root / i / "input.png") for i in info.instances(self.split)]
+            for i in info.instances(self.split):
+                image, mask = info.root / i / "input.png", info.root / i / "input_mask.png"
+                mask = mask if mask.is_file() else None
+                jobs.append(Job(i, image, mask, self.framed(image, mask, dataset_input=True)))
+        if self.masks and len(self.masks) != len(self.images):
+            raise ValueError(f"--masks: {len(self.masks)} masks for {len(self.images)} images (one per image)")
         stems = [p.stem for p in self.images]
-        for path in self.images:
+        for k, path in enumerate(self.images):
             name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
-            jobs.append((name, path))
+            mask = self.masks[k] if self.masks else None
+            jobs.append(Job(name, path, mask, self.framed(path, mask, dataset_input=False)))
         if not jobs:
             raise ValueError("nothing to reconstruct: give --images or --data")
         if self.resolution < MIN_RESOLUTION:
             raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
-        for _, path in jobs:
-            fmt.image_size_of(path)
-            fmt.load_rgb(path)
+        for job in jobs:
+            size = fmt.image_size_of(job.image)
+            fmt.load_rgb(job.image)
+            if job.framed:
+                mask = object_mask(job)
+                if mask.shape != size:
+                    raise ValueError(f"{job.mask}: mask of {mask.shape[1]}x{mask.shape[0]} px for an image of "
+                                     f"{size[1]}x{size[0]} px ({job.image})")
+                if not mask.any():
+                    raise ValueError(f"{job.mask or job.image}: the object mask is empty, nothing to frame")
         return jobs
+
+
+def object_mask(job: Job):
+    """The object mask of a job's image: its mask file, else its transparency. An image with neither is a ValueError
+    (framing needs the object's box)."""
+    if job.mask is not None:
+        return fmt.load_mask(job.mask)
+    mask = fmt.load_alpha_mask(job.image)
+    if mask is None:
+        raise ValueError(f"{job.image}: no object mask to frame it by (give --masks, an image with transparency, or "
+                         "--frame auto)")
+    return mask
+
+
+def training_framing(config_path: Path):
+    """How the run's training inputs frame their object (`framing_from_masks`): from the input masks of up to
+    MAX_FRAMING_MASKS train instances of the run's dataset, or, where an instance has none, its first view's mask. A
+    dataset that is not on this machine is a ValueError."""
+    from gansvr_ns.data.framing import framing_from_masks
+
+    config = relocate_run(load_run_config(config_path), config_path)
+    data = run_dataset(config)
+    if data is None or not Path(data).is_dir():
+        raise ValueError(f"{data}: the run's dataset is missing; framing an image reads its training inputs' masks "
+                         "(or pass --frame never)")
+    info = fmt.read_dataset(data)
+    paths = []
+    for instance_id in info.instances("train")[:MAX_FRAMING_MASKS]:
+        record = fmt.read_instance(info, instance_id, check_images=False)
+        paths.append(record.input_mask_path or record.views[0].mask_path)
+    return framing_from_masks(fmt.load_mask(path) for path in paths)
 
 
 def load_run_config(config_path: Path):

@@ -170,6 +170,18 @@ def test_a_run_copied_without_its_dataset_still_reconstructs(trained_run, tmp_pa
     np.testing.assert_allclose(without.vertices, with_data.vertices, atol=1e-5)
     np.testing.assert_array_equal(without.visual.vertex_colors, with_data.visual.vertex_colors)
 
+    # framing a masked photo reads the training inputs' masks: without the dataset, one line says so
+    from PIL import Image
+
+    from gansvr_ns.scripts.reconstruct import ReconstructConfig
+
+    cutout = Image.open(image).convert("RGB")
+    cutout.putalpha(Image.open(data / "ell_001" / "input_mask.png").convert("L"))
+    cutout.save(tmp_path / "cutout.png")
+    with pytest.raises(ValueError, match="the run's dataset is missing.*--frame never"):
+        ReconstructConfig(load_config=copied / "config.yml", output_dir=tmp_path / "o",
+                          images=[tmp_path / "cutout.png"]).main()
+
     shutil.rmtree(copied / "nerfstudio_models")
     result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(copied / "config.yml"),
                              "--images", str(image), "--output-dir", str(tmp_path / "o")], capture_output=True,
@@ -196,3 +208,52 @@ def test_loading_a_run_does_not_read_its_starting_encoder_weights(trained_run, t
     model = load_model(copied / "config.yml")
     assert model.config.encoder_weights is None
     assert type(model).__name__ == "GanSvrModel"
+
+
+def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, tmp_path):
+    """A photo whose object is masked (transparency, or a file of --masks) is framed before it is encoded; one
+    framed like the training inputs, or with --frame never, is encoded as it is; what cannot be framed is one line."""
+    import numpy as np
+    from PIL import Image
+
+    from gansvr_ns.scripts.reconstruct import ReconstructConfig
+
+    work, data, config = trained_run
+    rgb = Image.open(data / "ell_001" / "input.png").convert("RGB")
+    mask = Image.open(data / "ell_001" / "input_mask.png").convert("L")
+    photo = Image.new("RGB", (150, 100), (128, 128, 128))
+    photo.paste(rgb.resize((72, 72)), (70, 20))
+    photo_mask = Image.new("L", (150, 100), 0)
+    photo_mask.paste(mask.resize((72, 72)), (70, 20))
+    photo.save(tmp_path / "photo.png")
+    photo_mask.save(tmp_path / "photo_mask.png")
+    cutout = photo.copy()
+    cutout.putalpha(photo_mask)
+    cutout.save(tmp_path / "cutout.png")
+    in_place = rgb.copy()
+    in_place.putalpha(mask)
+    in_place.save(tmp_path / "in_place.png")
+
+    def scales(out, **options):
+        ReconstructConfig(load_config=config, output_dir=tmp_path / out, resolution=16, **options).main()
+        meshes = json.loads((tmp_path / out / "reconstruct.json").read_text())["meshes"]
+        return {name: entry["framing_scale"] for name, entry in meshes.items()}
+
+    framed = scales("auto", images=[tmp_path / "cutout.png", tmp_path / "in_place.png"])
+    assert framed["cutout"] == pytest.approx(24 / 72, rel=0.25) and framed["in_place"] is None
+    with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"])
+    assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
+    assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
+    assert scales("data", data=data, split="test") == {i: None for i in json.loads(
+        (data / "dataset.json").read_text())["splits"]["test"]}
+
+    small = tmp_path / "small_mask.png"
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(small)
+    for options, message in (
+        ({"images": [tmp_path / "photo.png"], "masks": [small, small]}, "2 masks for 1 images"),
+        ({"images": [tmp_path / "photo.png"], "masks": [small]}, f"{small}: mask of 10x10 px for an image of 150x100"),
+        ({"images": [tmp_path / "photo.png"], "frame": "always"}, "photo.png: no object mask to frame it by"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            ReconstructConfig(load_config=config, output_dir=tmp_path / "bad", **options).jobs()
+    assert not (tmp_path / "bad").exists()
