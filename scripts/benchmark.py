@@ -11,6 +11,7 @@
     python scripts/benchmark.py supervision-bound [--data data/gan-car-exact] [--instances 8] [--train-args "..."]
     python scripts/benchmark.py encoder-probe [--data data/gan-car] [--load-config RUN/config.yml]
     python scripts/benchmark.py pose-search --load-config RUN/config.yml [--resolutions 40 64] [--image-sizes 64 0]
+    python scripts/benchmark.py framing --load-config RUN/config.yml [--data data/gan-car]
 
 quality:    trains with the real `ns-train gansvr` CLI, reconstructs the test split's input images and the same
             instances rendered by a different renderer (gansvr_ns/eval/shifted.py), and reports Chamfer-L1,
@@ -49,6 +50,10 @@ encoder-probe: can the model's image encoder, trained from scratch in the defaul
 pose-search: the pose search of a finished run, once more over its train views from their refined poses, at other
             grid resolutions and priors: the train cameras' rotation error against the true poses before and after,
             split into pitch, yaw and roll in each true camera's frame (a diagnostic; the run is left as it was).
+framing:    what `gansvr-reconstruct`'s framing of masked photos is worth: the test split's input images made into
+            "photos" (the object scaled and moved on a larger 4:3 canvas, as a cut-out with transparency and as the
+            whole image with a mask file), reconstructed with `--frame never` and `--frame auto`, beside the inputs
+            as they are, in place as cut-outs, and framed with `--frame always` (what the estimate costs).
 uncertainty-flaws: does a run's image uncertainty head give the generator's flawed pseudo views a higher sigma than
             its clean ones (mean sigma inside the mask per flaw kind; a diagnostic of the first claim).
 """
@@ -1911,6 +1916,123 @@ class PoseSearch:
         return result
 
 
+# ------------------------------------------------------------------------------------------------------------------
+# What framing a photo is worth
+
+
+def write_photos(data: Path, ids: List[str], out: Path, canvas: Tuple[int, int], scales: Tuple[float, float],
+                 seed: int) -> Dict[str, float]:
+    """Each instance's input image as three images named by its id: `out/in-place/` the input as a cut-out (its
+    input mask as transparency), `out/cutout/` that cut-out scaled by a random factor of `scales` and put at a random
+    place of a transparent canvas of `canvas` (height, width) pixels, up to a fifth of it off the canvas, and
+    `out/photo/` the whole input image scaled and placed alike on a mid-grey canvas, with its mask in
+    `out/photo-masks/`. Returns the scale of each instance's photo (canvas pixels per input pixel)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folders = {name: out / name for name in ("in-place", "cutout", "photo", "photo-masks")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    height, width = canvas
+    factors = {}
+    for i in ids:
+        rgb = Image.open(data / i / "input.png").convert("RGB")
+        mask = Image.open(data / i / "input_mask.png").convert("L")
+        in_place = rgb.copy()
+        in_place.putalpha(mask)
+        in_place.save(folders["in-place"] / f"{i}.png")
+        factors[i] = float(rng.uniform(*scales))
+        size = (round(rgb.width * factors[i]), round(rgb.height * factors[i]))
+        scaled, scaled_mask = rgb.resize(size, Image.Resampling.LANCZOS), mask.resize(size, Image.Resampling.BILINEAR)
+        x = int(rng.integers(-size[0] // 5, max(width - size[0] + size[0] // 5, 1)))
+        y = int(rng.integers(-size[1] // 5, max(height - size[1] + size[1] // 5, 1)))
+        photo, photo_mask = Image.new("RGB", (width, height), (128, 128, 128)), Image.new("L", (width, height), 0)
+        photo.paste(scaled, (x, y))
+        photo_mask.paste(scaled_mask, (x, y))
+        photo.save(folders["photo"] / f"{i}.png")
+        photo_mask.save(folders["photo-masks"] / f"{i}.png")
+        cutout = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        cutout.paste(scaled, (x, y), scaled_mask)
+        cutout.putalpha(photo_mask)
+        cutout.save(folders["cutout"] / f"{i}.png")
+    return factors
+
+
+@dataclass
+class Framing:
+    """What `gansvr-reconstruct`'s framing of masked images is worth, on the test split's input images made into
+    photos (`write_photos`): Chamfer-L1 over the another-instance baseline of each way of giving them to a run, and
+    how far each framed photo's scale is from the one that undoes the photo's own (the input's framing)."""
+
+    load_config: Path
+    """config.yml of a gansvr (or gansvr-voxel) run."""
+    data: Path = Path("data/gan-car")
+    """Dataset whose test split's input images (and input masks) make the photos."""
+    output_dir: Optional[Path] = None
+    """Where the photos, meshes and figures go (default: <run folder>/framing)."""
+    resolution: int = 128
+    """Marching-cubes resolution of the reconstructions."""
+    canvas: Tuple[int, int] = (180, 240)
+    """(height, width) of the photos in pixels."""
+    scales: Tuple[float, float] = (1.3, 2.6)
+    """Range of the factor that each input image is scaled by onto its photo."""
+    seed: int = 7
+    """Seed of the photos' scales and places."""
+
+    def main(self) -> Dict:
+        import numpy as np
+
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.data.format import write_json
+        from gansvr_ns.eval.evaluate import another_instance_baseline
+        from gansvr_ns.scripts.reconstruct import ReconstructConfig
+
+        data = ensure_dataset(self.data)
+        ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
+        out = self.output_dir or self.load_config.parent / "framing"
+        factors = write_photos(data, ids, out / "images", self.canvas, self.scales, self.seed)
+        images = {name: [out / "images" / name / f"{i}.png" for i in ids] for name in ("in-place", "cutout", "photo")}
+        masks = [out / "images" / "photo-masks" / f"{i}.png" for i in ids]
+        rows = {
+            "the input images as they are": {"data": data},
+            "the input images, `--frame always`": {"data": data, "frame": "always"},
+            "the inputs as cut-outs in place, `--frame auto`": {"images": images["in-place"]},
+            "photos, cut-outs, `--frame never`": {"images": images["cutout"], "frame": "never"},
+            "photos, cut-outs, `--frame auto`": {"images": images["cutout"]},
+            "photos, whole images, `--frame never`": {"images": images["photo"], "frame": "never"},
+            "photos, whole images and `--masks`, `--frame auto`": {"images": images["photo"], "masks": masks},
+        }
+        baseline = another_instance_baseline(data, "test")
+        result = {"config": str(self.load_config), "data": str(data), "canvas": list(self.canvas),
+                  "scales": list(self.scales), "seed": self.seed, "photo_scales": factors,
+                  "another_instance_chamfer": baseline, "rows": {}}
+        for k, (name, options) in enumerate(rows.items()):
+            pred = out / f"meshes-{k}"
+            ReconstructConfig(load_config=self.load_config, output_dir=pred, resolution=self.resolution,
+                              **options).main()
+            meshes = json.loads((pred / "reconstruct.json").read_text())["meshes"]
+            row = reference_scores(pred, data, baseline)
+            framed = {i: meshes[i]["framing_scale"] for i in ids if meshes[i]["framing_scale"] is not None}
+            row["framed"], row["framing_scales"] = len(framed), framed
+            if framed and "images" in options and options["images"] is not images["in-place"]:
+                # a framed photo's ideal scale undoes its own: 1 / factor (the input's framing is the data's)
+                errors = [abs(np.log(scale * factors[i])) for i, scale in framed.items()]
+                row["median_scale_error"] = float(np.expm1(np.median(errors)))
+            result["rows"][name] = row
+        output = out / "framing.json"
+        write_json(output, result)
+        print("| images | framed | scale error (median) | Chamfer-L1 | / another instance | F@0.05 | IoU |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for name, m in result["rows"].items():
+            error = f"{100 * m['median_scale_error']:.1f}%" if "median_scale_error" in m else ""
+            print(f"| {name} | {m['framed']} of {len(ids)} | {error} | {m['chamfer_l1']:.4f} | "
+                  f"{m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} | {m['iou']:.3f} |")
+        print(f"| another instance | | | {baseline:.4f} | 1.00 | | |")
+        print(f"\nWrote {output}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
@@ -1925,6 +2047,7 @@ Commands = Union[
     Annotated[EncoderProbe, tyro.conf.subcommand("encoder-probe")],
     Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
     Annotated[PoseSearch, tyro.conf.subcommand("pose-search")],
+    Annotated[Framing, tyro.conf.subcommand("framing")],
 ]
 
 if __name__ == "__main__":

@@ -257,3 +257,33 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         with pytest.raises(ValueError, match=message):
             ReconstructConfig(load_config=config, output_dir=tmp_path / "bad", **options).jobs()
     assert not (tmp_path / "bad").exists()
+
+
+def test_framing_benchmark(trained_run, tmp_path):
+    """`scripts/benchmark.py framing` on the tiny run: which rows are framed, and each photo framed at the scale that
+    frames its input image, times the factor the photo scaled it by."""
+    import shutil
+
+    from tests.scripts.conftest import load_script
+
+    work, data, config = trained_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    info = json.loads((copy / "dataset.json").read_text())
+    info["splits"]["test"] = sorted(i for ids in info["splits"].values() for i in ids)[:3]
+    (copy / "dataset.json").write_text(json.dumps(info))
+    result = load_script("benchmark").Framing(load_config=config, data=copy, output_dir=tmp_path / "f",
+                                              resolution=16).main()
+    rows = result["rows"]
+    # (the inputs in place are framed or not as their objects sit within the training inputs' spread)
+    framed = {name: row["framed"] for name, row in rows.items() if "in place" not in name}
+    assert list(framed.values()) == [0, 3, 0, 3, 0, 3]
+    inputs, cutouts = rows["the input images, `--frame always`"], rows["photos, cut-outs, `--frame auto`"]
+    for i, factor in result["photo_scales"].items():
+        assert 1.3 <= factor <= 2.6
+        assert cutouts["framing_scales"][i] * factor == pytest.approx(inputs["framing_scales"][i], rel=0.1)
+    assert rows["photos, whole images and `--masks`, `--frame auto`"]["framing_scales"] == cutouts["framing_scales"]
+    assert (tmp_path / "f" / "framing.json").is_file()
+    for row in rows.values():
+        assert row["chamfer_l1"] > 0 and row["chamfer_ratio"] == pytest.approx(
+            row["chamfer_l1"] / result["another_instance_chamfer"])
