@@ -74,6 +74,14 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     augment_block_backdrop: float = 0.0
     """Chance that a randomised image whose mask is known gets a backdrop of random flat blocks (2-8 per side) instead
     of the smooth colour field: a textured background with hard edges, as photos and other renderers have."""
+    condition_jitter_scale: float = 0.0
+    """Std of the log of a random scale that every training conditioning image (and second image) is resized by
+    about its centre, its edge pixels extended where it shrinks: the error of framing a photo by its object's box,
+    about 8% (`gansvr_ns/data/framing.py`), so that the encoder learns not to read the object's size from its image
+    alone (`jitter_framing`). 0 turns it off."""
+    condition_jitter_shift: float = 0.0
+    """Std of a random shift of every training conditioning image (and second image) on each axis, as a fraction of
+    its size, with `condition_jitter_scale`. 0 turns it off."""
     instance_hull_resolution: int = 32
     """Grid resolution of each train instance's own visual hull (its masks under the rough poses), handed to the
     model with every batch for its hull prior (`hull_prior_mult`). 0 skips carving them (the gansvr pipeline does so
@@ -226,6 +234,24 @@ def augment_conditions(
     return out
 
 
+def jitter_framing(
+    images: Float[Tensor, "batch 3 height width"], log_scale_std: float, shift_std: float, generator: torch.Generator,
+) -> Float[Tensor, "batch 3 height width"]:
+    """Each image scaled by s = exp(N(0, log_scale_std^2)) about its centre and moved by t ~ N(0, shift_std^2) of its
+    size on each axis: the point at q (image coordinates in [-1, 1]) goes to s q + 2 t. Bilinear, the edge pixels
+    extended beyond the image. With both stds 0 the images come back unchanged and nothing is drawn."""
+    if log_scale_std <= 0.0 and shift_std <= 0.0:
+        return images
+    count = len(images)
+    scale = torch.exp(log_scale_std * torch.randn(count, generator=generator))
+    shift = 2.0 * shift_std * torch.randn(count, 2, generator=generator)
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / scale
+    theta[:, :, 2] = -shift / scale[:, None]  # the output at p reads the image at (p - 2 t) / s
+    grid = nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
     """Read every view, mask and input image of a split into tensors."""
     outputs = dataset._dataparser_outputs
@@ -329,7 +355,7 @@ class GanSvrDataManager(DataManager):
         self.train_count += 1
         ray_bundle, batch = self._ray_batch(
             self.train_data, self.train_ray_generator, self.config.condition_view_probability,
-            self.config.condition_augment, self.config.consistency_augment,
+            self.config.condition_augment, self.config.consistency_augment, jitter=True,
         )
         if self.real_images is not None:
             picks = [self.rng.randrange(len(self.real_images)) for _ in range(len(batch["condition_images"]))]
@@ -365,11 +391,11 @@ class GanSvrDataManager(DataManager):
         return camera, batch
 
     def _ray_batch(self, data: SplitData, ray_generator: RayGenerator, view_probability: float,
-                   augment: float = 0.0, second_augment: float = 0.0):
+                   augment: float = 0.0, second_augment: float = 0.0, jitter: bool = False):
         """Draw instances, views and pixels; return the rays and the batch of targets and images.
 
         The rays' metadata `instance` indexes the batch's `condition_images`; `ray_view` indexes `view_images` and
-        `view_masks`.
+        `view_masks`. `jitter` (training batches) moves and scales the encoder's images by the config's framing jitter.
         """
         assert data is not None, "no data is loaded in inference mode"
         cfg = self.config
@@ -424,6 +450,10 @@ class GanSvrDataManager(DataManager):
         # every other draw from `gen` stays as it was without it)
         batch["consistency_images"] = augment_conditions(
             torch.stack(others), other_masks, second_augment, gen, **styles).to(self.device)
+        if jitter:  # its draws last, as above
+            for key in ("condition_images", "consistency_images"):
+                batch[key] = jitter_framing(batch[key].cpu(), cfg.condition_jitter_scale, cfg.condition_jitter_shift,
+                                            gen).to(self.device)
         return ray_bundle, batch
 
     def _torch_rng(self) -> torch.Generator:
