@@ -91,6 +91,46 @@ def test_condition_augmentation_reaches_the_encoder_images_but_not_the_ray_targe
     torch.testing.assert_close(plain["consistency_images"], augmented["consistency_images"])  # their own chance
 
 
+def test_framing_jitter_moves_and_scales_an_image_as_drawn():
+    from gansvr_ns.data.datamanager import jitter_framing
+
+    images = torch.zeros(3, 3, 64, 64)
+    images[:, :, 24:40, 20:36] = 1.0  # a 16-pixel square, centred at (32, 28)
+    generator = torch.Generator().manual_seed(3)
+    state = generator.get_state()
+    assert jitter_framing(images, 0.0, 0.0, generator) is images
+    assert torch.equal(generator.get_state(), state)  # nothing drawn
+    out = jitter_framing(images, 0.2, 0.05, generator)
+    replay = torch.Generator().manual_seed(3)
+    scale = torch.exp(0.2 * torch.randn(3, generator=replay))
+    shift = 2.0 * 0.05 * torch.randn(3, 2, generator=replay) * 32.0  # in pixels: the image spans 2 grid units
+    for k in range(3):
+        rows, cols = torch.nonzero(out[k, 0] > 0.5, as_tuple=True)
+        assert (rows.max() - rows.min() + 1).item() == pytest.approx(16 * scale[k].item(), abs=1.5)
+        # a point q (from the centre, in pixels) goes to s q + t: the square's centre (0, -4) to (-4 s + tx, ty)
+        assert (cols.float().mean() + 0.5).item() == pytest.approx(32 - 4 * scale[k].item() + shift[k, 0].item(),
+                                                                   abs=0.6)
+        assert (rows.float().mean() + 0.5).item() == pytest.approx(32 + shift[k, 1].item(), abs=0.6)
+
+
+def test_framing_jitter_reaches_the_training_images_only(ellipsoids):
+    from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+
+    batches = []
+    for jitter in (0.0, 0.1):
+        config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=2, condition_jitter_scale=jitter,
+                                         condition_jitter_shift=jitter)
+        datamanager = config.setup(device="cpu", test_mode="val")
+        batches.append(datamanager.next_train(0))
+        _, held_out = datamanager.next_eval(0)
+        torch.testing.assert_close(held_out["condition_images"], datamanager.eval_data.inputs[held_out["instances"]])
+    (rays, plain), (jittered_rays, jittered) = batches
+    torch.testing.assert_close(rays.origins, jittered_rays.origins)  # its draws come last
+    torch.testing.assert_close(plain["image"], jittered["image"])
+    for key in ("condition_images", "consistency_images"):
+        assert (plain[key] - jittered[key]).abs().mean() > 0.01
+
+
 def test_second_images_are_randomised_on_their_own(ellipsoids):
     from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
 
