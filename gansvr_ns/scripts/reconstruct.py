@@ -174,8 +174,8 @@ def object_mask(job: Job):
 
 def training_framing(config_path: Path):
     """How the run's training inputs frame their object (`framing_from_masks`): from the input masks of up to
-    MAX_FRAMING_MASKS train instances of the run's dataset, or, where an instance has none, its first view's mask. A
-    dataset that is not on this machine is a ValueError."""
+    MAX_FRAMING_MASKS train instances of the run's dataset, or, where an instance has none, its first view's mask
+    (with one train instance, all its views' masks). A dataset that is not on this machine is a ValueError."""
     from gansvr_ns.data.framing import framing_from_masks
 
     config = relocate_run(load_run_config(config_path), config_path)
@@ -184,11 +184,14 @@ def training_framing(config_path: Path):
         raise ValueError(f"{data}: the run's dataset is missing; framing an image reads its training inputs' masks "
                          "(or pass --frame never)")
     info = fmt.read_dataset(data)
-    paths = []
-    for instance_id in info.instances("train")[:MAX_FRAMING_MASKS]:
-        record = fmt.read_instance(info, instance_id, check_images=False)
-        paths.append(record.input_mask_path or record.views[0].mask_path)
-    return framing_from_masks(fmt.load_mask(path) for path in paths)
+    records = [fmt.read_instance(info, i, check_images=False) for i in info.instances("train")[:MAX_FRAMING_MASKS]]
+    paths = [record.input_mask_path or record.views[0].mask_path for record in records]
+    if len(paths) < 2:  # one train instance: its views' masks
+        paths = [view.mask_path for record in records for view in record.views]
+    try:
+        return framing_from_masks(fmt.load_mask(path) for path in paths)
+    except ValueError as err:
+        raise ValueError(f"{info.root}: {err}") from None
 
 
 def load_run_config(config_path: Path):
