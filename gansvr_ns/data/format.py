@@ -347,14 +347,16 @@ def load_mask(path: Path) -> np.ndarray:
 
 def load_alpha_mask(path: Path) -> Optional[np.ndarray]:
     """The object mask (H, W) bool that an image's transparency gives (alpha above half its range), or None for an
-    image without transparency."""
+    image without transparency, or whose alpha channel is opaque everywhere (as many RGBA files are): that marks no
+    object."""
     try:
         with Image.open(path) as img:
             if not _has_transparency(img):
                 return None
-            return np.asarray(img.convert("RGBA"))[..., 3] > 127
+            mask = np.asarray(img.convert("RGBA"))[..., 3] > 127
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable image") from None
+    return None if mask.all() else mask
 
 
 # ----------------------------------------------------------------------------------------------

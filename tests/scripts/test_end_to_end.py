@@ -239,8 +239,12 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         meshes = json.loads((tmp_path / out / "reconstruct.json").read_text())["meshes"]
         return {name: entry["framing_scale"] for name, entry in meshes.items()}
 
-    framed = scales("auto", images=[tmp_path / "cutout.png", tmp_path / "in_place.png"])
+    opaque = photo.copy()
+    opaque.putalpha(255)  # an alpha channel that masks nothing
+    opaque.save(tmp_path / "opaque.png")
+    framed = scales("auto", images=[tmp_path / "cutout.png", tmp_path / "in_place.png", tmp_path / "opaque.png"])
     assert framed["cutout"] == pytest.approx(24 / 72, rel=0.25) and framed["in_place"] is None
+    assert framed["opaque"] is None
     with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"])
     assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
