@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 FORMAT_ID = "gansvr-pseudoviews/1"
 INSTANCE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -186,13 +186,27 @@ def read_dataset(root: Path | str) -> DatasetInfo:
     )
 
 
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag by which cameras and phones say how to turn a photo, instead of turning its pixels."""
+
+
+def oriented(img: Image.Image) -> Image.Image:
+    """An open image as it is meant to be seen: turned and mirrored by its EXIF orientation, if it has one (a phone
+    photo taken upright is often stored sideways). An image without it comes back as it is."""
+    if img.getexif().get(EXIF_ORIENTATION, 1) == 1:
+        return img
+    return ImageOps.exif_transpose(img)
+
+
 def image_size_of(path: Path) -> Tuple[int, int]:
-    """(height, width) of an image file, reading only its header."""
+    """(height, width) of an image file as it is meant to be seen (`oriented`), reading only its header."""
     if not path.is_file():
         raise FormatError(path, "file is missing")
     try:
         with Image.open(path) as img:
             width, height = img.size
+            if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned a quarter
+                width, height = height, width
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable image") from None
     return height, width
@@ -308,7 +322,8 @@ def _levels(img: Image.Image) -> np.ndarray:
 def rgb_of(img: Image.Image) -> np.ndarray:
     """An open image as RGB float32 in [0, 1], shape (H, W, 3). An image with transparency (an alpha channel, or a
     palette with a transparent colour) is composited onto `TRANSPARENT_BACKGROUND` grey; a grey image of more than 8
-    bits is scaled to [0, 1] (`_levels`), not clipped."""
+    bits is scaled to [0, 1] (`_levels`), not clipped. The image is first `oriented`."""
+    img = oriented(img)
     if _is_deep(img):
         return np.repeat(_levels(img)[..., None], 3, axis=-1)
     if _has_transparency(img):
@@ -319,10 +334,11 @@ def rgb_of(img: Image.Image) -> np.ndarray:
 
 
 def rgb_image(img: Image.Image) -> Image.Image:
-    """An open image as an 8-bit RGB image, transparency composited as by `rgb_of` (for resizing with PIL)."""
+    """An open image as an 8-bit RGB image, `oriented` and its transparency composited as by `rgb_of` (for resizing
+    with PIL)."""
     if _is_deep(img) or _has_transparency(img):
         return Image.fromarray(to_uint8(rgb_of(img)), mode="RGB")
-    return img.convert("RGB")
+    return oriented(img).convert("RGB")
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -335,9 +351,11 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def load_mask(path: Path) -> np.ndarray:
-    """A mask as bool (H, W): a value > 127 is object (in a mask of more than 8 bits, above half its range)."""
+    """A mask as bool (H, W): a value > 127 is object (in a mask of more than 8 bits, above half its range); `oriented`
+    first."""
     try:
         with Image.open(path) as img:
+            img = oriented(img)
             if _is_deep(img):
                 return _levels(img) > 0.5
             return np.asarray(img.convert("L")) > 127
@@ -353,7 +371,7 @@ def load_alpha_mask(path: Path) -> Optional[np.ndarray]:
         with Image.open(path) as img:
             if not _has_transparency(img):
                 return None
-            mask = np.asarray(img.convert("RGBA"))[..., 3] > 127
+            mask = np.asarray(oriented(img).convert("RGBA"))[..., 3] > 127
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable image") from None
     return None if mask.all() else mask

@@ -173,6 +173,28 @@ def test_transparent_pixels_are_composited_onto_grey(tmp_path):
     np.testing.assert_allclose(fmt.load_rgb(tmp_path / "rgb.png"), rgba[..., :3] / 255.0, atol=1e-6)
 
 
+def test_a_photo_is_read_turned_by_its_exif_orientation(tmp_path):
+    pixels = np.zeros((2, 3, 3), np.uint8)
+    pixels[0, 0] = [255, 0, 0]  # red at the stored image's top left
+    exif = Image.Exif()
+    exif[fmt.EXIF_ORIENTATION] = 6  # stored sideways: shown turned a quarter clockwise
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif, quality=100, subsampling=0)
+    assert fmt.image_size_of(tmp_path / "phone.jpg") == (3, 2)
+    rgb = fmt.load_rgb(tmp_path / "phone.jpg")
+    assert rgb.shape == (3, 2, 3) and rgb[0, 1, 0] > 0.8 and rgb[0, 0, 0] < 0.2  # top left -> top right
+    with Image.open(tmp_path / "phone.jpg") as img:
+        assert fmt.rgb_image(img).size == (2, 3)
+    Image.fromarray(pixels[..., 0]).save(tmp_path / "mask.png", exif=exif)
+    assert fmt.load_mask(tmp_path / "mask.png").tolist() == [[False, True], [False, False], [False, False]]
+    rgba = np.dstack([pixels, pixels[..., :1]])
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "cutout.png", exif=exif)
+    assert fmt.load_alpha_mask(tmp_path / "cutout.png").tolist() == [[False, True], [False, False], [False, False]]
+    # without the tag, as stored
+    Image.fromarray(pixels).save(tmp_path / "plain.png")
+    assert fmt.image_size_of(tmp_path / "plain.png") == (2, 3)
+    assert fmt.load_rgb(tmp_path / "plain.png").shape == (2, 3, 3)
+
+
 def test_images_of_more_than_8_bits_are_scaled_not_clipped(tmp_path):
     levels = np.array([[0, 1000, 32768, 65535]], np.uint16)
     Image.fromarray(levels).save(tmp_path / "grey16.png")  # a 16-bit grey PNG (PIL mode I;16)
