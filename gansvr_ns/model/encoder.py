@@ -49,11 +49,22 @@ class ImageEncoder(nn.Module):
 
     def forward(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch latent_dim"]:
         """Encode RGB images in [0, 1]."""
+        images = reduce_large(images, self.input_size)
         if images.shape[-2:] != (self.input_size, self.input_size):
             images = nn.functional.interpolate(
                 images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
             )
         return self.head(self.backbone((images - self.mean) / self.std))
+
+
+def reduce_large(images: Float[Tensor, "batch 3 height width"], size: int) -> Float[Tensor, "batch 3 h w"]:
+    """Images more than twice `size` on a side (a photo of thousands of pixels) reduced to 2 `size` x 2 `size` with an
+    antialiasing filter; others as they are. The encoder's bilinear resize to `size` then averages pixels 2 x 2, where
+    from a larger image it would read a few pixels and skip the rest (aliasing)."""
+    if max(images.shape[-2:]) <= 2 * size:
+        return images
+    return nn.functional.interpolate(images, size=(2 * size, 2 * size), mode="bilinear", antialias=True,
+                                     align_corners=False)
 
 
 def load_resnet18_weights(backbone: nn.Module, path: Path) -> None:

@@ -43,3 +43,18 @@ def test_missing_or_foreign_weight_files_are_named_in_the_error(tmp_path):
     garbage.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pth: not a torch state dict"):
         ImageEncoder(weights_path=garbage)
+
+
+def test_large_images_are_reduced_with_an_antialiasing_filter():
+    from gansvr_ns.model.encoder import reduce_large
+
+    generator = torch.Generator().manual_seed(0)
+    small = torch.rand(1, 3, 128, 100, generator=generator)
+    assert reduce_large(small, 64) is small  # up to twice the encoder's size: as it is
+    noise = torch.rand(1, 3, 512, 384, generator=generator)
+    reduced = reduce_large(noise, 64)
+    assert reduced.shape == (1, 3, 128, 128)
+    # each reduced pixel averages 4 x 3 noise pixels or more: the noise's spread falls by sqrt(12) or more, where
+    # reading single pixels would keep it
+    assert reduced.std() < noise.std() / 3
+    torch.testing.assert_close(reduced.mean(), noise.mean(), atol=0.01, rtol=0)
