@@ -111,6 +111,16 @@ class ReconstructConfig:
                 f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}[/yellow]",
                 soft_wrap=True,
             )
+        # under `auto`, an image of --images that is not framed has no mask (a dataset's inputs come first)
+        given = jobs[len(jobs) - len(self.images):] if self.images else []
+        unmasked = [job.name for job in given if self.frame == "auto" and not job.framed]
+        if unmasked:
+            CONSOLE.print(
+                f"[yellow]{len(unmasked)} image(s) have no object mask and were encoded as they are "
+                f"({', '.join(unmasked[:3])}{' ...' if len(unmasked) > 3 else ''}); a photo reconstructs better framed "
+                "as the training inputs: give --masks, or a cut-out with transparency.[/yellow]",
+                soft_wrap=True,
+            )
         framed = sum(entry["framing_scale"] is not None for entry in summary.values())
         CONSOLE.print(
             f"Wrote {len(jobs)} mesh(es) to {self.output_dir} "

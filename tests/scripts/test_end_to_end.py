@@ -210,7 +210,7 @@ def test_loading_a_run_does_not_read_its_starting_encoder_weights(trained_run, t
     assert type(model).__name__ == "GanSvrModel"
 
 
-def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, tmp_path):
+def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, tmp_path, capsys):
     """A photo whose object is masked (transparency, or a file of --masks) is framed before it is encoded; one
     framed like the training inputs, or with --frame never, is encoded as it is; what cannot be framed is one line."""
     import numpy as np
@@ -245,9 +245,11 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     framed = scales("auto", images=[tmp_path / "cutout.png", tmp_path / "in_place.png", tmp_path / "opaque.png"])
     assert framed["cutout"] == pytest.approx(24 / 72, rel=0.25) and framed["in_place"] is None
     assert framed["opaque"] is None
+    assert "1 image(s) have no object mask and were encoded as they are (opaque)" in capsys.readouterr().out
     with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"])
     assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
+    assert "have no object mask" not in capsys.readouterr().out
     assert scales("data", data=data, split="test") == {i: None for i in json.loads(
         (data / "dataset.json").read_text())["splits"]["test"]}
 
