@@ -438,8 +438,7 @@ class GanSvrDataManager(DataManager):
         batch = {
             "image": data.images[ray_cam, y, x].float().div(255.0).to(self.device),
             "mask": mask,
-            "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen,
-                                                   **styles).to(self.device),
+            "condition_images": augment_conditions(torch.stack(conds), cond_masks, augment, gen, **styles),
             "view_cameras": cams,
             "ray_view": ray_view.to(self.device),
             "ray_pixel": torch.stack([y, x], dim=-1).to(self.device),
@@ -449,11 +448,11 @@ class GanSvrDataManager(DataManager):
         # the second image of each instance is a conditioning image too, randomised with `consistency_augment` (last:
         # every other draw from `gen` stays as it was without it)
         batch["consistency_images"] = augment_conditions(
-            torch.stack(others), other_masks, second_augment, gen, **styles).to(self.device)
-        if jitter:  # its draws last, as above
-            for key in ("condition_images", "consistency_images"):
-                batch[key] = jitter_framing(batch[key].cpu(), cfg.condition_jitter_scale, cfg.condition_jitter_shift,
-                                            gen).to(self.device)
+            torch.stack(others), other_masks, second_augment, gen, **styles)
+        for key in ("condition_images", "consistency_images"):  # the framing jitter's draws last, as above
+            if jitter:
+                batch[key] = jitter_framing(batch[key], cfg.condition_jitter_scale, cfg.condition_jitter_shift, gen)
+            batch[key] = batch[key].to(self.device)
         return ray_bundle, batch
 
     def _torch_rng(self) -> torch.Generator:

@@ -43,13 +43,14 @@ MAX_FRAMING_MASKS = 1000
 
 
 class Job(NamedTuple):
-    """One image to reconstruct: the output name, the image, its object mask file if any, and whether it is framed
-    before it is encoded."""
+    """One image to reconstruct: the output name, the image, its object mask file if any, whether it is a dataset's
+    input (`--data`) and whether it is framed before it is encoded."""
 
     name: str
     image: Path
     mask: Optional[Path]
-    framed: bool
+    dataset_input: bool
+    framed: bool = False
 
 
 @dataclass
@@ -91,7 +92,7 @@ class ReconstructConfig:
             rgb, scale = fmt.load_rgb(job.image), None
             if job.framed:
                 tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
-                rgb, scale = frame_image(rgb, object_mask(job), framing, tolerance)
+                rgb, scale = frame_image(rgb, object_mask(job.image, job.mask), framing, tolerance)
             image = torch.from_numpy(rgb).permute(2, 0, 1)[None]
             start = time.perf_counter()
             mesh = reconstruct_mesh(image, self.resolution)
@@ -111,9 +112,8 @@ class ReconstructConfig:
                 f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}[/yellow]",
                 soft_wrap=True,
             )
-        # under `auto`, an image of --images that is not framed has no mask (a dataset's inputs come first)
-        given = jobs[len(jobs) - len(self.images):] if self.images else []
-        unmasked = [job.name for job in given if self.frame == "auto" and not job.framed]
+        # under `auto`, an image of --images that is not framed has no mask
+        unmasked = [job.name for job in jobs if self.frame == "auto" and not job.dataset_input and not job.framed]
         if unmasked:
             CONSOLE.print(
                 f"[yellow]{len(unmasked)} image(s) have no object mask and were encoded as they are "
@@ -128,58 +128,52 @@ class ReconstructConfig:
             f"{f'; {framed} framed as the training inputs' if framed else ''})"
         )
 
-    def framed(self, image: Path, mask: Optional[Path], dataset_input: bool) -> bool:
-        """Whether an image is framed before it is encoded (see `frame`)."""
-        if self.frame == "never" or (self.frame == "auto" and dataset_input):
-            return False
-        return self.frame == "always" or mask is not None or fmt.load_alpha_mask(image) is not None
-
     def jobs(self) -> List[Job]:
         """The images to reconstruct; every image and mask is checked to be readable, and every mask to be its image's
-        size, before any work starts."""
+        size, before any work starts (`checked`)."""
         jobs: List[Job] = []
         if self.data is not None:
             info = fmt.read_dataset(self.data)
             for i in info.instances(self.split):
                 image, mask = info.root / i / "input.png", info.root / i / "input_mask.png"
-                mask = mask if mask.is_file() else None
-                jobs.append(Job(i, image, mask, self.framed(image, mask, dataset_input=True)))
+                jobs.append(Job(i, image, mask if mask.is_file() else None, dataset_input=True))
         if self.masks and len(self.masks) != len(self.images):
             raise ValueError(f"--masks: {len(self.masks)} masks for {len(self.images)} images (one per image)")
         stems = [p.stem for p in self.images]
         for k, path in enumerate(self.images):
             name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
-            mask = self.masks[k] if self.masks else None
-            jobs.append(Job(name, path, mask, self.framed(path, mask, dataset_input=False)))
+            jobs.append(Job(name, path, self.masks[k] if self.masks else None, dataset_input=False))
         if not jobs:
             raise ValueError("nothing to reconstruct: give --images or --data")
         if self.resolution < MIN_RESOLUTION:
             raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
-        for job in jobs:
-            size = fmt.image_size_of(job.image)
-            fmt.load_rgb(job.image)
-            if job.framed:
-                mask = object_mask(job)
-                if mask.shape != size:
-                    raise ValueError(f"{job.mask}: mask of {mask.shape[1]}x{mask.shape[0]} px for an image of "
-                                     f"{size[1]}x{size[0]} px ({job.image})")
-                if not mask.any():
-                    raise ValueError(f"{job.mask or job.image}: the object mask is empty, nothing to frame")
-        return jobs
+        return [self.checked(job) for job in jobs]
+
+    def checked(self, job: Job) -> Job:
+        """`job` with whether it is framed (see `frame`), once its image and the mask it is framed by are read."""
+        size = fmt.image_size_of(job.image)
+        fmt.load_rgb(job.image)
+        if self.frame == "never" or (self.frame == "auto" and job.dataset_input):
+            return job
+        mask = object_mask(job.image, job.mask)
+        if mask is None:
+            if self.frame == "always":
+                raise ValueError(f"{job.image}: no object mask to frame it by (give --masks, an image with "
+                                 "transparency, or --frame auto)")
+            return job
+        if mask.shape != size:
+            raise ValueError(f"{job.mask}: mask of {mask.shape[1]}x{mask.shape[0]} px for an image of "
+                             f"{size[1]}x{size[0]} px ({job.image})")
+        if not mask.any():
+            raise ValueError(f"{job.mask or job.image}: the object mask is empty, nothing to frame")
+        return job._replace(framed=True)
 
 
-def object_mask(job: Job):
-    """The object mask of a job's image: its mask file, else its transparency. An image with neither is a ValueError
-    (framing needs the object's box)."""
-    if job.mask is not None:
-        return fmt.load_mask(job.mask)
-    mask = fmt.load_alpha_mask(job.image)
-    if mask is None:
-        raise ValueError(f"{job.image}: no object mask to frame it by (give --masks, an image with transparency, or "
-                         "--frame auto)")
-    return mask
+def object_mask(image: Path, mask: Optional[Path]):
+    """The object mask of an image: its mask file if given, else its transparency (None for an image with neither)."""
+    return fmt.load_mask(mask) if mask is not None else fmt.load_alpha_mask(image)
 
 
 def training_framing(config_path: Path):
