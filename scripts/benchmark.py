@@ -53,7 +53,8 @@ pose-search: the pose search of a finished run, once more over its train views f
 framing:    what `gansvr-reconstruct`'s framing of masked photos is worth: the test split's input images made into
             "photos" (the object scaled and moved on a larger 4:3 canvas, as a cut-out with transparency and as the
             whole image with a mask file), reconstructed with `--frame never` and `--frame auto`, beside the inputs
-            as they are, in place as cut-outs, and framed with `--frame always` (what the estimate costs).
+            as they are, in place as cut-outs, and framed with `--frame always` (what the estimate costs); framed
+            by the reconstruction (the default) and by the mask's box alone (`--no-refine-framing`).
 uncertainty-flaws: does a run's image uncertainty head give the generator's flawed pseudo views a higher sigma than
             its clean ones (mean sigma inside the mask per flaw kind; a diagnostic of the first claim).
 """
@@ -1994,14 +1995,19 @@ class Framing:
         factors = write_photos(data, ids, out / "images", self.canvas, self.scales, self.seed)
         images = {name: [out / "images" / name / f"{i}.png" for i in ids] for name in ("in-place", "cutout", "photo")}
         masks = [out / "images" / "photo-masks" / f"{i}.png" for i in ids]
+        box_only = {"refine_framing": False}
         rows = {
             "the input images as they are": {"data": data},
             "the input images, `--frame always`": {"data": data, "frame": "always"},
+            "the input images, `--frame always --no-refine-framing`": {"data": data, "frame": "always", **box_only},
             "the inputs as cut-outs in place, `--frame auto`": {"images": images["in-place"]},
             "photos, cut-outs, `--frame never`": {"images": images["cutout"], "frame": "never"},
             "photos, cut-outs, `--frame auto`": {"images": images["cutout"]},
+            "photos, cut-outs, `--frame auto --no-refine-framing`": {"images": images["cutout"], **box_only},
             "photos, whole images, `--frame never`": {"images": images["photo"], "frame": "never"},
             "photos, whole images and `--masks`, `--frame auto`": {"images": images["photo"], "masks": masks},
+            "photos, whole images and `--masks`, `--frame auto --no-refine-framing`": {
+                "images": images["photo"], "masks": masks, **box_only},
         }
         baseline = another_instance_baseline(data, "test")
         result = {"config": str(self.load_config), "data": str(data), "canvas": list(self.canvas),

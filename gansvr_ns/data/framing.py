@@ -97,11 +97,11 @@ def _spread(values: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
 
-def frame_image(rgb: np.ndarray, mask: np.ndarray, framing: InputFraming,
-                tolerance: float = 2.0) -> Tuple[np.ndarray, Optional[float]]:
-    """An (H, W, 3) float image in [0, 1] cropped and scaled so that the box of its object `mask` (H, W) has the
-    training inputs' centre and size, on a canvas of their size filled with `TRANSPARENT_BACKGROUND` grey where the
-    photo does not reach; and the scale applied (framed pixels per photo pixel).
+def frame_image(rgb: np.ndarray, mask: np.ndarray, framing: InputFraming, tolerance: float = 2.0,
+                fill: float = TRANSPARENT_BACKGROUND) -> Tuple[np.ndarray, Optional[float]]:
+    """An (H, W, C) float image in [0, 1] cropped and scaled so that the box of its object `mask` (H, W) has the
+    training inputs' centre and size, on a canvas of their size filled with `fill` (`TRANSPARENT_BACKGROUND` grey)
+    where the photo does not reach; and the scale applied (framed pixels per photo pixel).
 
     An image of the training inputs' aspect ratio (to a pixel of their size) is first looked at as the encoder would
     see it, resized to their size: where its object's size is within `tolerance` spreads of theirs, that scale is
@@ -136,9 +136,16 @@ def frame_image(rgb: np.ndarray, mask: np.ndarray, framing: InputFraming,
     # the resized box centre lands on the target centre: the resized image's top-left corner goes to `offset`
     offset_y = round(target[0] - centre[0] * size[0] / height)
     offset_x = round(target[1] - centre[1] * size[1] / width)
-    framed = np.full((out_h, out_w, 3), TRANSPARENT_BACKGROUND, dtype=np.float32)
+    framed = np.full((out_h, out_w, rgb.shape[2]), fill, dtype=np.float32)
     top, left = max(offset_y, 0), max(offset_x, 0)
     bottom, right = min(offset_y + size[0], out_h), min(offset_x + size[1], out_w)
     if bottom > top and right > left:
         framed[top:bottom, left:right] = resized[top - offset_y:bottom - offset_y, left - offset_x:right - offset_x]
     return framed, scale
+
+
+def frame_mask(mask: np.ndarray, framing: InputFraming, tolerance: float = 2.0) -> np.ndarray:
+    """An object mask (H, W) framed as `frame_image` frames its image: where more than half of a framed pixel is
+    object."""
+    framed, _ = frame_image(mask[..., None].astype(np.float32), mask, framing, tolerance, fill=0.0)
+    return framed[..., 0] > 0.5

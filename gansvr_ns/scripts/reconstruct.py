@@ -8,7 +8,9 @@ With `--data`, every instance of the split is reconstructed from its `input.png`
 `<image stem>.ply` (stems that repeat get their folder name prepended).
 
 An image whose object is masked (by its transparency, or by a file of `--masks`) is first framed as the run's
-training inputs frame theirs (`gansvr_ns/data/framing.py`): a photo's object is anywhere and of any size.
+training inputs frame theirs (`gansvr_ns/data/framing.py`): a photo's object is anywhere and of any size. Its
+reconstruction then tells the framing better than the mask's box can (`gansvr_ns/model/framing_search.py`), and the
+image is framed and encoded once more.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Literal, NamedTuple, Optional
 
+import numpy as np
 import torch
 import tyro
 import yaml
@@ -27,7 +30,7 @@ from rich.console import Console
 from rich.progress import track
 
 from gansvr_ns.data import format as fmt
-from gansvr_ns.data.framing import frame_image
+from gansvr_ns.data.framing import frame_image, frame_mask
 
 CONSOLE = Console()
 GANSVR_METHODS = ("gansvr", "gansvr-voxel")
@@ -39,7 +42,7 @@ FRAMING_TOLERANCE = 3.0
 """`--frame auto` keeps an image's scale, and its object's position on an axis, where they are within this many
 spreads of the training inputs' (`frame_image`)."""
 MAX_FRAMING_MASKS = 1000
-"""Training masks read to learn how the run's inputs frame their object (`training_framing`)."""
+"""Training masks read to learn how the run's inputs frame their object (`training_inputs`)."""
 
 
 class Job(NamedTuple):
@@ -70,6 +73,9 @@ class ReconstructConfig:
     auto: the images of `images` with a mask (a file of `masks`, or transparency) whose object is not already framed
     so; always: every image, dataset inputs by their input_mask.png too (an image without a mask is an error); never:
     every image as it is."""
+    refine_framing: bool = True
+    """Frame a framed image once more, by where its reconstruction, seen from the training inputs' cameras, puts the
+    object (gansvr runs; `gansvr_ns/model/framing_search.py`); otherwise by its mask's box alone."""
     data: Optional[Path] = None
     """A dataset whose split's input images to reconstruct, named by instance id."""
     split: Literal["train", "val", "test"] = "test"
@@ -81,25 +87,36 @@ class ReconstructConfig:
 
     def main(self) -> None:
         jobs = self.jobs()
-        framing = training_framing(self.load_config) if any(job.framed for job in jobs) else None
+        framing, cameras = training_inputs(self.load_config) if any(job.framed for job in jobs) else (None, None)
         model = load_model(self.load_config)
         from gansvr_ns.model.mesh import save_mesh
 
         reconstruct_mesh = mesh_reconstructor(model)
+        sdf_fn = model_sdf(model) if self.refine_framing else None
         self.output_dir.mkdir(parents=True, exist_ok=True)
         timings, summary = [], {}
         for job in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
-            rgb, scale = fmt.load_rgb(job.image), None
-            if job.framed:
-                tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
-                rgb, scale = frame_image(rgb, object_mask(job.image, job.mask), framing, tolerance)
-            image = torch.from_numpy(rgb).permute(2, 0, 1)[None]
             start = time.perf_counter()
+            rgb, scale, fit = fmt.load_rgb(job.image), None, None
+            if job.framed:
+                mask = object_mask(job.image, job.mask)
+                tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
+                framed, scale = frame_image(rgb, mask, framing, tolerance)
+                if scale is not None and sdf_fn is not None:
+                    from gansvr_ns.model.framing_search import search_framing
+
+                    model.select_condition(torch.from_numpy(framed).permute(2, 0, 1)[None])
+                    found = search_framing(sdf_fn, frame_mask(mask, framing, tolerance), framing, cameras)
+                    if found is not None:
+                        own, fit = found
+                        framed, scale = frame_image(rgb, mask, own, tolerance=0.0)
+                rgb = framed
+            image = torch.from_numpy(rgb).permute(2, 0, 1)[None]
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
-            summary[job.name] = {"image": str(job.image), "framing_scale": scale, "faces": int(len(mesh.faces)),
-                                 "files": [str(p) for p in written]}
+            summary[job.name] = {"image": str(job.image), "framing_scale": scale, "framing_fit": fit,
+                                 "faces": int(len(mesh.faces)), "files": [str(p) for p in written]}
         seconds_per_image = sum(timings) / max(len(timings), 1)
         fmt.write_json(self.output_dir / "reconstruct.json", {
             "config": str(self.load_config), "resolution": self.resolution,
@@ -176,11 +193,13 @@ def object_mask(image: Path, mask: Optional[Path]):
     return fmt.load_mask(mask) if mask is not None else fmt.load_alpha_mask(image)
 
 
-def training_framing(config_path: Path):
-    """How the run's training inputs frame their object (`framing_from_masks`): from the input masks of up to
-    MAX_FRAMING_MASKS train instances of the run's dataset, or, where an instance has none, its first view's mask
-    (with one train instance, all its views' masks). A dataset that is not on this machine is a ValueError."""
+def training_inputs(config_path: Path):
+    """How the run's training inputs frame their object (`framing_from_masks`) and the cameras that took them
+    (`InputCameras`): from the input masks and input poses of up to MAX_FRAMING_MASKS train instances of the run's
+    dataset, or, where an instance has none, its first view's (with one train instance, all its views'). A dataset
+    that is not on this machine is a ValueError."""
     from gansvr_ns.data.framing import framing_from_masks
+    from gansvr_ns.model.framing_search import InputCameras
 
     config = relocate_run(load_run_config(config_path), config_path)
     data = run_dataset(config)
@@ -190,12 +209,26 @@ def training_framing(config_path: Path):
     info = fmt.read_dataset(data)
     records = [fmt.read_instance(info, i, check_images=False) for i in info.instances("train")[:MAX_FRAMING_MASKS]]
     paths = [record.input_mask_path or record.views[0].mask_path for record in records]
+    poses = [record.input_camera.get("transform_matrix", record.views[0].transform_matrix) for record in records]
     if len(paths) < 2:  # one train instance: its views' masks
         paths = [view.mask_path for record in records for view in record.views]
+        poses = [view.transform_matrix for record in records for view in record.views]
     try:
-        return framing_from_masks(fmt.load_mask(path) for path in paths)
+        framing = framing_from_masks(fmt.load_mask(path) for path in paths)
     except ValueError as err:
         raise ValueError(f"{info.root}: {err}") from None
+    intrinsics = torch.tensor([info.intrinsics[key] for key in ("fx", "fy", "cx", "cy")], dtype=torch.float32)
+    c2w = torch.tensor(np.array([np.asarray(pose, dtype=np.float64)[:3] for pose in poses]), dtype=torch.float32)
+    return framing, InputCameras(c2w=c2w, intrinsics=intrinsics)
+
+
+def model_sdf(model) -> Optional[Callable]:
+    """The SDF (points (N, 3) on the CPU -> (N,) on the CPU) of the model's selected image, for gansvr runs; None for
+    a model without an SDF field."""
+    field = getattr(model, "field", None)
+    if not hasattr(field, "forward_geonetwork"):
+        return None
+    return lambda points: field.forward_geonetwork(points.to(model.device))[:, 0].cpu()
 
 
 def load_run_config(config_path: Path):

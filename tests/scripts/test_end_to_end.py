@@ -237,7 +237,10 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     def scales(out, **options):
         ReconstructConfig(load_config=config, output_dir=tmp_path / out, resolution=16, **options).main()
         meshes = json.loads((tmp_path / out / "reconstruct.json").read_text())["meshes"]
+        fits[out] = {name: entry["framing_fit"] for name, entry in meshes.items()}
         return {name: entry["framing_scale"] for name, entry in meshes.items()}
+
+    fits = {}
 
     opaque = photo.copy()
     opaque.putalpha(255)  # an alpha channel that masks nothing
@@ -246,8 +249,12 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     assert framed["cutout"] == pytest.approx(24 / 72, rel=0.25) and framed["in_place"] is None
     assert framed["opaque"] is None
     assert "1 image(s) have no object mask and were encoded as they are (opaque)" in capsys.readouterr().out
+    # framed by the reconstruction (the silhouette's fit to the mask recorded) where framed at all
+    assert 0.0 < fits["auto"]["cutout"] <= 1.0 and fits["auto"]["in_place"] is None
     with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"])
     assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
+    box = scales("box", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"], refine_framing=False)
+    assert box["photo"] == pytest.approx(24 / 72, rel=0.25) and fits["box"] == {"photo": None}
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
     assert "have no object mask" not in capsys.readouterr().out
     assert scales("data", data=data, split="test") == {i: None for i in json.loads(
@@ -283,12 +290,15 @@ def test_framing_benchmark(trained_run, tmp_path):
     rows = result["rows"]
     # (the inputs in place are framed or not as their objects sit within the training inputs' spread)
     framed = {name: row["framed"] for name, row in rows.items() if "in place" not in name}
-    assert list(framed.values()) == [0, 3, 0, 3, 0, 3]
-    inputs, cutouts = rows["the input images, `--frame always`"], rows["photos, cut-outs, `--frame auto`"]
+    assert list(framed.values()) == [0, 3, 3, 0, 3, 3, 0, 3, 3]
+    # framed by the mask's box alone, a photo's scale is its input's times the factor it was scaled by
+    inputs = rows["the input images, `--frame always --no-refine-framing`"]
+    cutouts = rows["photos, cut-outs, `--frame auto --no-refine-framing`"]
     for i, factor in result["photo_scales"].items():
         assert 1.3 <= factor <= 2.6
         assert cutouts["framing_scales"][i] * factor == pytest.approx(inputs["framing_scales"][i], rel=0.1)
-    assert rows["photos, whole images and `--masks`, `--frame auto`"]["framing_scales"] == cutouts["framing_scales"]
+    whole = rows["photos, whole images and `--masks`, `--frame auto --no-refine-framing`"]
+    assert whole["framing_scales"] == cutouts["framing_scales"]
     assert (tmp_path / "f" / "framing.json").is_file()
     for row in rows.values():
         assert row["chamfer_l1"] > 0 and row["chamfer_ratio"] == pytest.approx(

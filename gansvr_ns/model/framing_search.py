@@ -1,0 +1,139 @@
+"""Framing a photo by the run's own reconstruction of it.
+
+`gansvr_ns/data/framing.py` frames a photo's object by its mask's box: the box gets the median centre and size of
+the training inputs' boxes. But what fixes where a training input shows its object is its camera, not the object's
+box: a car seen from the front has a narrower box than one seen from the side at the same distance, and perspective
+moves a box's centre off the object's. On `gan-car`'s test inputs the box alone finds their framing to about 8% in
+size and 3 pixels in position (docs/benchmarks.md, "Framing photos").
+
+The reconstruction knows both. The photo framed by its box is encoded, and the reconstruction's silhouette is drawn
+from every camera of a training input (`InputCameras`). The photo's mask is moved and scaled so that its box is each
+silhouette's box; the silhouette it then overlaps best (IoU) names the camera, and a finer search of the mask's size
+and position about that silhouette's box follows. Where that silhouette's box is, and how large, is where the photo's
+object belongs (`search_framing`); the photo is framed again by it and encoded once more.
+
+Only 2D data is read: the photo's mask and the rough poses of the training inputs' cameras, as the data gives them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+from torch.nn import functional as F
+
+from gansvr_ns.data.framing import InputFraming, box_measures
+from gansvr_ns.model.extract import marching_cubes
+from gansvr_ns.model.pose_search import mask_iou, shell_points, splat_silhouettes, surface_grid
+
+SEARCH_RESOLUTION = 48
+"""SDF grid points per axis of the reconstruction whose silhouettes are drawn."""
+UPSAMPLE = 2
+"""The silhouettes are drawn at this many times the training inputs' size, so that their boxes are found to half a
+pixel of it."""
+LOCAL_LOG_SIZES = tuple(0.02 * i for i in range(-3, 4))
+"""Log size offsets of the finer search about the best silhouette's box (up to 6%)."""
+LOCAL_SHIFTS = tuple(0.5 * i for i in range(-3, 4))
+"""Offsets (pixels of the training inputs) of the finer search's box centre, on each axis."""
+CHUNK = 256
+"""Silhouettes compared with the mask at once."""
+
+
+@dataclass(frozen=True)
+class InputCameras:
+    """The cameras of a run's training inputs: the views a photo is likely taken from."""
+
+    c2w: Float[Tensor, "num 3 4"]
+    """Camera-to-world poses (OpenGL), as the data gives them (rough)."""
+    intrinsics: Float[Tensor, "4"]
+    """fx, fy, cx, cy in pixels of the training inputs."""
+
+
+def silhouette_points(sdf_fn: Callable[[Tensor], Tensor], resolution: int) -> Tuple[Float[Tensor, "num 3"], float]:
+    """Points whose silhouettes are the shape's (`splat_silhouettes`), and the grid's cell size: the grid points
+    within 1.5 cells inside the surface and the vertices of its zero level set. The grid points alone lie up to a
+    cell inside, and their silhouette is short of the shape's by as much on every side (3.6% of the size of
+    `gan-car`'s test inputs at 48^3); the vertices are on the surface."""
+    grid = surface_grid(sdf_fn, resolution)
+    points, cell = shell_points(grid)
+    vertices, _ = marching_cubes(grid.numpy())
+    return torch.cat([points, torch.from_numpy(vertices).to(points)]), cell
+
+
+def silhouette_boxes(silhouettes: Bool[Tensor, "num height width"], weights: Sequence[float]
+                     ) -> Tuple[Float[Tensor, " num"], Float[Tensor, "num 2"], Bool[Tensor, " num"]]:
+    """Each silhouette's weighted log size and box centre (y, x) in pixel-edge coordinates, as `box_measures` and
+    `InputFraming.log_size_of` measure a mask, and whether it is non-empty."""
+    height, width = silhouettes.shape[1:]
+    rows, cols = silhouettes.any(dim=2), silhouettes.any(dim=1)
+    row_index, col_index = torch.arange(height), torch.arange(width)
+    top = torch.where(rows, row_index, height).amin(dim=1)
+    bottom = torch.where(rows, row_index, -1).amax(dim=1) + 1
+    left = torch.where(cols, col_index, width).amin(dim=1)
+    right = torch.where(cols, col_index, -1).amax(dim=1) + 1
+    area = silhouettes.sum(dim=(1, 2)).float()
+    logs = torch.stack([(bottom - top).float(), (right - left).float(), area.sqrt()], dim=1).clamp_min(1.0).log()
+    log_size = logs @ torch.tensor(weights, dtype=torch.float32)
+    centre = torch.stack([top + bottom, left + right], dim=1).float() / 2.0
+    return log_size, centre, area > 0
+
+
+def aligned_iou(mask: Bool[Tensor, "height width"], mask_centre: Tuple[float, float], scales: Float[Tensor, " num"],
+                centres: Float[Tensor, "num 2"], silhouettes: Bool[Tensor, "num up_height up_width"],
+                upsample: int) -> Float[Tensor, " num"]:
+    """IoU of each silhouette (drawn at `upsample` times the mask's size) with the mask scaled by `scales` about its
+    box centre `mask_centre` and moved so that the centre lands on `centres` (pixels of the mask)."""
+    height, width = mask.shape
+    up_height, up_width = silhouettes.shape[1:]
+    ys = (torch.arange(up_height, dtype=torch.float32) + 0.5) / upsample
+    xs = (torch.arange(up_width, dtype=torch.float32) + 0.5) / upsample
+    image = mask.float()[None, None]
+    ious = []
+    for start in range(0, len(scales), CHUNK):
+        s, c = scales[start : start + CHUNK, None, None], centres[start : start + CHUNK]
+        # a silhouette pixel p reads the mask at mask_centre + (p - centre) / scale
+        y = mask_centre[0] + (ys[None, :, None] - c[:, 0, None, None]) / s
+        x = mask_centre[1] + (xs[None, None, :] - c[:, 1, None, None]) / s
+        grid = torch.stack(torch.broadcast_tensors(x / width * 2.0 - 1.0, y / height * 2.0 - 1.0), dim=-1)
+        moved = F.grid_sample(image.expand(len(grid), 1, height, width), grid, mode="bilinear",
+                              padding_mode="zeros", align_corners=False)[:, 0] > 0.5
+        ious.append(mask_iou(silhouettes[start : start + CHUNK].float(), moved.float()))
+    return torch.cat(ious)
+
+
+@torch.no_grad()
+def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing: InputFraming,
+                   cameras: InputCameras, resolution: int = SEARCH_RESOLUTION, upsample: int = UPSAMPLE
+                   ) -> Optional[Tuple[InputFraming, float]]:
+    """The framing (`framing` with its centre and size replaced) that puts the object of `mask`, a mask framed by
+    `framing`, where the reconstruction `sdf_fn` (points (N, 3) -> SDF (N,), on the CPU) seen from the best-fitting
+    training input camera shows it; and that fit's IoU. None when the mask or the reconstruction is empty."""
+    box = box_measures(mask)
+    points, cell = silhouette_points(sdf_fn, resolution)
+    if box is None or len(points) == 0:
+        return None
+    height, width = mask.shape
+    count = len(cameras.c2w)
+    silhouettes = splat_silhouettes(points, cameras.c2w, (cameras.intrinsics * upsample).expand(count, 4),
+                                    (height * upsample, width * upsample), cell) > 0.5
+    log_sizes, centres, non_empty = silhouette_boxes(silhouettes, framing.weights)
+    log_sizes, centres = log_sizes - math.log(upsample), centres / upsample
+    mask_log_size, mask_centre = framing.log_size_of(box[0]), box[1]
+    target = torch.from_numpy(mask)
+    iou = aligned_iou(target, mask_centre, (log_sizes - mask_log_size).exp(), centres, silhouettes, upsample)
+    best = int(torch.where(non_empty, iou, -1.0).argmax())
+    offsets = torch.cartesian_prod(*(torch.tensor(v, dtype=torch.float32)
+                                     for v in (LOCAL_LOG_SIZES, LOCAL_SHIFTS, LOCAL_SHIFTS)))
+    local_sizes, local_centres = log_sizes[best] + offsets[:, 0], centres[best] + offsets[:, 1:]
+    local = aligned_iou(target, mask_centre, (local_sizes - mask_log_size).exp(), local_centres,
+                        silhouettes[best].expand(len(offsets), -1, -1), upsample)
+    k = int(local.argmax())
+    found = dataclasses.replace(framing, centre=(float(local_centres[k, 0]), float(local_centres[k, 1])),
+                                log_size=float(local_sizes[k]))
+    return found, float(local[k])

@@ -1,0 +1,108 @@
+"""Framing a photo by its reconstruction: silhouette boxes, the aligned IoU, and the framing found for a known shape."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from gansvr_ns.data.format import orbit_pose
+from gansvr_ns.data.framing import InputFraming, box_measures, frame_mask
+from gansvr_ns.model import framing_search, pose_search
+from tests.conftest import render_ellipsoid
+
+SIZE, FOCAL = 64, 70.0
+RADII = np.array([0.7, 0.35, 0.25])
+CENTRE = np.array([0.2, 0.0, 0.12])  # off the origin: the object's box is not centred where the camera looks
+CAMERAS = framing_search.InputCameras(
+    c2w=torch.tensor(np.array([orbit_pose(a, e, 2.5)[:3] for a in range(0, 360, 10) for e in (5, 20, 35)]),
+                     dtype=torch.float32),
+    intrinsics=torch.tensor([FOCAL, FOCAL, SIZE / 2, SIZE / 2]),
+)
+
+
+def ellipsoid_sdf(points: torch.Tensor) -> torch.Tensor:
+    radii = torch.tensor(RADII, dtype=points.dtype)
+    return ((points - torch.tensor(CENTRE, dtype=points.dtype)) / radii).norm(dim=-1).sub(1.0) * float(RADII.min())
+
+
+def true_mask(azimuth: float, elevation: float) -> np.ndarray:
+    """The off-centre ellipsoid seen from an orbit camera (the camera moved by -CENTRE sees the centred one)."""
+    pose = orbit_pose(azimuth, elevation, 2.5)
+    pose[:3, 3] -= CENTRE
+    return render_ellipsoid(RADII, np.ones(3), pose, SIZE, FOCAL)[1]
+
+
+def test_silhouette_boxes_measure_as_box_measures():
+    rng = np.random.default_rng(0)
+    masks = np.zeros((4, 20, 30), dtype=bool)
+    for mask in masks[:3]:
+        top, left = rng.integers(0, 10), rng.integers(0, 15)
+        mask[top:top + rng.integers(2, 10), left:left + rng.integers(2, 15)] = rng.random((1,)) < 2
+        mask[rng.integers(0, 20), rng.integers(0, 30)] = True  # a stray pixel the box includes
+    weights = (0.5, 0.2, 0.3)
+    log_size, centre, non_empty = framing_search.silhouette_boxes(torch.from_numpy(masks), weights)
+    assert non_empty.tolist() == [True, True, True, False]
+    for k in range(3):
+        measures, box_centre = box_measures(masks[k])
+        assert log_size[k].item() == pytest.approx(float(np.dot(weights, measures)), abs=1e-5)
+        assert tuple(centre[k].tolist()) == box_centre
+
+
+def test_aligned_iou_moves_and_scales_the_mask_onto_each_silhouette():
+    mask = np.zeros((32, 32), dtype=bool)
+    mask[8:16, 4:20] = True  # box centre (12, 12), 8 x 16
+    silhouette = torch.zeros(2, 64, 64, dtype=torch.bool)  # drawn at twice the size
+    silhouette[0, 20:44, 8:56] = True  # the box 1.5 times as large, centred at (16, 16) of the mask's pixels
+    silhouette[1] = silhouette[0].roll(12, dims=1)
+    centres = torch.tensor([[16.0, 16.0], [16.0, 16.0]])
+    iou = framing_search.aligned_iou(torch.from_numpy(mask), (12.0, 12.0), torch.tensor([1.5, 1.5]), centres,
+                                     silhouette, upsample=2)
+    assert iou[0].item() == pytest.approx(1.0, abs=0.02)
+    assert iou[1].item() < 0.8  # the second silhouette is elsewhere
+
+
+def test_silhouette_points_draw_the_shapes_silhouette():
+    """Drawn at twice the mask's size, as the search draws them, the points' silhouette has the ray-cast mask's box
+    to within 3% and a pixel."""
+    mask = true_mask(40.0, 20.0)
+    c2w = torch.from_numpy(orbit_pose(40.0, 20.0, 2.5)[None, :3]).float()
+    points, cell = framing_search.silhouette_points(ellipsoid_sdf, 48)
+    silhouette = pose_search.splat_silhouettes(points, c2w, CAMERAS.intrinsics[None] * 2, (2 * SIZE, 2 * SIZE), cell)
+    measures, centre = box_measures(silhouette[0].numpy() > 0.5)
+    true_measures, true_centre = box_measures(mask)
+    np.testing.assert_allclose(measures - np.log(2.0), true_measures, atol=0.03)
+    np.testing.assert_allclose(np.array(centre) / 2.0, true_centre, atol=1.0)
+
+
+def test_search_finds_where_the_camera_puts_the_object():
+    """A photo of the off-centre ellipsoid (its mask, scaled and moved on a larger canvas), framed by a framing whose
+    box centre and size are off: the search's framing puts the object where the training camera sees it."""
+    azimuth, elevation = 43.0, 22.0  # between the cameras' poses
+    truth = true_mask(azimuth, elevation)
+    photo = np.zeros((150, 120), dtype=bool)
+    big = torch.nn.functional.interpolate(torch.from_numpy(truth).float()[None, None], size=(112, 112),
+                                          mode="bilinear")[0, 0].numpy() > 0.5
+    photo[20:132, 3:115] = big
+    measures, centre = box_measures(truth)
+    weights = (0.4, 0.3, 0.3)
+    true_size = float(np.dot(weights, measures))
+    wrong = InputFraming(image_size=(SIZE, SIZE), centre=(centre[0] + 3.0, centre[1] - 4.0), weights=weights,
+                         log_size=true_size + 0.15, log_size_spread=0.05, centre_spread=(1.0, 1.0))
+    boxed = frame_mask(photo, wrong, tolerance=0.0)
+    assert pose_search.mask_iou(torch.from_numpy(boxed)[None].float(), torch.from_numpy(truth).float()).item() < 0.7
+    found, fit = framing_search.search_framing(ellipsoid_sdf, boxed, wrong, CAMERAS)
+    assert fit > 0.85
+    assert found.log_size == pytest.approx(true_size, abs=0.04)
+    assert found.centre == pytest.approx(centre, abs=0.75)
+    assert dataclasses.replace(found, centre=wrong.centre, log_size=wrong.log_size) == wrong
+    reframed = torch.from_numpy(frame_mask(photo, found, tolerance=0.0))[None].float()
+    assert pose_search.mask_iou(reframed, torch.from_numpy(truth).float()).item() > 0.9
+
+
+def test_nothing_to_search_without_a_shape_or_a_mask():
+    framing = InputFraming(image_size=(SIZE, SIZE), centre=(32.0, 32.0), weights=(1 / 3, 1 / 3, 1 / 3),
+                           log_size=3.0, log_size_spread=0.05, centre_spread=(1.0, 1.0))
+    mask = true_mask(0.0, 20.0)
+    assert framing_search.search_framing(lambda p: torch.ones(len(p)), mask, framing, CAMERAS) is None
+    assert framing_search.search_framing(ellipsoid_sdf, np.zeros_like(mask), framing, CAMERAS) is None
