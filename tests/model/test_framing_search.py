@@ -75,23 +75,28 @@ def test_silhouette_points_draw_the_shapes_silhouette():
     np.testing.assert_allclose(np.array(centre) / 2.0, true_centre, atol=1.0)
 
 
-def test_search_finds_where_the_camera_puts_the_object():
+@pytest.mark.parametrize("rows", [(0, SIZE), (8, SIZE - 8)], ids=["square", "wide"])
+def test_search_finds_where_the_camera_puts_the_object(rows):
     """A photo of the off-centre ellipsoid (its mask, scaled and moved on a larger canvas), framed by a framing whose
-    box centre and size are off: the search's framing puts the object where the training camera sees it."""
+    box centre and size are off: the search's framing puts the object where the training camera sees it. The wide
+    training inputs are the square ones' middle rows (the principal point moves up with them)."""
     azimuth, elevation = 43.0, 22.0  # between the cameras' poses
-    truth = true_mask(azimuth, elevation)
+    first, last = rows
+    truth = true_mask(azimuth, elevation)[first:last]
+    cameras = dataclasses.replace(CAMERAS, intrinsics=CAMERAS.intrinsics - torch.tensor([0.0, 0.0, 0.0, first]))
+    height = last - first
     photo = np.zeros((150, 120), dtype=bool)
-    big = torch.nn.functional.interpolate(torch.from_numpy(truth).float()[None, None], size=(112, 112),
+    big = torch.nn.functional.interpolate(torch.from_numpy(truth).float()[None, None], size=(112 * height // SIZE, 112),
                                           mode="bilinear")[0, 0].numpy() > 0.5
-    photo[20:132, 3:115] = big
+    photo[20:20 + len(big), 3:115] = big
     measures, centre = box_measures(truth)
     weights = (0.4, 0.3, 0.3)
     true_size = float(np.dot(weights, measures))
-    wrong = InputFraming(image_size=(SIZE, SIZE), centre=(centre[0] + 3.0, centre[1] - 4.0), weights=weights,
+    wrong = InputFraming(image_size=(height, SIZE), centre=(centre[0] + 3.0, centre[1] - 4.0), weights=weights,
                          log_size=true_size + 0.15, log_size_spread=0.05, centre_spread=(1.0, 1.0))
     boxed = frame_mask(photo, wrong, tolerance=0.0)
     assert pose_search.mask_iou(torch.from_numpy(boxed)[None].float(), torch.from_numpy(truth).float()).item() < 0.7
-    found, fit = framing_search.search_framing(ellipsoid_sdf, boxed, wrong, CAMERAS)
+    found, fit = framing_search.search_framing(ellipsoid_sdf, boxed, wrong, cameras)
     assert fit > 0.85
     assert found.log_size == pytest.approx(true_size, abs=0.04)
     assert found.centre == pytest.approx(centre, abs=0.75)
