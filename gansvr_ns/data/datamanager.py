@@ -74,6 +74,11 @@ class GanSvrDataManagerConfig(DataManagerConfig):
     augment_block_backdrop: float = 0.0
     """Chance that a randomised image whose mask is known gets a backdrop of random flat blocks (2-8 per side) instead
     of the smooth colour field: a textured background with hard edges, as photos and other renderers have."""
+    condition_background: Literal["image", "grey"] = "image"
+    """What the encoder sees around the object. image: its images as they are; grey: every image it reads whose mask
+    is known (an input with `input_mask.png`, or a pseudo view) with the background made the grey that a cut-out's
+    transparency reads as (`fmt.TRANSPARENT_BACKGROUND`), in training, evaluation and the viewer alike.
+    `gansvr-reconstruct` then does the same to every image it has a mask of (`on_grey`)."""
     condition_jitter_scale: float = 0.0
     """Std of the log of a random scale that every training conditioning image (and second image) is resized by
     about its centre, its edge pixels extended where it shrinks: the error of framing a photo by its object's box,
@@ -252,8 +257,17 @@ def jitter_framing(
     return nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
-    """Read every view, mask and input image of a split into tensors."""
+def on_grey(image: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """A (3, H, W) image in [0, 1] with every pixel off its object `mask` (bool [H, W]) made the grey that a cut-out's
+    transparency reads as; the image itself where the mask is not known (None)."""
+    if mask is None:
+        return image
+    return torch.where(mask.to(image.device)[None], image, torch.full_like(image, fmt.TRANSPARENT_BACKGROUND))
+
+
+def load_split(dataset: InputDataset, progress_label: str, grey_inputs: bool = False) -> SplitData:
+    """Read every view, mask and input image of a split into tensors; with `grey_inputs`, the input images on grey
+    where their masks are known (`on_grey`)."""
     outputs = dataset._dataparser_outputs
     meta = outputs.metadata
     images, masks = [], []
@@ -264,6 +278,8 @@ def load_split(dataset: InputDataset, progress_label: str) -> SplitData:
         masks.append(torch.from_numpy(fmt.load_mask(mask_path)))
     inputs = [torch.from_numpy(fmt.load_rgb(p)).permute(2, 0, 1) for p in meta["input_images"]]
     input_masks = [None if p is None else torch.from_numpy(fmt.load_mask(p)) for p in meta["input_masks"]]
+    if grey_inputs:
+        inputs = [on_grey(image, mask) for image, mask in zip(inputs, input_masks)]
     camera_instance = meta["camera_instance"]
     return SplitData(
         cameras=outputs.cameras,
@@ -314,7 +330,8 @@ class GanSvrDataManager(DataManager):
         super().__init__()
         self.train_data = self.eval_data = self.real_images = self.instance_hulls = None
         if test_mode != "inference":
-            self.train_data = load_split(self.train_dataset, "Loading train views")
+            grey = config.condition_background == "grey"
+            self.train_data = load_split(self.train_dataset, "Loading train views", grey)
             if config.edge_ray_fraction > 0:
                 if config.object_ray_fraction + config.edge_ray_fraction > 1.0:
                     raise ValueError(
@@ -322,7 +339,7 @@ class GanSvrDataManager(DataManager):
                         f"({config.edge_ray_fraction}) must be at most 1"
                     )
                 self.train_data.edges = edge_pixels(self.train_data.masks, config.edge_band)
-            self.eval_data = load_split(self.eval_dataset, "Loading eval views")
+            self.eval_data = load_split(self.eval_dataset, "Loading eval views", grey)
             # the model may start its SDF from these; a loaded run keeps them in its checkpoint instead
             views = (self.train_data.cameras, self.train_data.masks, self.train_data.instance_cameras)
             self.train_dataset.metadata["silhouette_axes"] = silhouette_axes(*views)
@@ -409,13 +426,13 @@ class GanSvrDataManager(DataManager):
             view_instance.append(torch.full((len(picks),), slot, dtype=torch.long))
             view = int(own[self.rng.randrange(len(own))])
             if self.rng.random() < view_probability:
-                conds.append(data.images[view].permute(2, 0, 1).float().div(255.0))
+                conds.append(self._encoder_view(data, view))
                 cond_masks.append(data.masks[view])
             else:
-                conds.append(data.inputs[k])
+                conds.append(data.inputs[k])  # on grey since loading, with `condition_background` grey
                 cond_masks.append(None if data.input_masks is None else data.input_masks[k])
             other = int(own[self.rng.randrange(len(own))])
-            others.append(data.images[other].permute(2, 0, 1).float().div(255.0))
+            others.append(self._encoder_view(data, other))
             other_masks.append(data.masks[other])
         cams, view_instance = torch.cat(cams), torch.cat(view_instance)
         styles = {"repaint": cfg.augment_repaint, "block_backdrop": cfg.augment_block_backdrop}
@@ -454,6 +471,12 @@ class GanSvrDataManager(DataManager):
                 batch[key] = jitter_framing(batch[key], cfg.condition_jitter_scale, cfg.condition_jitter_shift, gen)
             batch[key] = batch[key].to(self.device)
         return ray_bundle, batch
+
+    def _encoder_view(self, data: SplitData, camera: int) -> Tensor:
+        """Pseudo view `camera` as the encoder reads it: (3, H, W) in [0, 1], on grey with `condition_background`
+        grey."""
+        image = data.images[camera].permute(2, 0, 1).float().div(255.0)
+        return on_grey(image, data.masks[camera]) if self.config.condition_background == "grey" else image
 
     def _torch_rng(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.rng.getrandbits(63))

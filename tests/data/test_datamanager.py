@@ -131,6 +131,33 @@ def test_framing_jitter_reaches_the_training_images_only(ellipsoids):
         assert (plain[key] - jittered[key]).abs().mean() > 0.01
 
 
+def test_a_grey_background_reaches_every_encoder_image_but_not_the_ray_targets(ellipsoids):
+    from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+    from gansvr_ns.data.format import TRANSPARENT_BACKGROUND
+
+    managers, batches = [], []
+    for background in ("image", "grey"):
+        config = GanSvrDataManagerConfig(data=ellipsoids, instances_per_batch=4, condition_background=background,
+                                         consistency_augment=0.0, condition_view_probability=1.0)
+        managers.append(config.setup(device="cpu", test_mode="val"))
+        batches.append(managers[-1].next_train(0))
+    (rays, plain), (grey_rays, grey) = batches
+    torch.testing.assert_close(rays.origins, grey_rays.origins)  # the same draws
+    torch.testing.assert_close(plain["image"], grey["image"])
+    fewest = int((~managers[1].train_data.masks).sum(dim=(1, 2)).min())
+    for key in ("condition_images", "consistency_images"):  # pseudo views all (the inputs below)
+        changed = plain[key] != grey[key]
+        assert changed.any() and (grey[key][changed] == TRANSPARENT_BACKGROUND).all()
+        assert ((grey[key] == TRANSPARENT_BACKGROUND).all(dim=1).sum(dim=(1, 2)) >= fewest).all()
+    for split in ("train_data", "eval_data"):
+        image_data, grey_data = (getattr(manager, split) for manager in managers)
+        for k, mask in enumerate(grey_data.input_masks):
+            torch.testing.assert_close(grey_data.inputs[k][:, mask], image_data.inputs[k][:, mask])
+            assert (grey_data.inputs[k][:, ~mask] == TRANSPARENT_BACKGROUND).all()
+    _, held_out = managers[1].eval_image(0)
+    assert (held_out["condition_images"] == TRANSPARENT_BACKGROUND).any()
+
+
 def test_second_images_are_randomised_on_their_own(ellipsoids):
     from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
 
