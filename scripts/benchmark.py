@@ -92,18 +92,20 @@ def train(data: Path, output_dir: Path, train_args: str, method: str = "gansvr")
     return output_dir / data.name / method / stamp / "config.yml", seconds
 
 
-def reconstruct_all(pipeline, images: Dict[str, Path], out: Path, resolution: int) -> float:
-    """Reconstruct every image to `out/<id>.ply` (gansvr or gansvr-voxel run); returns the mean seconds per image."""
+def reconstruct_all(pipeline, images: Dict[str, Path], out: Path, resolution: int,
+                    masks: Optional[Dict[str, Path]] = None) -> float:
+    """Reconstruct every image to `out/<id>.ply` (gansvr or gansvr-voxel run), with `masks` on grey by its mask as a
+    cut-out reads; returns the mean seconds per image."""
     from tqdm import tqdm
 
-    from gansvr_ns.data.format import load_rgb
+    from gansvr_ns.data.format import load_mask, load_rgb
     from gansvr_ns.model.mesh import save_mesh
-    from gansvr_ns.scripts.reconstruct import mesh_reconstructor
+    from gansvr_ns.scripts.reconstruct import encoder_image, mesh_reconstructor
 
     reconstruct_mesh = mesh_reconstructor(pipeline.model)
     seconds = []
     for name, path in tqdm(images.items(), desc="reconstructing", unit="image", leave=False):
-        image = torch.from_numpy(load_rgb(path)).permute(2, 0, 1)[None]
+        image = encoder_image(load_rgb(path), None if masks is None else load_mask(masks[name]))
         start = time.perf_counter()
         mesh = reconstruct_mesh(image, resolution)
         seconds.append(time.perf_counter() - start)
@@ -173,8 +175,8 @@ class Quality:
     def main(self) -> Dict:
         from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
-        from gansvr_ns.eval.shifted import write_shifted_inputs
-        from gansvr_ns.scripts.reconstruct import load_pipeline
+        from gansvr_ns.eval.shifted import shifted_mask, write_shifted_inputs
+        from gansvr_ns.scripts.reconstruct import encoder_background, load_pipeline
 
         data = ensure_dataset(self.data)
         train_seconds = None
@@ -185,24 +187,31 @@ class Quality:
         pipeline = load_pipeline(config)
         ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
         inputs = {i: data / i / "input.png" for i in ids}
-        shifted = write_shifted_inputs(data, "test", run / "shifted_inputs")
-        seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution)
+        # as `gansvr-reconstruct --data` reads them: on grey by their input masks for a run trained on grey
+        input_masks = {i: data / i / "input_mask.png" for i in ids} if encoder_background(config) == "grey" else None
+        shifted = write_shifted_inputs(data, "test", run / "shifted_inputs", masks=True)
+        seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution, input_masks)
         reconstruct_all(pipeline, shifted, run / "meshes_shifted", self.resolution)
+        reconstruct_all(pipeline, shifted, run / "meshes_shifted_cutouts", self.resolution,
+                        {i: shifted_mask(path) for i, path in shifted.items()})
         own = evaluate_predictions(run / "meshes", data, "test")["mean"]
         other = evaluate_predictions(run / "meshes_shifted", data, "test")["mean"]
+        cutouts = evaluate_predictions(run / "meshes_shifted_cutouts", data, "test")["mean"]
         baseline = another_instance_baseline(data, "test")
         result = {
             "data": str(data), "run": str(config), "machine": machine(),
             "train_seconds": train_seconds, "reconstruct_seconds_per_image": seconds, "resolution": self.resolution,
-            "test": own, "test_other_renderer": other, "another_instance_chamfer": baseline,
+            "test": own, "test_other_renderer": other, "test_other_renderer_cutouts": cutouts,
+            "another_instance_chamfer": baseline,
             "chamfer_ratio": own["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
+            "chamfer_ratio_other_renderer_cutouts": cutouts["chamfer_l1"] / baseline,
             "extent_ratio": extent_ratios(run / "meshes", data, ids),
         }
         result["pose_rotation_error_deg"], result["rough_pose_rotation_error_deg"] = pose_rotation_errors(pipeline)
         if self.mean_latent:
             with mean_train_latent(pipeline.model, data):
-                reconstruct_all(pipeline, inputs, run / "meshes_mean_latent", self.resolution)
+                reconstruct_all(pipeline, inputs, run / "meshes_mean_latent", self.resolution, input_masks)
             result["test_mean_latent"] = evaluate_predictions(run / "meshes_mean_latent", data, "test")["mean"]
             result["chamfer_ratio_mean_latent"] = result["test_mean_latent"]["chamfer_l1"] / baseline
         out = self.output or run / "quality.json"
@@ -214,6 +223,8 @@ class Quality:
 
 def quality_table(r: Dict) -> str:
     rows = [("test inputs", r["test"]), ("other renderer", r["test_other_renderer"])]
+    if r.get("test_other_renderer_cutouts"):
+        rows.append(("other renderer, cut-outs (on grey by their masks)", r["test_other_renderer_cutouts"]))
     if r.get("test_mean_latent"):
         rows.append(("test inputs, mean train latent", r["test_mean_latent"]))
     lines = ["| inputs | Chamfer-L1 | / another instance | F@0.05 | IoU |", "| --- | --- | --- | --- | --- |"]

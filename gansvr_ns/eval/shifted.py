@@ -9,7 +9,7 @@ that only memorised the training renderer's look would fail.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import numpy as np
 
@@ -28,8 +28,9 @@ def camera_rays(pose: np.ndarray, intrinsics: Dict[str, float], height: int, wid
 
 
 def render_mesh(mesh_path: Path, pose: np.ndarray, intrinsics: Dict[str, float], height: int, width: int,
-                rng: np.random.Generator) -> np.ndarray:
-    """RGB float image [H, W, 3] of a mesh under `pose`, shaded in this module's own style."""
+                rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """RGB float image [H, W, 3] of a mesh under `pose`, shaded in this module's own style on a backdrop, and the
+    mesh's mask [H, W] (bool)."""
     import open3d as o3d
 
     mesh = o3d.t.io.read_triangle_mesh(str(mesh_path))
@@ -50,7 +51,7 @@ def render_mesh(mesh_path: Path, pose: np.ndarray, intrinsics: Dict[str, float],
     ramp = np.clip((points[..., 2:3] + 0.5), 0, 1)
     colour = (base_a * (1 - ramp) + base_b * ramp) * diffuse[..., None] * np.array([1.0, 0.95, 0.85])
     background = backdrop(height, width, rng)
-    return np.clip(np.where(inside[..., None], colour, background), 0.0, 1.0)
+    return np.clip(np.where(inside[..., None], colour, background), 0.0, 1.0), inside
 
 
 def backdrop(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,8 +66,9 @@ def backdrop(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
     return a * ramp + b * (1 - ramp)
 
 
-def write_shifted_inputs(data: Path, split: str, out: Path, seed: int = 0) -> Dict[str, Path]:
-    """Render each instance of `split` from its `mesh.ply` at a random pose; returns {instance id: image}."""
+def write_shifted_inputs(data: Path, split: str, out: Path, seed: int = 0, masks: bool = False) -> Dict[str, Path]:
+    """Render each instance of `split` from its `mesh.ply` at a random pose to `out/<id>.png`, with `masks` its mask
+    to `out/masks/<id>.png` too (`shifted_mask`); returns {instance id: image}."""
     info = fmt.read_dataset(data)
     rng = np.random.default_rng(seed)
     height, width = info.image_size
@@ -78,6 +80,14 @@ def write_shifted_inputs(data: Path, split: str, out: Path, seed: int = 0) -> Di
             raise fmt.FormatError(record.folder / "mesh.ply", "ground-truth mesh is missing")
         pose = fmt.orbit_pose(rng.uniform(0, 360), rng.uniform(5, 25), distance)
         path = out / f"{instance_id}.png"
-        fmt.save_rgb(path, render_mesh(record.mesh_path, pose, info.intrinsics, height, width, rng))
+        rgb, mask = render_mesh(record.mesh_path, pose, info.intrinsics, height, width, rng)
+        fmt.save_rgb(path, rgb)
+        if masks:
+            fmt.save_mask(shifted_mask(path), mask)
         images[instance_id] = path
     return images
+
+
+def shifted_mask(image: Path) -> Path:
+    """Where `write_shifted_inputs` writes the mask of one of its images."""
+    return image.parent / "masks" / image.name

@@ -87,6 +87,7 @@ class ReconstructConfig:
 
     def main(self) -> None:
         jobs = self.jobs()
+        grey = encoder_background(self.load_config) == "grey"  # the encoder reads its images on grey
         framing, cameras = training_inputs(self.load_config) if any(job.framed for job in jobs) else (None, None)
         model = load_model(self.load_config)
         from gansvr_ns.model.mesh import save_mesh
@@ -97,21 +98,8 @@ class ReconstructConfig:
         timings, summary = [], {}
         for job in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
             start = time.perf_counter()
-            rgb, scale, fit = fmt.load_rgb(job.image), None, None
-            if job.framed:
-                mask = object_mask(job.image, job.mask)
-                tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
-                framed, scale = frame_image(rgb, mask, framing, tolerance)
-                if scale is not None and sdf_fn is not None:
-                    from gansvr_ns.model.framing_search import search_framing
-
-                    model.select_condition(torch.from_numpy(framed).permute(2, 0, 1)[None])
-                    found = search_framing(sdf_fn, frame_mask(mask, framing, tolerance), framing, cameras)
-                    if found is not None:
-                        own, fit = found
-                        framed, scale = frame_image(rgb, mask, own, tolerance=0.0)
-                rgb = framed
-            image = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+            rgb, mask, scale, fit = self.framed_image(job, framing, cameras, model, sdf_fn, grey)
+            image = encoder_image(rgb, mask if grey else None)
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
@@ -145,6 +133,30 @@ class ReconstructConfig:
             f"{f'; {framed} framed as the training inputs' if framed else ''})"
         )
 
+    def framed_image(self, job: Job, framing, cameras, model, sdf_fn: Optional[Callable], grey: bool):
+        """The image of `job` (H, W, 3), framed where the job is (by its mask's box, then by its reconstruction with
+        `sdf_fn`), its object mask placed alike (None where the image has none, or it is not read: unframed images
+        of runs whose encoder reads backgrounds), the framing scale and the reconstruction's fit (None where not
+        framed, or not by the reconstruction)."""
+        rgb = fmt.load_rgb(job.image)
+        mask = object_mask(job.image, job.mask) if job.framed or grey else None
+        if not job.framed:
+            return rgb, mask, None, None
+        tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
+        framed, scale = frame_image(rgb, mask, framing, tolerance)
+        boxed = frame_mask(mask, framing, tolerance)
+        if scale is None or sdf_fn is None:
+            return framed, boxed, scale, None
+        from gansvr_ns.model.framing_search import search_framing
+
+        model.select_condition(encoder_image(framed, boxed if grey else None))
+        found = search_framing(sdf_fn, boxed, framing, cameras)
+        if found is None:
+            return framed, boxed, scale, None
+        own, fit = found
+        framed, scale = frame_image(rgb, mask, own, tolerance=0.0)
+        return framed, frame_mask(mask, own, tolerance=0.0), scale, fit
+
     def jobs(self) -> List[Job]:
         """The images to reconstruct; every image and mask is checked to be readable, and every mask to be its image's
         size, before any work starts (`checked`)."""
@@ -166,17 +178,20 @@ class ReconstructConfig:
             raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
-        return [self.checked(job) for job in jobs]
+        grey = encoder_background(self.load_config) == "grey"
+        return [self.checked(job, grey) for job in jobs]
 
-    def checked(self, job: Job) -> Job:
-        """`job` with whether it is framed (see `frame`), once its image and the mask it is framed by are read."""
+    def checked(self, job: Job, grey: bool = False) -> Job:
+        """`job` with whether it is framed (see `frame`), once its image, and the mask it is framed by (or, for a run
+        whose encoder reads its images on grey, put on grey by), are read."""
         size = fmt.image_size_of(job.image)
         fmt.load_rgb(job.image)
-        if self.frame == "never" or (self.frame == "auto" and job.dataset_input):
+        frames = self.frame == "always" or (self.frame == "auto" and not job.dataset_input)
+        if not (frames or grey):
             return job
         mask = object_mask(job.image, job.mask)
         if mask is None:
-            if self.frame == "always":
+            if frames and self.frame == "always":
                 raise ValueError(f"{job.image}: no object mask to frame it by (give --masks, an image with "
                                  "transparency, or --frame auto)")
             return job
@@ -184,8 +199,22 @@ class ReconstructConfig:
             raise ValueError(f"{job.mask}: mask of {mask.shape[1]}x{mask.shape[0]} px for an image of "
                              f"{size[1]}x{size[0]} px ({job.image})")
         if not mask.any():
-            raise ValueError(f"{job.mask or job.image}: the object mask is empty, nothing to frame")
-        return job._replace(framed=True)
+            raise ValueError(f"{job.mask or job.image}: the object mask is empty"
+                             f"{', nothing to frame' if frames else ''}")
+        return job._replace(framed=frames)
+
+
+def encoder_image(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> torch.Tensor:
+    """An (H, W, 3) image as the encoder reads it, (1, 3, H, W): off its object `mask`, where given, the grey that a
+    cut-out's transparency reads as (for runs trained with `--pipeline.datamanager.condition-background grey`)."""
+    if mask is not None:
+        rgb = np.where(mask[..., None], rgb, np.float32(fmt.TRANSPARENT_BACKGROUND)).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+
+
+def encoder_background(config_path: Path) -> str:
+    """What the run's encoder was trained to see around the object: "image" or "grey" (`condition_background`)."""
+    return getattr(load_run_config(config_path).pipeline.datamanager, "condition_background", "image")
 
 
 def object_mask(image: Path, mask: Optional[Path]):
