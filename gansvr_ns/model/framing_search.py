@@ -115,8 +115,10 @@ def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing
     `framing`, where the reconstruction `sdf_fn` (points (N, 3) -> SDF (N,), on the CPU) seen from the best-fitting
     training input camera shows it; and that fit's IoU. None when the mask or the reconstruction is empty."""
     box = box_measures(mask)
+    if box is None:
+        return None
     points, cell = silhouette_points(sdf_fn, resolution)
-    if box is None or len(points) == 0:
+    if len(points) == 0:
         return None
     height, width = mask.shape
     count = len(cameras.c2w)
