@@ -188,20 +188,26 @@ class Quality:
         ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
         inputs = {i: data / i / "input.png" for i in ids}
         # as `gansvr-reconstruct --data` reads them: on grey by their input masks for a run trained on grey
-        input_masks = {i: data / i / "input_mask.png" for i in ids} if encoder_background(config) == "grey" else None
+        all_masks = {i: data / i / "input_mask.png" for i in ids}
+        grey_run = encoder_background(config) == "grey"
+        input_masks = all_masks if grey_run else None
         shifted = write_shifted_inputs(data, "test", run / "shifted_inputs", masks=True)
         seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution, input_masks)
+        on_grey_meshes = run / ("meshes" if grey_run else "meshes_on_grey")
+        if not grey_run and all(path.is_file() for path in all_masks.values()):
+            reconstruct_all(pipeline, inputs, on_grey_meshes, self.resolution, all_masks)
         reconstruct_all(pipeline, shifted, run / "meshes_shifted", self.resolution)
         reconstruct_all(pipeline, shifted, run / "meshes_shifted_cutouts", self.resolution,
                         {i: shifted_mask(path) for i, path in shifted.items()})
         own = evaluate_predictions(run / "meshes", data, "test")["mean"]
+        on_grey = evaluate_predictions(on_grey_meshes, data, "test")["mean"] if on_grey_meshes.is_dir() else None
         other = evaluate_predictions(run / "meshes_shifted", data, "test")["mean"]
         cutouts = evaluate_predictions(run / "meshes_shifted_cutouts", data, "test")["mean"]
         baseline = another_instance_baseline(data, "test")
         result = {
             "data": str(data), "run": str(config), "machine": machine(),
             "train_seconds": train_seconds, "reconstruct_seconds_per_image": seconds, "resolution": self.resolution,
-            "test": own, "test_other_renderer": other, "test_other_renderer_cutouts": cutouts,
+            "test": own, "test_on_grey": on_grey, "test_other_renderer": other, "test_other_renderer_cutouts": cutouts,
             "another_instance_chamfer": baseline,
             "chamfer_ratio": own["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
@@ -222,7 +228,10 @@ class Quality:
 
 
 def quality_table(r: Dict) -> str:
-    rows = [("test inputs", r["test"]), ("other renderer", r["test_other_renderer"])]
+    rows = [("test inputs", r["test"])]
+    if r.get("test_on_grey"):
+        rows.append(("test inputs on grey (by their input masks)", r["test_on_grey"]))
+    rows.append(("other renderer", r["test_other_renderer"]))
     if r.get("test_other_renderer_cutouts"):
         rows.append(("other renderer, cut-outs (on grey by their masks)", r["test_other_renderer_cutouts"]))
     if r.get("test_mean_latent"):

@@ -47,13 +47,14 @@ MAX_FRAMING_MASKS = 1000
 
 class Job(NamedTuple):
     """One image to reconstruct: the output name, the image, its object mask file if any, whether it is a dataset's
-    input (`--data`) and whether it is framed before it is encoded."""
+    input (`--data`), whether it is framed before it is encoded and whether it is put on grey by its mask."""
 
     name: str
     image: Path
     mask: Optional[Path]
     dataset_input: bool
     framed: bool = False
+    grey: bool = False
 
 
 @dataclass
@@ -73,6 +74,12 @@ class ReconstructConfig:
     auto: the images of `images` with a mask (a file of `masks`, or transparency) whose object is not already framed
     so; always: every image, dataset inputs by their input_mask.png too (an image without a mask is an error); never:
     every image as it is."""
+    background: Literal["auto", "grey", "keep"] = "auto"
+    """What the encoder sees around an image's object. auto: the grey that a cut-out's transparency reads as, for the
+    images of `images` given a file of `masks` (read like cut-outs) and for every image with a mask of a run trained
+    on grey (`--pipeline.datamanager.condition-background grey`); the rest as it is. grey: every image with a mask,
+    dataset inputs by their input_mask.png too. keep: every image as it is (a cut-out's transparency still reads as
+    grey)."""
     refine_framing: bool = True
     """Frame a framed image once more, by where its reconstruction, seen from the training inputs' cameras, puts the
     object (gansvr runs; `gansvr_ns/model/framing_search.py`); otherwise by its mask's box alone."""
@@ -87,7 +94,6 @@ class ReconstructConfig:
 
     def main(self) -> None:
         jobs = self.jobs()
-        grey = encoder_background(self.load_config) == "grey"  # the encoder reads its images on grey
         framing, cameras = training_inputs(self.load_config) if any(job.framed for job in jobs) else (None, None)
         model = load_model(self.load_config)
         from gansvr_ns.model.mesh import save_mesh
@@ -98,13 +104,14 @@ class ReconstructConfig:
         timings, summary = [], {}
         for job in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
             start = time.perf_counter()
-            rgb, mask, scale, fit = self.framed_image(job, framing, cameras, model, sdf_fn, grey)
-            image = encoder_image(rgb, mask if grey else None)
+            rgb, mask, scale, fit = self.framed_image(job, framing, cameras, model, sdf_fn)
+            image = encoder_image(rgb, mask if job.grey else None)
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
             summary[job.name] = {"image": str(job.image), "framing_scale": scale, "framing_fit": fit,
-                                 "faces": int(len(mesh.faces)), "files": [str(p) for p in written]}
+                                 "on_grey": job.grey, "faces": int(len(mesh.faces)),
+                                 "files": [str(p) for p in written]}
         seconds_per_image = sum(timings) / max(len(timings), 1)
         fmt.write_json(self.output_dir / "reconstruct.json", {
             "config": str(self.load_config), "resolution": self.resolution,
@@ -133,13 +140,13 @@ class ReconstructConfig:
             f"{f'; {framed} framed as the training inputs' if framed else ''})"
         )
 
-    def framed_image(self, job: Job, framing, cameras, model, sdf_fn: Optional[Callable], grey: bool):
+    def framed_image(self, job: Job, framing, cameras, model, sdf_fn: Optional[Callable]):
         """The image of `job` (H, W, 3), framed where the job is (by its mask's box, then by its reconstruction with
-        `sdf_fn`), its object mask placed alike (None where the image has none, or it is not read: unframed images
-        of runs whose encoder reads backgrounds), the framing scale and the reconstruction's fit (None where not
-        framed, or not by the reconstruction)."""
+        `sdf_fn`), its object mask placed alike (None where the image has none, or it is not read: images neither
+        framed nor put on grey), the framing scale and the reconstruction's fit (None where not framed, or not by
+        the reconstruction)."""
         rgb = fmt.load_rgb(job.image)
-        mask = object_mask(job.image, job.mask) if job.framed or grey else None
+        mask = object_mask(job.image, job.mask) if job.framed or job.grey else None
         if not job.framed:
             return rgb, mask, None, None
         tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
@@ -149,7 +156,7 @@ class ReconstructConfig:
             return framed, boxed, scale, None
         from gansvr_ns.model.framing_search import search_framing
 
-        model.select_condition(encoder_image(framed, boxed if grey else None))
+        model.select_condition(encoder_image(framed, boxed if job.grey else None))
         found = search_framing(sdf_fn, boxed, framing, cameras)
         if found is None:
             return framed, boxed, scale, None
@@ -178,15 +185,17 @@ class ReconstructConfig:
             raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
-        grey = encoder_background(self.load_config) == "grey"
-        return [self.checked(job, grey) for job in jobs]
+        grey_run = encoder_background(self.load_config) == "grey"
+        return [self.checked(job, grey_run) for job in jobs]
 
-    def checked(self, job: Job, grey: bool = False) -> Job:
-        """`job` with whether it is framed (see `frame`), once its image, and the mask it is framed by (or, for a run
-        whose encoder reads its images on grey, put on grey by), are read."""
+    def checked(self, job: Job, grey_run: bool = False) -> Job:
+        """`job` with whether it is framed (see `frame`) and put on grey (see `background`; `grey_run`: the run's
+        encoder was trained on grey), once its image and the mask it is framed or put on grey by are read."""
         size = fmt.image_size_of(job.image)
         fmt.load_rgb(job.image)
         frames = self.frame == "always" or (self.frame == "auto" and not job.dataset_input)
+        grey = self.background == "grey" or (
+            self.background == "auto" and (grey_run or (job.mask is not None and not job.dataset_input)))
         if not (frames or grey):
             return job
         mask = object_mask(job.image, job.mask)
@@ -201,12 +210,12 @@ class ReconstructConfig:
         if not mask.any():
             raise ValueError(f"{job.mask or job.image}: the object mask is empty"
                              f"{', nothing to frame' if frames else ''}")
-        return job._replace(framed=frames)
+        return job._replace(framed=frames, grey=grey)
 
 
 def encoder_image(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> torch.Tensor:
     """An (H, W, 3) image as the encoder reads it, (1, 3, H, W): off its object `mask`, where given, the grey that a
-    cut-out's transparency reads as (for runs trained with `--pipeline.datamanager.condition-background grey`)."""
+    cut-out's transparency reads as."""
     if mask is not None:
         rgb = np.where(mask[..., None], rgb, np.float32(fmt.TRANSPARENT_BACKGROUND)).astype(np.float32)
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]

@@ -87,9 +87,11 @@ def test_reconstruct_names_empty_meshes(trained_run, tmp_path, monkeypatch, caps
     assert json.loads((tmp_path / "o" / "reconstruct.json").read_text())["meshes"]["ell_001_input"]["faces"] == 0
 
 
-def test_reconstruct_puts_images_on_grey_for_a_run_trained_so(trained_run, tmp_path, monkeypatch):
-    """A run whose encoder read its images on grey (`condition_background` grey) reads every image that has a mask
-    on grey: a dataset's inputs by their input masks, photos by theirs; an image without one as it is."""
+def test_reconstruct_puts_masked_images_on_grey(trained_run, tmp_path, monkeypatch):
+    """`--background auto` reads an image given with a mask file on grey, as a cut-out's transparency reads, and a
+    dataset's inputs as they are; a run whose encoder was trained on grey (`condition_background` grey) reads every
+    image with a mask on grey. `grey` and `keep` do so for every image, or none; an image without a mask stays."""
+    import dataclasses
     import shutil
 
     import numpy as np
@@ -101,39 +103,53 @@ def test_reconstruct_puts_images_on_grey_for_a_run_trained_so(trained_run, tmp_p
     from gansvr_ns.scripts import reconstruct
 
     work, data, config = trained_run
-    copied = tmp_path / "outputs" / "ellipsoids" / "gansvr" / "grey"
-    shutil.copytree(config.parent, copied)
-    saved = yaml.load((copied / "config.yml").read_text(), Loader=yaml.Loader)
+    grey_run = tmp_path / "outputs" / "ellipsoids" / "gansvr" / "grey"
+    shutil.copytree(config.parent, grey_run)
+    saved = yaml.load((grey_run / "config.yml").read_text(), Loader=yaml.Loader)
     saved.pipeline.datamanager.condition_background = "grey"
-    (copied / "config.yml").write_text(yaml.dump(saved))
+    (grey_run / "config.yml").write_text(yaml.dump(saved))
     seen = []
     monkeypatch.setattr(reconstruct, "mesh_reconstructor",
                         lambda model: lambda image, resolution: seen.append(image[0].numpy()) or trimesh.Trimesh())
     ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
     photo = tmp_path / "photo.png"
     shutil.copy(data / ids[0] / "input.png", photo)
-    for load_config in (config, copied / "config.yml"):
-        reconstruct.ReconstructConfig(load_config=load_config, output_dir=tmp_path / "o", data=data,
-                                      images=[photo, photo], masks=[data / ids[0] / "input_mask.png"] * 2,
-                                      frame="never").main()
-        reconstruct.ReconstructConfig(load_config=load_config, output_dir=tmp_path / "o", images=[photo]).main()
-    plain, grey = seen[:len(ids) + 3], seen[len(ids) + 3:]
-    masks = [load_mask(data / i / "input_mask.png") for i in ids] + [load_mask(data / ids[0] / "input_mask.png")] * 2
-    for before, after, mask in zip(plain, grey, masks):
-        np.testing.assert_array_equal(after[:, mask], before[:, mask])
-        assert (after[:, ~mask] == np.float32(TRANSPARENT_BACKGROUND)).all()
-        assert (before[:, ~mask] != np.float32(TRANSPARENT_BACKGROUND)).any()
-    np.testing.assert_array_equal(grey[-1], plain[-1])  # no mask: as it is
+    masks = [load_mask(data / i / "input_mask.png") for i in ids] + [load_mask(data / ids[0] / "input_mask.png")]
+
+    def encoded(load_config, background):
+        """What the encoder read of the test inputs, the photo with its mask and the photo without."""
+        seen.clear()
+        reconstruct.ReconstructConfig(load_config=load_config, output_dir=tmp_path / "o", data=data, images=[photo],
+                                      masks=[data / ids[0] / "input_mask.png"], frame="never",
+                                      background=background).main()
+        on_grey = json.loads((tmp_path / "o" / "reconstruct.json").read_text())["meshes"]
+        reconstruct.ReconstructConfig(load_config=load_config, output_dir=tmp_path / "o", images=[photo],
+                                      background=background).main()
+        return list(seen), [entry["on_grey"] for entry in on_grey.values()]
+
+    kept, flags = encoded(config, "keep")
+    assert not any(flags)
+    for load_config, background, expected in ((config, "auto", [False] * len(ids) + [True]),
+                                              (grey_run / "config.yml", "auto", [True] * (len(ids) + 1)),
+                                              (config, "grey", [True] * (len(ids) + 1))):
+        images, flags = encoded(load_config, background)
+        assert flags == expected
+        for before, after, mask, grey in zip(kept, images, masks, expected):
+            np.testing.assert_array_equal(after[:, mask], before[:, mask])
+            if grey:
+                assert (after[:, ~mask] == np.float32(TRANSPARENT_BACKGROUND)).all()
+                assert (before[:, ~mask] != np.float32(TRANSPARENT_BACKGROUND)).any()
+            else:
+                np.testing.assert_array_equal(after, before)
+        np.testing.assert_array_equal(images[-1], kept[-1])  # no mask: as it is
+
     small = tmp_path / "small_mask.png"
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(small)
-    for load_config, fails in ((config, False), (copied / "config.yml", True)):
-        job = reconstruct.ReconstructConfig(load_config=load_config, output_dir=tmp_path / "bad", images=[photo],
-                                            masks=[small], frame="never")
-        if fails:  # a run that puts it on grey reads the mask before any work
-            with pytest.raises(ValueError, match="mask of 10x10 px"):
-                job.jobs()
-        else:
-            assert not job.jobs()[0].framed
+    job = reconstruct.ReconstructConfig(load_config=config, output_dir=tmp_path / "bad", images=[photo],
+                                        masks=[small], frame="never")
+    with pytest.raises(ValueError, match="mask of 10x10 px"):  # read before any work, to put the photo on grey
+        job.jobs()
+    assert not dataclasses.replace(job, background="keep").jobs()[0].grey
 
 
 def test_train_with_real_image_alignment(trained_run, tmp_path):
