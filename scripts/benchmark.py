@@ -187,20 +187,22 @@ class Quality:
         pipeline = load_pipeline(config)
         ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
         inputs = {i: data / i / "input.png" for i in ids}
+        input_masks = {i: data / i / "input_mask.png" for i in ids}
+        if not all(path.is_file() for path in input_masks.values()):
+            input_masks = None
         # as `gansvr-reconstruct --data` reads them: on grey by their input masks for a run trained on grey
-        all_masks = {i: data / i / "input_mask.png" for i in ids}
-        grey_run = encoder_background(config) == "grey"
-        input_masks = all_masks if grey_run else None
+        grey_run = encoder_background(config) == "grey" and input_masks is not None
         shifted = write_shifted_inputs(data, "test", run / "shifted_inputs", masks=True)
-        seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution, input_masks)
-        on_grey_meshes = run / ("meshes" if grey_run else "meshes_on_grey")
-        if not grey_run and all(path.is_file() for path in all_masks.values()):
-            reconstruct_all(pipeline, inputs, on_grey_meshes, self.resolution, all_masks)
+        seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution, input_masks if grey_run else None)
+        if input_masks is not None and not grey_run:
+            reconstruct_all(pipeline, inputs, run / "meshes_on_grey", self.resolution, input_masks)
         reconstruct_all(pipeline, shifted, run / "meshes_shifted", self.resolution)
         reconstruct_all(pipeline, shifted, run / "meshes_shifted_cutouts", self.resolution,
                         {i: shifted_mask(path) for i, path in shifted.items()})
         own = evaluate_predictions(run / "meshes", data, "test")["mean"]
-        on_grey = evaluate_predictions(on_grey_meshes, data, "test")["mean"] if on_grey_meshes.is_dir() else None
+        on_grey = None
+        if input_masks is not None:
+            on_grey = own if grey_run else evaluate_predictions(run / "meshes_on_grey", data, "test")["mean"]
         other = evaluate_predictions(run / "meshes_shifted", data, "test")["mean"]
         cutouts = evaluate_predictions(run / "meshes_shifted_cutouts", data, "test")["mean"]
         baseline = another_instance_baseline(data, "test")
@@ -217,7 +219,8 @@ class Quality:
         result["pose_rotation_error_deg"], result["rough_pose_rotation_error_deg"] = pose_rotation_errors(pipeline)
         if self.mean_latent:
             with mean_train_latent(pipeline.model, data):
-                reconstruct_all(pipeline, inputs, run / "meshes_mean_latent", self.resolution, input_masks)
+                reconstruct_all(pipeline, inputs, run / "meshes_mean_latent", self.resolution,
+                                input_masks if grey_run else None)
             result["test_mean_latent"] = evaluate_predictions(run / "meshes_mean_latent", data, "test")["mean"]
             result["chamfer_ratio_mean_latent"] = result["test_mean_latent"]["chamfer_l1"] / baseline
         out = self.output or run / "quality.json"

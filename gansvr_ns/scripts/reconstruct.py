@@ -151,8 +151,10 @@ class ReconstructConfig:
             return rgb, mask, None, None
         tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
         framed, scale = frame_image(rgb, mask, framing, tolerance)
+        if scale is None:  # framed like the training inputs already: left as it is
+            return rgb, mask, None, None
         boxed = frame_mask(mask, framing, tolerance)
-        if scale is None or sdf_fn is None:
+        if sdf_fn is None:
             return framed, boxed, scale, None
         from gansvr_ns.model.framing_search import search_framing
 
