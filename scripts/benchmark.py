@@ -1945,12 +1945,14 @@ class PoseSearch:
 
 
 def write_photos(data: Path, ids: List[str], out: Path, canvas: Tuple[int, int], scales: Tuple[float, float],
-                 seed: int) -> Dict[str, float]:
+                 seed: int) -> Dict[str, Dict[str, float]]:
     """Each instance's input image as three images named by its id: `out/in-place/` the input as a cut-out (its
     input mask as transparency), `out/cutout/` that cut-out scaled by a random factor of `scales` and put at a random
     place of a transparent canvas of `canvas` (height, width) pixels, up to a fifth of it off the canvas, and
     `out/photo/` the whole input image scaled and placed alike on a mid-grey canvas, with its mask in
-    `out/photo-masks/`. Returns the scale of each instance's photo (canvas pixels per input pixel)."""
+    `out/photo-masks/`. Returns where each instance's input is on its photo: `factor`, the scale drawn (canvas pixels
+    per input pixel), `scale_x` and `scale_y`, the scale of the resized image on each axis, and `x` and `y`, the
+    canvas pixel of its top-left corner."""
     import numpy as np
     from PIL import Image
 
@@ -1959,18 +1961,20 @@ def write_photos(data: Path, ids: List[str], out: Path, canvas: Tuple[int, int],
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     height, width = canvas
-    factors = {}
+    placements = {}
     for i in ids:
         rgb = Image.open(data / i / "input.png").convert("RGB")
         mask = Image.open(data / i / "input_mask.png").convert("L")
         in_place = rgb.copy()
         in_place.putalpha(mask)
         in_place.save(folders["in-place"] / f"{i}.png")
-        factors[i] = float(rng.uniform(*scales))
-        size = (round(rgb.width * factors[i]), round(rgb.height * factors[i]))
+        factor = float(rng.uniform(*scales))
+        size = (round(rgb.width * factor), round(rgb.height * factor))
         scaled, scaled_mask = rgb.resize(size, Image.Resampling.LANCZOS), mask.resize(size, Image.Resampling.BILINEAR)
         x = int(rng.integers(-size[0] // 5, max(width - size[0] + size[0] // 5, 1)))
         y = int(rng.integers(-size[1] // 5, max(height - size[1] + size[1] // 5, 1)))
+        placements[i] = {"factor": factor, "scale_x": size[0] / rgb.width, "scale_y": size[1] / rgb.height,
+                         "x": x, "y": y}
         photo, photo_mask = Image.new("RGB", (width, height), (128, 128, 128)), Image.new("L", (width, height), 0)
         photo.paste(scaled, (x, y))
         photo_mask.paste(scaled_mask, (x, y))
@@ -1980,7 +1984,41 @@ def write_photos(data: Path, ids: List[str], out: Path, canvas: Tuple[int, int],
         cutout.paste(scaled, (x, y), scaled_mask)
         cutout.putalpha(photo_mask)
         cutout.save(folders["cutout"] / f"{i}.png")
-    return factors
+    return placements
+
+
+def camera_errors(meshes: Dict[str, Dict], data: Path, placements: Optional[Dict[str, Dict[str, float]]] = None
+                  ) -> Optional[Dict[str, float]]:
+    """How far the cameras that `gansvr-reconstruct` estimated (`meshes`: its reconstruct.json's entries by instance
+    id) are from the input images' own: the angle between the rotations (the input's pose in cameras.json, its true
+    pose where given), the focal length's error as a fraction and the principal point's error in pixels of the input.
+    Each image is the instance's input, or (`placements`, from `write_photos`) the input placed on a photo, whose
+    camera is the input's carried by the placement. None when no image has a camera and a true pose."""
+    import numpy as np
+
+    info = json.loads((data / "dataset.json").read_text())
+    intrinsics = info["intrinsics"]
+    rotations, focals, centres = [], [], []
+    for i, entry in meshes.items():
+        camera = entry.get("camera")
+        cameras = json.loads((data / i / "cameras.json").read_text()).get("input", {})
+        pose = cameras.get("transform_matrix_true", cameras.get("transform_matrix"))
+        if camera is None or pose is None:
+            continue
+        place = (placements or {}).get(i, {"scale_x": 1.0, "scale_y": 1.0, "x": 0.0, "y": 0.0})
+        relative = np.asarray(camera["transform_matrix"])[:3, :3].T @ np.asarray(pose)[:3, :3]
+        rotations.append(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
+        true_fx = intrinsics["fx"] * place["scale_x"]
+        focals.append(abs(camera["fx"] / true_fx - 1.0))
+        true_cx = place["x"] + intrinsics["cx"] * place["scale_x"]
+        true_cy = place["y"] + intrinsics["cy"] * place["scale_y"]
+        centres.append(np.hypot((camera["cx"] - true_cx) / place["scale_x"],
+                                (camera["cy"] - true_cy) / place["scale_y"]))
+    if not rotations:
+        return None
+    return {"cameras": len(rotations), "median_rotation_error_deg": float(np.median(rotations)),
+            "within_10_deg": float(np.mean(np.asarray(rotations) <= 10.0)),
+            "median_focal_error": float(np.median(focals)), "median_centre_error_px": float(np.median(centres))}
 
 
 @dataclass
@@ -2015,7 +2053,8 @@ class Framing:
         data = ensure_dataset(self.data)
         ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
         out = self.output_dir or self.load_config.parent / "framing"
-        factors = write_photos(data, ids, out / "images", self.canvas, self.scales, self.seed)
+        placements = write_photos(data, ids, out / "images", self.canvas, self.scales, self.seed)
+        factors = {i: place["factor"] for i, place in placements.items()}
         images = {name: [out / "images" / name / f"{i}.png" for i in ids] for name in ("in-place", "cutout", "photo")}
         masks = [out / "images" / "photo-masks" / f"{i}.png" for i in ids]
         box_only = {"refine_framing": False}
@@ -2044,20 +2083,27 @@ class Framing:
             row = reference_scores(pred, data, baseline)
             framed = {i: meshes[i]["framing_scale"] for i in ids if meshes[i]["framing_scale"] is not None}
             row["framed"], row["framing_scales"] = len(framed), framed
-            if framed and "images" in options and options["images"] is not images["in-place"]:
+            photos = "images" in options and options["images"] is not images["in-place"]
+            if framed and photos:
                 # a framed photo's ideal scale undoes its own: 1 / factor (the input's framing is the data's)
                 errors = [abs(np.log(scale * factors[i])) for i, scale in framed.items()]
                 row["median_scale_error"] = float(np.expm1(np.median(errors)))
+            row["camera"] = camera_errors({i: meshes[i] for i in ids}, data, placements if photos else None)
             result["rows"][name] = row
         output = out / "framing.json"
         write_json(output, result)
-        print("| images | framed | scale error (median) | Chamfer-L1 | / another instance | F@0.05 | IoU |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| images | framed | scale error (median) | Chamfer-L1 | / another instance | F@0.05 | IoU "
+              "| camera: rotation error (median), within 10 deg, focal error, centre error (px) |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for name, m in result["rows"].items():
             error = f"{100 * m['median_scale_error']:.1f}%" if "median_scale_error" in m else ""
+            camera = m["camera"]
+            camera = "" if camera is None else (
+                f"{camera['median_rotation_error_deg']:.1f} deg, {100 * camera['within_10_deg']:.0f}%, "
+                f"{100 * camera['median_focal_error']:.1f}%, {camera['median_centre_error_px']:.1f}")
             print(f"| {name} | {m['framed']} of {len(ids)} | {error} | {m['chamfer_l1']:.4f} | "
-                  f"{m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} | {m['iou']:.3f} |")
-        print(f"| another instance | | | {baseline:.4f} | 1.00 | | |")
+                  f"{m['chamfer_ratio']:.2f} | {m['fscore@0.05']:.3f} | {m['iou']:.3f} | {camera} |")
+        print(f"| another instance | | | {baseline:.4f} | 1.00 | | | |")
         print(f"\nWrote {output}")
         return result
 

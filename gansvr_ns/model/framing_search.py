@@ -12,6 +12,10 @@ silhouette's box; the silhouette it then overlaps best (IoU) names the camera, a
 and position about that silhouette's box follows. Where that silhouette's box is, and how large, is where the photo's
 object belongs (`search_framing`); the photo is framed again by it and encoded once more.
 
+The camera whose silhouette fits best, with the alignment of the photo's mask onto that silhouette, is also a camera
+for the photo itself (`image_camera`): the training input's pose, and intrinsics in the photo's own pixels, so that
+the mesh drawn with them lies over the photo's object.
+
 Only 2D data is read: the photo's mask and the rough poses of the training inputs' cameras, as the data gives them.
 """
 
@@ -43,6 +47,45 @@ LOCAL_SHIFTS = tuple(0.5 * i for i in range(-3, 4))
 """Offsets (pixels of the training inputs) of the finer search's box centre, on each axis."""
 CHUNK = 256
 """Silhouettes compared with the mask at once."""
+
+
+@dataclass(frozen=True)
+class FramingFit:
+    """What `search_framing` found for a mask."""
+
+    framing: InputFraming
+    """The framing that puts the mask's object where the best-fitting camera shows the reconstruction."""
+    iou: float
+    """IoU of the mask so framed with that camera's silhouette of the reconstruction."""
+    camera: int
+    """Index of that camera in the `InputCameras` searched."""
+
+
+@dataclass(frozen=True)
+class ImageCamera:
+    """A camera for an image: the reconstruction drawn with it lies over the image's object."""
+
+    c2w: np.ndarray
+    """(4, 4) camera-to-world pose (OpenGL) in the reconstruction's frame."""
+    intrinsics: Tuple[float, float, float, float]
+    """fx, fy, cx, cy in pixels of the image (pixel-edge coordinates: the top-left corner is (0, 0))."""
+    image_size: Tuple[int, int]
+    """(height, width) of the image."""
+    fit: float
+    """IoU of the image's mask with the reconstruction's silhouette in the search (training inputs' pixels)."""
+
+    def to_json(self) -> dict:
+        """The camera as `reconstruct.json` records it: the pose, the intrinsics and the image size, and the
+        position as the dataset format's orbit angles (azimuth from +x towards +y, elevation above the xy-plane)."""
+        position = self.c2w[:3, 3]
+        distance = float(np.linalg.norm(position))
+        azimuth = math.degrees(math.atan2(position[1], position[0])) % 360.0
+        elevation = math.degrees(math.asin(float(np.clip(position[2] / max(distance, 1e-12), -1.0, 1.0))))
+        fx, fy, cx, cy = self.intrinsics
+        return {"transform_matrix": np.round(self.c2w, 6).tolist(), "fx": round(fx, 4), "fy": round(fy, 4),
+                "cx": round(cx, 4), "cy": round(cy, 4), "height": self.image_size[0], "width": self.image_size[1],
+                "azimuth_deg": round(azimuth, 3), "elevation_deg": round(elevation, 3),
+                "distance": round(distance, 6), "fit": round(self.fit, 4)}
 
 
 @dataclass(frozen=True)
@@ -110,10 +153,11 @@ def aligned_iou(mask: Bool[Tensor, "height width"], mask_centre: Tuple[float, fl
 @torch.no_grad()
 def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing: InputFraming,
                    cameras: InputCameras, resolution: int = SEARCH_RESOLUTION, upsample: int = UPSAMPLE
-                   ) -> Optional[Tuple[InputFraming, float]]:
+                   ) -> Optional[FramingFit]:
     """The framing (`framing` with its centre and size replaced) that puts the object of `mask`, a mask framed by
     `framing`, where the reconstruction `sdf_fn` (points (N, 3) -> SDF (N,), on the CPU) seen from the best-fitting
-    training input camera shows it; and that fit's IoU. None when the mask or the reconstruction is empty."""
+    training input camera shows it; that fit's IoU and the camera. None when the mask or the reconstruction is
+    empty."""
     box = box_measures(mask)
     if box is None:
         return None
@@ -138,4 +182,24 @@ def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing
     k = int(local.argmax())
     found = dataclasses.replace(framing, centre=(float(local_centres[k, 0]), float(local_centres[k, 1])),
                                 log_size=float(local_sizes[k]))
-    return found, float(local[k])
+    return FramingFit(framing=found, iou=float(local[k]), camera=best)
+
+
+def image_camera(fit: FramingFit, cameras: InputCameras, mask: np.ndarray) -> Optional[ImageCamera]:
+    """The camera of an image whose object mask is `mask`, from the search's `fit` of that mask (or of the mask
+    moved and scaled alike, as framing does): the fitting camera's pose, and its intrinsics carried by the alignment
+    that takes the mask's box onto the one the fit found (a pixel p of the camera's view is the image's pixel
+    m + (p - c) s, with m and c the two box centres and s the ratio of the mask's box size to the fit's). None for an
+    empty mask."""
+    box = box_measures(mask)
+    if box is None:
+        return None
+    measures, centre = box
+    ratio = math.exp(fit.framing.log_size_of(measures) - fit.framing.log_size)
+    fx, fy, cx, cy = (float(v) for v in cameras.intrinsics)
+    found_y, found_x = fit.framing.centre
+    intrinsics = (fx * ratio, fy * ratio, float(centre[1] + (cx - found_x) * ratio),
+                  float(centre[0] + (cy - found_y) * ratio))
+    c2w = np.eye(4)
+    c2w[:3] = cameras.c2w[fit.camera].double().numpy()
+    return ImageCamera(c2w=c2w, intrinsics=intrinsics, image_size=(int(mask.shape[0]), int(mask.shape[1])), fit=fit.iou)

@@ -96,8 +96,9 @@ def test_search_finds_where_the_camera_puts_the_object(rows):
                          log_size=true_size + 0.15, log_size_spread=0.05, centre_spread=(1.0, 1.0))
     boxed = frame_mask(photo, wrong, tolerance=0.0)
     assert pose_search.mask_iou(torch.from_numpy(boxed)[None].float(), torch.from_numpy(truth).float()).item() < 0.7
-    found, fit = framing_search.search_framing(ellipsoid_sdf, boxed, wrong, cameras)
-    assert fit > 0.85
+    fit = framing_search.search_framing(ellipsoid_sdf, boxed, wrong, cameras)
+    found = fit.framing
+    assert fit.iou > 0.85
     assert found.log_size == pytest.approx(true_size, abs=0.04)
     assert found.centre == pytest.approx(centre, abs=0.75)
     assert dataclasses.replace(found, centre=wrong.centre, log_size=wrong.log_size) == wrong
@@ -111,3 +112,70 @@ def test_nothing_to_search_without_a_shape_or_a_mask():
     mask = true_mask(0.0, 20.0)
     assert framing_search.search_framing(lambda p: torch.ones(len(p)), mask, framing, CAMERAS) is None
     assert framing_search.search_framing(ellipsoid_sdf, np.zeros_like(mask), framing, CAMERAS) is None
+
+
+def lopsided_sdf(points: torch.Tensor) -> torch.Tensor:
+    """The off-centre ellipsoid with a ball on its front left top: a shape that no other view draws alike."""
+    ball = (points - torch.tensor([0.5, 0.25, 0.3], dtype=points.dtype)).norm(dim=-1) - 0.2
+    return torch.minimum(ellipsoid_sdf(points), ball)
+
+
+def test_the_fit_gives_the_photos_camera():
+    """A photo of a lopsided shape from one of the training cameras' poses, at another focal length and principal
+    point on a canvas of another shape: the search names that pose, the camera it gives the photo has the photo's
+    focal length and principal point, and the shape drawn with it lies over the photo's object."""
+    points, cell = framing_search.silhouette_points(lopsided_sdf, 48)
+    pose = orbit_pose(40.0, 20.0, 2.5)
+    truth = (140.0, 140.0, 59.0, 54.0)  # fx, fy, cx, cy of the photo
+    c2w = torch.from_numpy(pose[None, :3]).float()
+    photo = pose_search.splat_silhouettes(points, c2w, torch.tensor([truth]), (100, 120), cell)[0].numpy() > 0.5
+    measures, centre = box_measures(pose_search.splat_silhouettes(
+        points, c2w, CAMERAS.intrinsics[None], (SIZE, SIZE), cell)[0].numpy() > 0.5)
+    weights = (0.4, 0.3, 0.3)
+    wrong = InputFraming(image_size=(SIZE, SIZE), centre=(centre[0] - 2.0, centre[1] + 3.0), weights=weights,
+                         log_size=float(np.dot(weights, measures)) - 0.1, log_size_spread=0.05,
+                         centre_spread=(1.0, 1.0))
+    fit = framing_search.search_framing(lopsided_sdf, frame_mask(photo, wrong, tolerance=0.0), wrong, CAMERAS)
+    camera = framing_search.image_camera(fit, CAMERAS, photo)
+    assert fit.camera == 13  # azimuth 40, elevation 20
+    np.testing.assert_allclose(camera.c2w, pose, atol=1e-5)
+    fx, fy, cx, cy = camera.intrinsics
+    assert fx == pytest.approx(truth[0], rel=0.04) and fy == fx
+    assert (cx, cy) == pytest.approx(truth[2:], abs=1.5)
+    assert camera.image_size == (100, 120)
+    drawn = pose_search.splat_silhouettes(points, c2w, torch.tensor([camera.intrinsics]), camera.image_size, cell)
+    assert pose_search.mask_iou(drawn, torch.from_numpy(photo).float()).item() > 0.9
+    entry = camera.to_json()
+    assert (entry["azimuth_deg"], entry["elevation_deg"], entry["distance"]) == pytest.approx((40.0, 20.0, 2.5))
+    assert (entry["height"], entry["width"]) == (100, 120)
+    assert framing_search.image_camera(fit, CAMERAS, np.zeros_like(photo)) is None
+
+
+def test_an_image_the_encoder_squashes_gets_a_camera_in_its_own_pixels(tmp_path):
+    """`gansvr-reconstruct` searches an image that is not framed as the encoder reads it, resized to the training
+    inputs' size: a view twice as wide as theirs gets twice their fx and cx, and their fy and cy."""
+    from PIL import Image
+
+    from gansvr_ns.scripts.reconstruct import Job, estimate_camera
+
+    points, cell = framing_search.silhouette_points(lopsided_sdf, 48)
+    c2w = torch.from_numpy(orbit_pose(40.0, 20.0, 2.5)[None, :3]).float()
+    seen = pose_search.splat_silhouettes(points, c2w, CAMERAS.intrinsics[None], (SIZE, SIZE), cell)[0].numpy() > 0.5
+    wide = np.repeat(seen, 2, axis=1)
+    Image.fromarray(wide.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    Image.fromarray(np.zeros((SIZE, 2 * SIZE, 3), np.uint8)).save(tmp_path / "image.png")
+    measures, centre = box_measures(seen)
+    framing = InputFraming(image_size=(SIZE, SIZE), centre=centre, weights=(0.4, 0.3, 0.3),
+                           log_size=float(np.dot((0.4, 0.3, 0.3), measures)), log_size_spread=0.05,
+                           centre_spread=(1.0, 1.0))
+
+    class Model:  # the image's reconstruction is the lopsided shape whatever the image
+        def select_condition(self, image):
+            pass
+
+    job = Job("image", tmp_path / "image.png", tmp_path / "mask.png", dataset_input=True, camera=True)
+    camera = estimate_camera(job, torch.zeros(1, 3, SIZE, 2 * SIZE), wide, None, framing, CAMERAS, Model(),
+                             lopsided_sdf)
+    assert camera.image_size == (SIZE, 2 * SIZE)
+    np.testing.assert_allclose(camera.c2w[:3], c2w[0].double().numpy(), atol=1e-5)
+    assert camera.intrinsics == pytest.approx((2 * FOCAL, FOCAL, SIZE, SIZE / 2), rel=0.03, abs=1.0)

@@ -303,9 +303,10 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         ReconstructConfig(load_config=config, output_dir=tmp_path / out, resolution=16, **options).main()
         meshes = json.loads((tmp_path / out / "reconstruct.json").read_text())["meshes"]
         fits[out] = {name: entry["framing_fit"] for name, entry in meshes.items()}
+        cameras[out] = {name: entry["camera"] for name, entry in meshes.items()}
         return {name: entry["framing_scale"] for name, entry in meshes.items()}
 
-    fits = {}
+    fits, cameras = {}, {}
 
     opaque = photo.copy()
     opaque.putalpha(255)  # an alpha channel that masks nothing
@@ -316,14 +317,25 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     assert "1 image(s) have no object mask and were encoded as they are (opaque)" in capsys.readouterr().out
     # framed by the reconstruction (the silhouette's fit to the mask recorded) where framed at all
     assert 0.0 < fits["auto"]["cutout"] <= 1.0 and fits["auto"]["in_place"] is None
+    # a camera for every image with a mask, in its own pixels; none for the one without
+    assert cameras["auto"]["opaque"] is None
+    for name, size in (("cutout", (100, 150)), ("in_place", rgb.size[::-1])):
+        camera = cameras["auto"][name]
+        assert (camera["height"], camera["width"]) == size and 0.0 < camera["fit"] <= 1.0
+        assert np.asarray(camera["transform_matrix"]).shape == (4, 4) and camera["fx"] > 0
+    assert cameras["auto"]["cutout"]["fit"] == pytest.approx(fits["auto"]["cutout"], abs=1e-4)  # the search's
     with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"])
     assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
     box = scales("box", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"], refine_framing=False)
     assert box["photo"] == pytest.approx(24 / 72, rel=0.25) and fits["box"] == {"photo": None}
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
+    assert cameras["never"]["cutout"]["width"] == 150
+    scales("no-camera", images=[tmp_path / "cutout.png"], estimate_camera=False)
+    assert cameras["no-camera"] == {"cutout": None}
     assert "have no object mask" not in capsys.readouterr().out
     assert scales("data", data=data, split="test") == {i: None for i in json.loads(
         (data / "dataset.json").read_text())["splits"]["test"]}
+    assert all(camera is not None for camera in cameras["data"].values())  # by their input_mask.png
 
     small = tmp_path / "small_mask.png"
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(small)
@@ -365,6 +377,11 @@ def test_framing_benchmark(trained_run, tmp_path):
     whole = rows["photos, whole images and `--masks`, `--frame auto --no-refine-framing`"]
     assert whole["framing_scales"] == cutouts["framing_scales"]
     assert (tmp_path / "f" / "framing.json").is_file()
+    # every image with a mask gets a camera, scored against its input's pose carried onto the photo
+    assert rows["photos, whole images, `--frame never`"]["camera"] is None
+    for name, row in rows.items():
+        if name != "photos, whole images, `--frame never`":
+            assert row["camera"]["cameras"] == 3 and 0.0 <= row["camera"]["median_rotation_error_deg"] <= 180.0
     for row in rows.values():
         assert row["chamfer_l1"] > 0 and row["chamfer_ratio"] == pytest.approx(
             row["chamfer_l1"] / result["another_instance_chamfer"])
