@@ -92,8 +92,8 @@ class ReconstructConfig:
     estimate_camera: bool = True
     """Write a camera for each image whose object mask is known (gansvr runs) to reconstruct.json: the pose of the
     training input whose view of the reconstruction fits the mask best (the object's frame, OpenGL), with fx, fy, cx,
-    cy in the image's own pixels. A framed image gets it from its framing search; any other image costs one search
-    more (about 0.2 s on a CPU)."""
+    cy in the image's own pixels. It costs one search of the reconstruction's silhouettes per image (about 0.15 s on
+    a CPU)."""
     data: Optional[Path] = None
     """A dataset whose split's input images to reconstruct, named by instance id."""
     split: Literal["train", "val", "test"] = "test"
@@ -128,7 +128,7 @@ class ReconstructConfig:
             image = encoder_image(rgb, mask if job.grey else None)
             camera = None
             if job.camera and sdf_fn is not None:
-                camera = estimate_camera(job, image, mask, fit, framing, cameras, model, sdf_fn)
+                camera = estimate_camera(job, image, mask, framing, cameras, model, sdf_fn)
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
@@ -252,17 +252,13 @@ def encoder_image(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> torch.T
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
 
 
-def estimate_camera(job: Job, image: torch.Tensor, mask: np.ndarray, fit, framing, cameras, model,
-                    sdf_fn: Callable):
-    """The camera of `job`'s image (`framing_search.ImageCamera`, in the pixels of the image as given) from the
-    framing search's `fit` where the image was framed by it; else from a search of its own on `mask`, the object mask
-    of `image`, the image the encoder reads (as `framed_image` gives them), resized to the training inputs' size as
-    the encoder resizes the image. None where the search finds nothing."""
+def estimate_camera(job: Job, image: torch.Tensor, mask: np.ndarray, framing, cameras, model, sdf_fn: Callable):
+    """The camera of `job`'s image (`framing_search.ImageCamera`, in the pixels of the image as given) from a
+    search on `mask`, the object mask of `image`, the image the encoder reads (as `framed_image` gives them), resized
+    to the training inputs' size as the encoder resizes the image. None where the search finds nothing."""
     from gansvr_ns.model.framing_search import ImageCamera, image_camera, search_framing
 
     photo_mask = object_mask(job.image, job.mask)
-    if fit is not None:  # framed by the search: its mask is the photo's moved and scaled
-        return image_camera(fit, cameras, photo_mask)
     height, width = framing.image_size
     seen = mask
     if seen.shape != (height, width):

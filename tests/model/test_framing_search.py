@@ -174,7 +174,7 @@ def test_an_image_the_encoder_squashes_gets_a_camera_in_its_own_pixels(tmp_path)
             pass
 
     job = Job("image", tmp_path / "image.png", tmp_path / "mask.png", dataset_input=True, camera=True)
-    camera = estimate_camera(job, torch.zeros(1, 3, SIZE, 2 * SIZE), wide, None, framing, CAMERAS, Model(),
+    camera = estimate_camera(job, torch.zeros(1, 3, SIZE, 2 * SIZE), wide, framing, CAMERAS, Model(),
                              lopsided_sdf)
     assert camera.image_size == (SIZE, 2 * SIZE)
     np.testing.assert_allclose(camera.c2w[:3], c2w[0].double().numpy(), atol=1e-5)
