@@ -45,6 +45,10 @@ LOCAL_LOG_SIZES = tuple(0.02 * i for i in range(-3, 4))
 """Log size offsets of the finer search about the best silhouette's box (up to 6%)."""
 LOCAL_SHIFTS = tuple(0.5 * i for i in range(-3, 4))
 """Offsets (pixels of the training inputs) of the finer search's box centre, on each axis."""
+ORBIT_OFFSETS = tuple(1.5 * i for i in range(-2, 3))
+"""Azimuth and elevation offsets (degrees) of the cameras beside the best training input camera that a camera search
+(`search_framing(..., orbit_offsets=ORBIT_OFFSETS)`) also tries: the training inputs' cameras lie a few degrees
+apart."""
 CHUNK = 256
 """Silhouettes compared with the mask at once."""
 
@@ -58,7 +62,9 @@ class FramingFit:
     iou: float
     """IoU of the mask so framed with that camera's silhouette of the reconstruction."""
     camera: int
-    """Index of that camera in the `InputCameras` searched."""
+    """Index of the training input camera that fits best in the `InputCameras` searched."""
+    c2w: Tensor
+    """(3, 4) pose of the camera that fits best: that training input's, or one beside it on its orbit."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,28 @@ class InputCameras:
     """Camera-to-world poses (OpenGL), as the data gives them (rough)."""
     intrinsics: Float[Tensor, "4"]
     """fx, fy, cx, cy in pixels of the training inputs."""
+
+
+def orbit_neighbours(c2w: Float[Tensor, "3 4"], offsets: Sequence[float]) -> Float[Tensor, "num 3 4"]:
+    """`c2w` moved on its orbit about the origin by every pair of `offsets` (degrees): turned about the world's z
+    axis (azimuth) and about the horizontal axis across its line of sight (elevation)."""
+    position = c2w[:, 3].double()
+    up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    across = torch.linalg.cross(position, up)
+    across = across / across.norm() if across.norm() > 1e-6 else c2w[:, 0].double()
+    poses = []
+    for azimuth in offsets:
+        for elevation in offsets:
+            turn = axis_rotation(up, math.radians(azimuth)) @ axis_rotation(across, math.radians(elevation))
+            poses.append(turn @ c2w.double())
+    return torch.stack(poses).to(c2w.dtype)
+
+
+def axis_rotation(axis: Tensor, angle: float) -> Tensor:
+    """(3, 3) rotation by `angle` (radians, right-handed) about the unit vector `axis` (Rodrigues' formula)."""
+    x, y, z = axis.tolist()
+    k = torch.tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], dtype=axis.dtype)
+    return torch.eye(3, dtype=axis.dtype) + math.sin(angle) * k + (1.0 - math.cos(angle)) * (k @ k)
 
 
 def silhouette_points(sdf_fn: Callable[[Tensor], Tensor], resolution: int) -> Tuple[Float[Tensor, "num 3"], float]:
@@ -152,12 +180,12 @@ def aligned_iou(mask: Bool[Tensor, "height width"], mask_centre: Tuple[float, fl
 
 @torch.no_grad()
 def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing: InputFraming,
-                   cameras: InputCameras, resolution: int = SEARCH_RESOLUTION, upsample: int = UPSAMPLE
-                   ) -> Optional[FramingFit]:
+                   cameras: InputCameras, resolution: int = SEARCH_RESOLUTION, upsample: int = UPSAMPLE,
+                   orbit_offsets: Sequence[float] = ()) -> Optional[FramingFit]:
     """The framing (`framing` with its centre and size replaced) that puts the object of `mask`, a mask framed by
     `framing`, where the reconstruction `sdf_fn` (points (N, 3) -> SDF (N,), on the CPU) seen from the best-fitting
-    training input camera shows it; that fit's IoU and the camera. None when the mask or the reconstruction is
-    empty."""
+    training input camera shows it; that fit's IoU and the camera. With `orbit_offsets`, the cameras beside the best
+    one on its orbit (`orbit_neighbours`) are tried too. None when the mask or the reconstruction is empty."""
     box = box_measures(mask)
     if box is None:
         return None
@@ -174,15 +202,26 @@ def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing
     target = torch.from_numpy(mask)
     iou = aligned_iou(target, mask_centre, (log_sizes - mask_log_size).exp(), centres, silhouettes, upsample)
     best = int(torch.where(non_empty, iou, -1.0).argmax())
+    c2w, silhouette, log_size, centre = cameras.c2w[best], silhouettes[best], log_sizes[best], centres[best]
+    if orbit_offsets:
+        beside = orbit_neighbours(c2w, orbit_offsets)
+        drawn = splat_silhouettes(points, beside, (cameras.intrinsics * upsample).expand(len(beside), 4),
+                                  (height * upsample, width * upsample), cell) > 0.5
+        sizes, places, drawn_any = silhouette_boxes(drawn, framing.weights)
+        sizes, places = sizes - math.log(upsample), places / upsample
+        fits = aligned_iou(target, mask_centre, (sizes - mask_log_size).exp(), places, drawn, upsample)
+        k = int(torch.where(drawn_any, fits, -1.0).argmax())
+        if fits[k] > iou[best]:
+            c2w, silhouette, log_size, centre = beside[k], drawn[k], sizes[k], places[k]
     offsets = torch.cartesian_prod(*(torch.tensor(v, dtype=torch.float32)
                                      for v in (LOCAL_LOG_SIZES, LOCAL_SHIFTS, LOCAL_SHIFTS)))
-    local_sizes, local_centres = log_sizes[best] + offsets[:, 0], centres[best] + offsets[:, 1:]
+    local_sizes, local_centres = log_size + offsets[:, 0], centre + offsets[:, 1:]
     local = aligned_iou(target, mask_centre, (local_sizes - mask_log_size).exp(), local_centres,
-                        silhouettes[best].expand(len(offsets), -1, -1), upsample)
+                        silhouette.expand(len(offsets), -1, -1), upsample)
     k = int(local.argmax())
     found = dataclasses.replace(framing, centre=(float(local_centres[k, 0]), float(local_centres[k, 1])),
                                 log_size=float(local_sizes[k]))
-    return FramingFit(framing=found, iou=float(local[k]), camera=best)
+    return FramingFit(framing=found, iou=float(local[k]), camera=best, c2w=c2w)
 
 
 def image_camera(fit: FramingFit, cameras: InputCameras, mask: np.ndarray) -> Optional[ImageCamera]:
@@ -201,5 +240,5 @@ def image_camera(fit: FramingFit, cameras: InputCameras, mask: np.ndarray) -> Op
     intrinsics = (fx * ratio, fy * ratio, float(centre[1] + (cx - found_x) * ratio),
                   float(centre[0] + (cy - found_y) * ratio))
     c2w = np.eye(4)
-    c2w[:3] = cameras.c2w[fit.camera].double().numpy()
+    c2w[:3] = fit.c2w.double().numpy()
     return ImageCamera(c2w=c2w, intrinsics=intrinsics, image_size=(int(mask.shape[0]), int(mask.shape[1])), fit=fit.iou)

@@ -256,7 +256,7 @@ def estimate_camera(job: Job, image: torch.Tensor, mask: np.ndarray, framing, ca
     """The camera of `job`'s image (`framing_search.ImageCamera`, in the pixels of the image as given) from a
     search on `mask`, the object mask of `image`, the image the encoder reads (as `framed_image` gives them), resized
     to the training inputs' size as the encoder resizes the image. None where the search finds nothing."""
-    from gansvr_ns.model.framing_search import ImageCamera, image_camera, search_framing
+    from gansvr_ns.model.framing_search import ORBIT_OFFSETS, ImageCamera, image_camera, search_framing
 
     photo_mask = object_mask(job.image, job.mask)
     height, width = framing.image_size
@@ -265,7 +265,7 @@ def estimate_camera(job: Job, image: torch.Tensor, mask: np.ndarray, framing, ca
         seen = torch.nn.functional.interpolate(torch.from_numpy(mask).float()[None, None], size=(height, width),
                                                mode="bilinear", antialias=True)[0, 0].numpy() > 0.5
     model.select_condition(image)
-    fit = search_framing(sdf_fn, seen, framing, cameras)
+    fit = search_framing(sdf_fn, seen, framing, cameras, orbit_offsets=ORBIT_OFFSETS)
     if fit is None:
         return None
     if mask.shape != photo_mask.shape or not np.array_equal(mask, photo_mask):

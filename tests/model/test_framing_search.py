@@ -177,5 +177,15 @@ def test_an_image_the_encoder_squashes_gets_a_camera_in_its_own_pixels(tmp_path)
     camera = estimate_camera(job, torch.zeros(1, 3, SIZE, 2 * SIZE), wide, framing, CAMERAS, Model(),
                              lopsided_sdf)
     assert camera.image_size == (SIZE, 2 * SIZE)
-    np.testing.assert_allclose(camera.c2w[:3], c2w[0].double().numpy(), atol=1e-5)
+    turn = camera.c2w[:3, :3].T @ c2w[0, :, :3].double().numpy()  # the cameras beside the best are tried too
+    assert np.degrees(np.arccos(np.clip((np.trace(turn) - 1.0) / 2.0, -1.0, 1.0))) <= 2.5
     assert camera.intrinsics == pytest.approx((2 * FOCAL, FOCAL, SIZE, SIZE / 2), rel=0.03, abs=1.0)
+
+
+def test_orbit_neighbours_move_a_camera_on_its_orbit():
+    pose = torch.from_numpy(orbit_pose(40.0, 20.0, 2.5)[:3])
+    beside = framing_search.orbit_neighbours(pose, (-3.0, 0.0, 3.0))
+    assert beside.shape == (9, 3, 4)
+    torch.testing.assert_close(beside[4], pose)
+    for k, (azimuth, elevation) in enumerate((a, e) for a in (37.0, 40.0, 43.0) for e in (17.0, 20.0, 23.0)):
+        torch.testing.assert_close(beside[k], torch.from_numpy(orbit_pose(azimuth, elevation, 2.5)[:3]))
