@@ -69,3 +69,37 @@ def save_mesh(mesh: trimesh.Trimesh, stem: Path, formats: Iterable[str]) -> List
         tmp.replace(path)
         written.append(path)
     return written
+
+
+def mesh_silhouette(vertices: np.ndarray, faces: np.ndarray, c2w: np.ndarray, intrinsics, size) -> np.ndarray:
+    """(H, W) bool mask of the pixels a mesh's faces touch, seen by an OpenGL camera (`c2w` (4, 4) or (3, 4);
+    `intrinsics` fx, fy, cx, cy in pixels, pixel-edge coordinates; `size` (H, W)). Faces with a vertex behind the
+    camera are left out."""
+    from PIL import Image, ImageDraw
+
+    height, width = size
+    fx, fy, cx, cy = intrinsics
+    c2w = np.asarray(c2w, dtype=np.float64)
+    local = (np.asarray(vertices, dtype=np.float64) - c2w[:3, 3]) @ c2w[:3, :3]  # R^T (v - o), row-wise
+    depth = -local[:, 2]
+    ahead = depth > 1e-6
+    safe = np.where(ahead, depth, 1.0)
+    u = cx + fx * local[:, 0] / safe
+    v = cy - fy * local[:, 1] / safe
+    canvas = Image.new("1", (width, height), 0)
+    draw = ImageDraw.Draw(canvas)
+    for face in np.asarray(faces)[ahead[faces].all(axis=1)]:
+        draw.polygon([(u[k], v[k]) for k in face], fill=1)
+    return np.array(canvas, dtype=bool)
+
+
+def overlay(rgb: np.ndarray, silhouette: np.ndarray, colour=(1.0, 0.25, 0.1), tint: float = 0.35) -> np.ndarray:
+    """An (H, W, 3) image in [0, 1] with `silhouette` (H, W) tinted in `colour` and its outline drawn in it."""
+    inside = silhouette.copy()
+    inside[1:-1, 1:-1] &= silhouette[:-2, 1:-1] & silhouette[2:, 1:-1] & silhouette[1:-1, :-2] & silhouette[1:-1, 2:]
+    edge = silhouette & ~inside
+    colour = np.asarray(colour, dtype=np.float32)
+    out = np.asarray(rgb, dtype=np.float32).copy()
+    out[silhouette] = (1.0 - tint) * out[silhouette] + tint * colour
+    out[edge] = colour
+    return out

@@ -94,6 +94,9 @@ class ReconstructConfig:
     training input whose view of the reconstruction fits the mask best (the object's frame, OpenGL), with fx, fy, cx,
     cy in the image's own pixels. It costs one search of the reconstruction's silhouettes per image (about 0.15 s on
     a CPU)."""
+    overlay: bool = False
+    """Also write `<name>_overlay.png` for every image given a camera: the image with the mesh drawn by that camera
+    over it, tinted and outlined, to check the camera and the mesh against the image."""
     data: Optional[Path] = None
     """A dataset whose split's input images to reconstruct, named by instance id."""
     split: Literal["train", "val", "test"] = "test"
@@ -115,7 +118,7 @@ class ReconstructConfig:
                 CONSOLE.print(f"[yellow]No cameras estimated: {err}[/yellow]", soft_wrap=True)
                 jobs = [job._replace(camera=False) for job in jobs]
         model = load_model(self.load_config)
-        from gansvr_ns.model.mesh import save_mesh
+        from gansvr_ns.model.mesh import mesh_silhouette, overlay, save_mesh
 
         reconstruct_mesh = mesh_reconstructor(model)
         sdf_fn = model_sdf(model) if self.refine_framing or any(job.camera for job in jobs) else None
@@ -132,6 +135,11 @@ class ReconstructConfig:
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
+            if self.overlay and camera is not None:
+                written.append(self.output_dir / f"{job.name}_overlay.png")
+                silhouette = mesh_silhouette(mesh.vertices, mesh.faces, camera.c2w, camera.intrinsics,
+                                             camera.image_size)
+                fmt.save_rgb(written[-1], overlay(fmt.load_rgb(job.image), silhouette))
             summary[job.name] = {"image": str(job.image), "framing_scale": scale,
                                  "framing_fit": None if fit is None else fit.iou, "on_grey": job.grey,
                                  "camera": None if camera is None else camera.to_json(),

@@ -323,8 +323,14 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         camera = cameras["auto"][name]
         assert (camera["height"], camera["width"]) == size and 0.0 < camera["fit"] <= 1.0
         assert np.asarray(camera["transform_matrix"]).shape == (4, 4) and camera["fx"] > 0
-    with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"])
+    with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"], overlay=True)
     assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
+    # the photo with its mesh drawn over it by that camera
+    drawn = np.asarray(Image.open(tmp_path / "masks" / "photo_overlay.png").convert("RGB"))
+    changed = (drawn != np.asarray(photo)).any(axis=2)
+    assert drawn.shape == (100, 150, 3) and changed.sum() > 100
+    assert changed[20:92, 70:142].sum() > 0.9 * changed.sum()  # on the object, which the photo has there
+    assert not list((tmp_path / "auto").glob("*_overlay.png"))
     box = scales("box", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"], refine_framing=False)
     assert box["photo"] == pytest.approx(24 / 72, rel=0.25) and fits["box"] == {"photo": None}
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
