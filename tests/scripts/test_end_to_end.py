@@ -246,6 +246,13 @@ def test_a_run_copied_without_its_dataset_still_reconstructs(trained_run, tmp_pa
     with pytest.raises(ValueError, match="the run's dataset is missing.*--frame never"):
         ReconstructConfig(load_config=copied / "config.yml", output_dir=tmp_path / "o",
                           images=[tmp_path / "cutout.png"]).main()
+    # its camera is left out, with a warning, and the mesh is written
+    result = run(BIN / "gansvr-reconstruct", "--load-config", copied / "config.yml", "--images",
+                 tmp_path / "cutout.png", "--frame", "never", "--output-dir", tmp_path / "cameraless",
+                 "--resolution", "32", cwd=tmp_path)
+    assert "No cameras estimated" in result.stdout
+    meshes = json.loads((tmp_path / "cameraless" / "reconstruct.json").read_text())["meshes"]
+    assert meshes["cutout"]["camera"] is None and (tmp_path / "cameraless" / "cutout.ply").is_file()
 
     shutil.rmtree(copied / "nerfstudio_models")
     result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(copied / "config.yml"),
