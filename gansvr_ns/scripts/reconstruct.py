@@ -216,6 +216,8 @@ class ReconstructConfig:
             raise ValueError("nothing to reconstruct: give --images or --data")
         if self.resolution < MIN_RESOLUTION:
             raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
+        if self.overlay and not self.estimate_camera:
+            raise ValueError("--overlay draws each mesh by its image's camera: it needs --estimate-camera")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
         run = load_run_config(self.load_config)

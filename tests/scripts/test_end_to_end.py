@@ -355,6 +355,7 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         ({"images": [tmp_path / "photo.png"], "masks": [small, small]}, "2 masks for 1 images"),
         ({"images": [tmp_path / "photo.png"], "masks": [small]}, f"{small}: mask of 10x10 px for an image of 150x100"),
         ({"images": [tmp_path / "photo.png"], "frame": "always"}, "photo.png: no object mask to frame it by"),
+        ({"images": [tmp_path / "photo.png"], "overlay": True, "estimate_camera": False}, "it needs --estimate-camera"),
     ):
         with pytest.raises(ValueError, match=message):
             ReconstructConfig(load_config=config, output_dir=tmp_path / "bad", **options).jobs()
