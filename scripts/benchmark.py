@@ -176,7 +176,7 @@ class Quality:
         from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
         from gansvr_ns.eval.shifted import shifted_mask, write_shifted_inputs
-        from gansvr_ns.scripts.reconstruct import encoder_background, load_pipeline
+        from gansvr_ns.scripts.reconstruct import encoder_background, load_pipeline, load_run_config
 
         data = ensure_dataset(self.data)
         train_seconds = None
@@ -191,7 +191,7 @@ class Quality:
         if not all(path.is_file() for path in input_masks.values()):
             input_masks = None
         # as `gansvr-reconstruct --data` reads them: on grey by their input masks for a run trained on grey
-        grey_run = encoder_background(config) == "grey" and input_masks is not None
+        grey_run = encoder_background(load_run_config(config)) == "grey" and input_masks is not None
         shifted = write_shifted_inputs(data, "test", run / "shifted_inputs", masks=True)
         seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution, input_masks if grey_run else None)
         if input_masks is not None and not grey_run:
@@ -1996,9 +1996,11 @@ def camera_errors(meshes: Dict[str, Dict], data: Path, placements: Optional[Dict
     camera is the input's carried by the placement. None when no image has a camera and a true pose."""
     import numpy as np
 
+    from gansvr_ns.model.losses import rotation_error_deg
+
     info = json.loads((data / "dataset.json").read_text())
     intrinsics = info["intrinsics"]
-    rotations, focals, centres = [], [], []
+    estimated, true, focals, centres = [], [], [], []
     for i, entry in meshes.items():
         camera = entry.get("camera")
         cameras = json.loads((data / i / "cameras.json").read_text()).get("input", {})
@@ -2006,18 +2008,19 @@ def camera_errors(meshes: Dict[str, Dict], data: Path, placements: Optional[Dict
         if camera is None or pose is None:
             continue
         place = (placements or {}).get(i, {"scale_x": 1.0, "scale_y": 1.0, "x": 0.0, "y": 0.0})
-        relative = np.asarray(camera["transform_matrix"])[:3, :3].T @ np.asarray(pose)[:3, :3]
-        rotations.append(np.degrees(np.arccos(np.clip((np.trace(relative) - 1.0) / 2.0, -1.0, 1.0))))
+        estimated.append(np.asarray(camera["transform_matrix"])[:3, :3])
+        true.append(np.asarray(pose)[:3, :3])
         true_fx = intrinsics["fx"] * place["scale_x"]
         focals.append(abs(camera["fx"] / true_fx - 1.0))
         true_cx = place["x"] + intrinsics["cx"] * place["scale_x"]
         true_cy = place["y"] + intrinsics["cy"] * place["scale_y"]
         centres.append(np.hypot((camera["cx"] - true_cx) / place["scale_x"],
                                 (camera["cy"] - true_cy) / place["scale_y"]))
-    if not rotations:
+    if not estimated:
         return None
+    rotations = rotation_error_deg(torch.tensor(np.array(estimated)), torch.tensor(np.array(true))).numpy()
     return {"cameras": len(rotations), "median_rotation_error_deg": float(np.median(rotations)),
-            "within_10_deg": float(np.mean(np.asarray(rotations) <= 10.0)),
+            "within_10_deg": float(np.mean(rotations <= 10.0)),
             "median_focal_error": float(np.median(focals)), "median_centre_error_px": float(np.median(centres))}
 
 

@@ -193,24 +193,26 @@ def search_framing(sdf_fn: Callable[[Tensor], Tensor], mask: np.ndarray, framing
     if len(points) == 0:
         return None
     height, width = mask.shape
-    count = len(cameras.c2w)
-    silhouettes = splat_silhouettes(points, cameras.c2w, (cameras.intrinsics * upsample).expand(count, 4),
-                                    (height * upsample, width * upsample), cell) > 0.5
-    log_sizes, centres, non_empty = silhouette_boxes(silhouettes, framing.weights)
-    log_sizes, centres = log_sizes - math.log(upsample), centres / upsample
     mask_log_size, mask_centre = framing.log_size_of(box[0]), box[1]
     target = torch.from_numpy(mask)
-    iou = aligned_iou(target, mask_centre, (log_sizes - mask_log_size).exp(), centres, silhouettes, upsample)
-    best = int(torch.where(non_empty, iou, -1.0).argmax())
+
+    def draw_and_fit(poses: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Each pose's silhouette (at `upsample` times the mask's size), its box's log size and centre (pixels of
+        the mask), and its IoU with the mask aligned box to box (-1 where nothing is drawn)."""
+        drawn = splat_silhouettes(points, poses, (cameras.intrinsics * upsample).expand(len(poses), 4),
+                                  (height * upsample, width * upsample), cell) > 0.5
+        sizes, places, non_empty = silhouette_boxes(drawn, framing.weights)
+        sizes, places = sizes - math.log(upsample), places / upsample
+        iou = aligned_iou(target, mask_centre, (sizes - mask_log_size).exp(), places, drawn, upsample)
+        return drawn, sizes, places, torch.where(non_empty, iou, -1.0)
+
+    silhouettes, log_sizes, centres, iou = draw_and_fit(cameras.c2w)
+    best = int(iou.argmax())
     c2w, silhouette, log_size, centre = cameras.c2w[best], silhouettes[best], log_sizes[best], centres[best]
     if orbit_offsets:
         beside = orbit_neighbours(c2w, orbit_offsets)
-        drawn = splat_silhouettes(points, beside, (cameras.intrinsics * upsample).expand(len(beside), 4),
-                                  (height * upsample, width * upsample), cell) > 0.5
-        sizes, places, drawn_any = silhouette_boxes(drawn, framing.weights)
-        sizes, places = sizes - math.log(upsample), places / upsample
-        fits = aligned_iou(target, mask_centre, (sizes - mask_log_size).exp(), places, drawn, upsample)
-        k = int(torch.where(drawn_any, fits, -1.0).argmax())
+        drawn, sizes, places, fits = draw_and_fit(beside)
+        k = int(fits.argmax())
         if fits[k] > iou[best]:
             c2w, silhouette, log_size, centre = beside[k], drawn[k], sizes[k], places[k]
     offsets = torch.cartesian_prod(*(torch.tensor(v, dtype=torch.float32)

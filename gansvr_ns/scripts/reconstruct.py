@@ -19,6 +19,7 @@ so that the mesh drawn with it lies over the image's object.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
@@ -126,12 +127,14 @@ class ReconstructConfig:
         timings, summary = [], {}
         for job in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
             start = time.perf_counter()
-            rgb, mask, scale, fit = self.framed_image(job, framing, cameras, model,
+            photo = fmt.load_rgb(job.image)
+            photo_mask = object_mask(job.image, job.mask) if job.framed or job.grey or job.camera else None
+            rgb, mask, scale, fit = self.framed_image(job, photo, photo_mask, framing, cameras, model,
                                                       sdf_fn if self.refine_framing else None)
             image = encoder_image(rgb, mask if job.grey else None)
             camera = None
             if job.camera and sdf_fn is not None:
-                camera = estimate_camera(job, image, mask, framing, cameras, model, sdf_fn)
+                camera = estimate_camera(image, mask, photo_mask, scale is not None, framing, cameras, model, sdf_fn)
             mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
@@ -139,7 +142,7 @@ class ReconstructConfig:
                 written.append(self.output_dir / f"{job.name}_overlay.png")
                 silhouette = mesh_silhouette(mesh.vertices, mesh.faces, camera.c2w, camera.intrinsics,
                                              camera.image_size)
-                fmt.save_rgb(written[-1], overlay(fmt.load_rgb(job.image), silhouette))
+                fmt.save_rgb(written[-1], overlay(photo, silhouette))
             summary[job.name] = {"image": str(job.image), "framing_scale": scale,
                                  "framing_fit": None if fit is None else fit.iou, "on_grey": job.grey,
                                  "camera": None if camera is None else camera.to_json(),
@@ -172,13 +175,12 @@ class ReconstructConfig:
             f"{f'; {framed} framed as the training inputs' if framed else ''})"
         )
 
-    def framed_image(self, job: Job, framing, cameras, model, sdf_fn: Optional[Callable]):
-        """The image of `job` (H, W, 3), framed where the job is (by its mask's box, then by its reconstruction with
-        `sdf_fn`), its object mask placed alike (None where the image has none, or it is not read: images neither
-        framed, put on grey nor given a camera), the framing scale and the framing search's `FramingFit` (None where
-        not framed, or not by the reconstruction)."""
-        rgb = fmt.load_rgb(job.image)
-        mask = object_mask(job.image, job.mask) if job.framed or job.grey or job.camera else None
+    def framed_image(self, job: Job, rgb: np.ndarray, mask: Optional[np.ndarray], framing, cameras, model,
+                     sdf_fn: Optional[Callable]):
+        """The image `rgb` of `job` (H, W, 3), framed where the job is (by its object `mask`'s box, then by its
+        reconstruction with `sdf_fn`), its mask placed alike (None where the image has none, or it is not read:
+        images neither framed, put on grey nor given a camera), the framing scale and the framing search's
+        `FramingFit` (None where not framed, or not by the reconstruction)."""
         if not job.framed:
             return rgb, mask, None, None
         tolerance = 0.0 if self.frame == "always" else FRAMING_TOLERANCE
@@ -221,7 +223,7 @@ class ReconstructConfig:
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
         run = load_run_config(self.load_config)
-        grey_run = getattr(run.pipeline.datamanager, "condition_background", "image") == "grey"
+        grey_run = encoder_background(run) == "grey"
         camera = self.estimate_camera and run.method_name == "gansvr"
         return [self.checked(job, grey_run, camera) for job in jobs]
 
@@ -262,13 +264,14 @@ def encoder_image(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> torch.T
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
 
 
-def estimate_camera(job: Job, image: torch.Tensor, mask: np.ndarray, framing, cameras, model, sdf_fn: Callable):
-    """The camera of `job`'s image (`framing_search.ImageCamera`, in the pixels of the image as given) from a
-    search on `mask`, the object mask of `image`, the image the encoder reads (as `framed_image` gives them), resized
-    to the training inputs' size as the encoder resizes the image. None where the search finds nothing."""
-    from gansvr_ns.model.framing_search import ORBIT_OFFSETS, ImageCamera, image_camera, search_framing
+def estimate_camera(image: torch.Tensor, mask: np.ndarray, photo_mask: np.ndarray, framed: bool, framing, cameras,
+                    model, sdf_fn: Callable):
+    """The camera (`framing_search.ImageCamera`, in the pixels of the image as given, whose object mask is
+    `photo_mask`) from a search on `mask`, the object mask of `image`, the image the encoder reads (as `framed_image`
+    gives them: `framed`, or the image as given), resized to the training inputs' size as the encoder resizes the
+    image. None where the search finds nothing."""
+    from gansvr_ns.model.framing_search import ORBIT_OFFSETS, image_camera, search_framing
 
-    photo_mask = object_mask(job.image, job.mask)
     height, width = framing.image_size
     seen = mask
     if seen.shape != (height, width):
@@ -278,18 +281,19 @@ def estimate_camera(job: Job, image: torch.Tensor, mask: np.ndarray, framing, ca
     fit = search_framing(sdf_fn, seen, framing, cameras, orbit_offsets=ORBIT_OFFSETS)
     if fit is None:
         return None
-    if mask.shape != photo_mask.shape or not np.array_equal(mask, photo_mask):
-        return image_camera(fit, cameras, photo_mask)  # framed by its box: its mask is the photo's moved and scaled
+    if framed:  # its mask is the photo's moved and scaled
+        return image_camera(fit, cameras, photo_mask)
     camera = image_camera(fit, cameras, seen)  # the image as given, resized by the encoder: scale the pixels back
     sy, sx = photo_mask.shape[0] / height, photo_mask.shape[1] / width
     fx, fy, cx, cy = camera.intrinsics
-    return ImageCamera(c2w=camera.c2w, intrinsics=(fx * sx, fy * sy, cx * sx, cy * sy),
-                       image_size=(int(photo_mask.shape[0]), int(photo_mask.shape[1])), fit=camera.fit)
+    return dataclasses.replace(camera, intrinsics=(fx * sx, fy * sy, cx * sx, cy * sy),
+                               image_size=(int(photo_mask.shape[0]), int(photo_mask.shape[1])))
 
 
-def encoder_background(config_path: Path) -> str:
-    """What the run's encoder was trained to see around the object: "image" or "grey" (`condition_background`)."""
-    return getattr(load_run_config(config_path).pipeline.datamanager, "condition_background", "image")
+def encoder_background(run) -> str:
+    """What the encoder of a run (its config, `load_run_config`) was trained to see around the object: "image" or
+    "grey" (`condition_background`)."""
+    return getattr(run.pipeline.datamanager, "condition_background", "image")
 
 
 def object_mask(image: Path, mask: Optional[Path]):
