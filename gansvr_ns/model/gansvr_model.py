@@ -334,6 +334,12 @@ class GanSvrModel(InstanceSelection, Model):
         """The latent code of one image, rendered for rays without an `instance`."""
         return self.field.encode_latents(self.encode(image))
 
+    @torch.no_grad()
+    def select_latent(self, latent: Float[Tensor, "1 latent_dim"]) -> None:
+        """Condition the rays without an `instance` on a latent (unit-scaled, as `encode` gives them)."""
+        self.selection = self.field.encode_latents(latent.to(self.device))
+        self._selection_key = None
+
     @property
     def selection(self) -> LatentCode:
         return self.field.selected

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 import numpy as np
 import torch
@@ -18,13 +18,17 @@ MESH_FORMATS = ("ply", "obj", "glb")
 
 @torch.no_grad()
 def reconstruct_mesh(model, image: Float[Tensor, "1 3 height width"], resolution: int = 128,
-                     chunk: int = 65536) -> trimesh.Trimesh:
+                     chunk: int = 65536, latent: Optional[Float[Tensor, "1 latent_dim"]] = None) -> trimesh.Trimesh:
     """Encode `image`, extract the zero level set of its SDF on a resolution^3 grid and colour the vertices.
 
     Vertex colours come from the colour head, seen along the inward normal (a head-on view of the surface).
-    The model's selected instance becomes this image's.
+    The model's selected instance becomes this image's; with `latent` (unit-scaled, as `GanSvrModel.encode` gives
+    them, e.g. fitted to the image's mask by `mask_fit.fit_to_mask`), that latent's instead of the encoder's.
     """
-    model.select_condition(image)
+    if latent is None:
+        model.select_condition(image)
+    else:
+        model.select_latent(latent)
     field = model.field
     mesh = level_set_mesh(lambda p: field.forward_geonetwork(p)[:, 0], resolution, chunk, model.device)
     if len(mesh.vertices):
