@@ -311,9 +311,10 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         meshes = json.loads((tmp_path / out / "reconstruct.json").read_text())["meshes"]
         fits[out] = {name: entry["framing_fit"] for name, entry in meshes.items()}
         cameras[out] = {name: entry["camera"] for name, entry in meshes.items()}
+        mask_fits[out] = {name: entry["mask_fit"] for name, entry in meshes.items()}
         return {name: entry["framing_scale"] for name, entry in meshes.items()}
 
-    fits, cameras = {}, {}
+    fits, cameras, mask_fits = {}, {}, {}
 
     opaque = photo.copy()
     opaque.putalpha(255)  # an alpha channel that masks nothing
@@ -330,6 +331,10 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         camera = cameras["auto"][name]
         assert (camera["height"], camera["width"]) == size and 0.0 < camera["fit"] <= 1.0
         assert np.asarray(camera["transform_matrix"]).shape == (4, 4) and camera["fx"] > 0
+        # fitted to the mask (40 steps by default): the camera written is the fitted one
+        fitted = mask_fits["auto"][name]
+        assert fitted["steps"] == 40 and 0.0 <= fitted["iou_before"] <= 1.0 and camera["fit"] == fitted["iou_after"]
+    assert mask_fits["auto"]["opaque"] is None
     with_mask = scales("masks", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"], overlay=True)
     assert with_mask["photo"] == pytest.approx(framed["cutout"], rel=0.05)
     # the photo with its mesh drawn over it by that camera
@@ -343,7 +348,10 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}
     assert cameras["never"]["cutout"]["width"] == 150
     scales("no-camera", images=[tmp_path / "cutout.png"], estimate_camera=False)
-    assert cameras["no-camera"] == {"cutout": None}
+    assert cameras["no-camera"] == {"cutout": None} and mask_fits["no-camera"] == {"cutout": None}
+    scales("no-fit", images=[tmp_path / "cutout.png"], fit_steps=0)
+    assert mask_fits["no-fit"] == {"cutout": None} and cameras["no-fit"]["cutout"] is not None
+    assert 0.0 < cameras["no-fit"]["cutout"]["fit"] <= 1.0  # the search's own
     assert "have no object mask" not in capsys.readouterr().out
     assert scales("data", data=data, split="test") == {i: None for i in json.loads(
         (data / "dataset.json").read_text())["splits"]["test"]}
@@ -356,6 +364,7 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         ({"images": [tmp_path / "photo.png"], "masks": [small]}, f"{small}: mask of 10x10 px for an image of 150x100"),
         ({"images": [tmp_path / "photo.png"], "frame": "always"}, "photo.png: no object mask to frame it by"),
         ({"images": [tmp_path / "photo.png"], "overlay": True, "estimate_camera": False}, "it needs --estimate-camera"),
+        ({"images": [tmp_path / "photo.png"], "fit_steps": -1}, "--fit-steps -1: must be 0"),
     ):
         with pytest.raises(ValueError, match=message):
             ReconstructConfig(load_config=config, output_dir=tmp_path / "bad", **options).jobs()
