@@ -113,6 +113,16 @@ def reconstruct_all(pipeline, images: Dict[str, Path], out: Path, resolution: in
     return sum(seconds) / len(seconds)
 
 
+def reconstruct_as_the_command(config: Path, out: Path, resolution: int, **options) -> float:
+    """Reconstruct as `gansvr-reconstruct` does (framing, cameras and the fit to the mask where an image's mask is
+    known; `options` are its settings, e.g. data=..., split="test", or images=[...], masks=[...]); returns its mean
+    seconds per image."""
+    from gansvr_ns.scripts.reconstruct import ReconstructConfig
+
+    ReconstructConfig(load_config=config, output_dir=out, resolution=resolution, **options).main()
+    return json.loads((out / "reconstruct.json").read_text())["seconds_per_image"]
+
+
 def extent_ratios(pred_dir: Path, data: Path, ids: List[str]) -> Optional[List[float]]:
     """Mean over `ids` of each reconstruction's bounding-box size along x, y and z divided by its ground truth's (the
     canonical frame: x front, y left, z up); 1 is the right size, above 1 too fat. None when a mesh is missing."""
@@ -193,13 +203,18 @@ class Quality:
         # as `gansvr-reconstruct --data` reads them: on grey by their input masks for a run trained on grey
         grey_run = encoder_background(load_run_config(config)) == "grey" and input_masks is not None
         shifted = write_shifted_inputs(data, "test", run / "shifted_inputs", masks=True)
-        seconds = reconstruct_all(pipeline, inputs, run / "meshes", self.resolution, input_masks if grey_run else None)
+        # as `gansvr-reconstruct` does by default: the inputs with a mask fitted to it
+        seconds = reconstruct_as_the_command(config, run / "meshes", self.resolution, data=data, split="test")
+        reconstruct_as_the_command(config, run / "meshes_no_fit", self.resolution, data=data, split="test",
+                                   fit_steps=0)
         if input_masks is not None and not grey_run:
-            reconstruct_all(pipeline, inputs, run / "meshes_on_grey", self.resolution, input_masks)
-        reconstruct_all(pipeline, shifted, run / "meshes_shifted", self.resolution)
-        reconstruct_all(pipeline, shifted, run / "meshes_shifted_cutouts", self.resolution,
-                        {i: shifted_mask(path) for i, path in shifted.items()})
+            reconstruct_as_the_command(config, run / "meshes_on_grey", self.resolution, data=data, split="test",
+                                       background="grey")
+        reconstruct_as_the_command(config, run / "meshes_shifted", self.resolution, images=list(shifted.values()))
+        reconstruct_as_the_command(config, run / "meshes_shifted_cutouts", self.resolution,
+                                   images=list(shifted.values()), masks=[shifted_mask(p) for p in shifted.values()])
         own = evaluate_predictions(run / "meshes", data, "test")["mean"]
+        no_fit = evaluate_predictions(run / "meshes_no_fit", data, "test")["mean"]
         on_grey = None
         if input_masks is not None:
             on_grey = own if grey_run else evaluate_predictions(run / "meshes_on_grey", data, "test")["mean"]
@@ -209,9 +224,10 @@ class Quality:
         result = {
             "data": str(data), "run": str(config), "machine": machine(),
             "train_seconds": train_seconds, "reconstruct_seconds_per_image": seconds, "resolution": self.resolution,
-            "test": own, "test_on_grey": on_grey, "test_other_renderer": other, "test_other_renderer_cutouts": cutouts,
+            "test": own, "test_no_fit": no_fit, "test_on_grey": on_grey, "test_other_renderer": other, "test_other_renderer_cutouts": cutouts,
             "another_instance_chamfer": baseline,
             "chamfer_ratio": own["chamfer_l1"] / baseline,
+            "chamfer_ratio_no_fit": no_fit["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer_cutouts": cutouts["chamfer_l1"] / baseline,
             "extent_ratio": extent_ratios(run / "meshes", data, ids),
@@ -232,6 +248,8 @@ class Quality:
 
 def quality_table(r: Dict) -> str:
     rows = [("test inputs", r["test"])]
+    if r.get("test_no_fit"):
+        rows.append(("test inputs, not fitted to their masks (--fit-steps 0)", r["test_no_fit"]))
     if r.get("test_on_grey"):
         rows.append(("test inputs on grey (by their input masks)", r["test_on_grey"]))
     rows.append(("other renderer", r["test_other_renderer"]))
