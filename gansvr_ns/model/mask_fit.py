@@ -12,7 +12,7 @@ The silhouette of a ray is sigmoid(-k s), with s the smallest SDF along the ray.
 gradients over `SAMPLES` depths every `SEARCH_EVERY` steps and tracked between them from the last one (three depths
 around it), and only that point is evaluated with gradients: a step costs one SDF evaluation per ray with its
 backward, plus the search. On a CPU, 40 steps (`gansvr-reconstruct --fit-steps`) over `RAYS_PER_SIDE`^2 rays
-take about 0.6 s (docs/benchmarks.md, "Fitting each reconstruction to its mask").
+take about 0.5 s (docs/benchmarks.md, "Fitting each reconstruction to its mask").
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from gansvr_ns.data.framing import box_measures
 from gansvr_ns.model.framing_search import ImageCamera
 from gansvr_ns.model.gansvr_model import unit_scale
 
-RAYS_PER_SIDE = 32
+RAYS_PER_SIDE = 24
 """The rays form a grid of this many per side over the mask's box, widened by `BOX_MARGIN` on each side."""
 BOX_MARGIN = 0.25
 """Fraction of the box's height (width) added above and below (left and right) of it for the rays."""
-SAMPLES = 48
+SAMPLES = 32
 """Depths per ray searched for the smallest SDF, over the unit sphere's depth range seen from the camera."""
 SEARCH_EVERY = 8
 """Steps between full searches of the smallest SDF; in between it is tracked from the last one."""
@@ -95,7 +95,7 @@ def fit_to_mask(field, latent: Float[Tensor, "1 latent_dim"], camera: ImageCamer
     mask is `mask`, (H, W) bool) so that the silhouette of `field` (`ConditionedSDFField`) with that latent, drawn
     with the camera, covers the mask, in `steps` gradient steps. The field's parameters are not changed."""
     device = latent.device
-    pixels = box_pixels(mask)
+    pixels = box_pixels(mask, RAYS_PER_SIDE, BOX_MARGIN)
     if pixels is None:
         raise ValueError("fit_to_mask: the mask is empty")
     u, v, target = (torch.as_tensor(a, dtype=torch.float32, device=device) for a in pixels)
