@@ -224,7 +224,8 @@ class Quality:
         result = {
             "data": str(data), "run": str(config), "machine": machine(),
             "train_seconds": train_seconds, "reconstruct_seconds_per_image": seconds, "resolution": self.resolution,
-            "test": own, "test_no_fit": no_fit, "test_on_grey": on_grey, "test_other_renderer": other, "test_other_renderer_cutouts": cutouts,
+            "test": own, "test_no_fit": no_fit, "test_on_grey": on_grey, "test_other_renderer": other,
+            "test_other_renderer_cutouts": cutouts,
             "another_instance_chamfer": baseline,
             "chamfer_ratio": own["chamfer_l1"] / baseline,
             "chamfer_ratio_no_fit": no_fit["chamfer_l1"] / baseline,

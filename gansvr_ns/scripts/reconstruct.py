@@ -14,7 +14,9 @@ image is framed and encoded once more.
 
 For every image whose object mask is known, `reconstruct.json` also records a camera (`--estimate-camera`): the pose
 of the training input whose view of the reconstruction fits the mask best, with intrinsics in the image's own pixels,
-so that the mesh drawn with it lies over the image's object.
+so that the mesh drawn with it lies over the image's object. The latent the encoder read and that camera are then
+fitted to the mask for a few gradient steps (`--fit-steps`, `gansvr_ns/model/mask_fit.py`), and the mesh is the
+fitted latent's.
 """
 
 from __future__ import annotations
