@@ -59,3 +59,16 @@ def test_quality_table_reports_the_pose_errors_that_were_measured():
     assert "rough 10.25 deg, refined 8.50 deg" in benchmark.quality_table(result)
     result["pose_rotation_error_deg"] = None  # camera optimizer off
     assert "rough 10.25 deg, not refined" in benchmark.quality_table(result)
+
+
+def test_quality_table_shows_the_inputs_without_the_mask_fit_beside_the_default():
+    fitted, unfitted = {"chamfer_l1": 0.015, "fscore@0.05": 0.97, "iou": 0.79}, {"chamfer_l1": 0.016,
+                                                                                  "fscore@0.05": 0.96, "iou": 0.77}
+    result = {"test": fitted, "test_no_fit": unfitted, "test_other_renderer": unfitted,
+              "another_instance_chamfer": 0.02, "train_seconds": 600.0, "reconstruct_seconds_per_image": 1.4,
+              "resolution": 128}
+    lines = benchmark.quality_table(result).splitlines()
+    assert lines[2] == "| test inputs | 0.0150 | 0.75 | 0.970 | 0.790 |"
+    assert lines[3] == "| test inputs, not fitted to their masks (--fit-steps 0) | 0.0160 | 0.80 | 0.960 | 0.770 |"
+    del result["test_no_fit"]
+    assert "not fitted" not in benchmark.quality_table(result)
