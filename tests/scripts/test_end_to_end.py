@@ -110,7 +110,7 @@ def test_reconstruct_puts_masked_images_on_grey(trained_run, tmp_path, monkeypat
     (grey_run / "config.yml").write_text(yaml.dump(saved))
     seen = []
     monkeypatch.setattr(reconstruct, "mesh_reconstructor",
-                        lambda model: lambda image, resolution: seen.append(image[0].numpy()) or trimesh.Trimesh())
+                        lambda model: lambda image, resolution, **_: seen.append(image[0].numpy()) or trimesh.Trimesh())
     ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
     photo = tmp_path / "photo.png"
     shutil.copy(data / ids[0] / "input.png", photo)
