@@ -78,7 +78,8 @@ class ImageCamera:
     image_size: Tuple[int, int]
     """(height, width) of the image."""
     fit: float
-    """IoU of the image's mask with the reconstruction's silhouette in the search (training inputs' pixels)."""
+    """IoU of the image's mask with the reconstruction's silhouette in the search (training inputs' pixels); after
+    `mask_fit.fit_to_mask`, on the fit's rays over the mask's box."""
 
     def to_json(self) -> dict:
         """The camera as `reconstruct.json` records it: the pose, the intrinsics and the image size, and the
