@@ -28,6 +28,7 @@ from torch import Tensor
 from gansvr_ns.data.framing import box_measures
 from gansvr_ns.model.framing_search import ImageCamera
 from gansvr_ns.model.gansvr_model import unit_scale
+from gansvr_ns.model.losses import silhouette_iou
 
 RAYS_PER_SIDE = 24
 """The rays form a grid of this many per side over the mask's box, widened by `BOX_MARGIN` on each side."""
@@ -82,13 +83,6 @@ def box_pixels(mask: np.ndarray, per_side: int = RAYS_PER_SIDE, margin: float = 
     return uu.reshape(-1), vv.reshape(-1), target
 
 
-def _silhouette_iou(coverage: Tensor, target: Tensor) -> float:
-    drawn = coverage > 0.5
-    seen = target > 0.5
-    union = (drawn | seen).sum()
-    return float((drawn & seen).sum() / union) if union > 0 else 0.0
-
-
 def fit_to_mask(field, latent: Float[Tensor, "1 latent_dim"], camera: ImageCamera, mask: np.ndarray,
                 steps: int) -> MaskFit:
     """Adjust `latent` (unit-scaled, `GanSvrModel.encode`) and `camera` (in the pixels of the image whose object
@@ -122,7 +116,7 @@ def fit_to_mask(field, latent: Float[Tensor, "1 latent_dim"], camera: ImageCamer
     depth = None
     ious = []
     for step in range(steps + 1):
-        origin, directions, rotation = rays()
+        origin, directions, _ = rays()
         code = field.encode_latents(unit_scale(latent + offset))
         with torch.no_grad():
             if depth is None or step % SEARCH_EVERY == 0 or step == steps:
@@ -133,7 +127,7 @@ def fit_to_mask(field, latent: Float[Tensor, "1 latent_dim"], camera: ImageCamer
             sdf = field.sdf(points.reshape(-1, 3), code).reshape(tried.shape)
             depth = tried.gather(1, sdf.argmin(dim=1, keepdim=True))[:, 0]
         coverage = torch.sigmoid(-SHARPNESS * field.sdf(origin + directions * depth[:, None], code)[:, 0])
-        ious.append(_silhouette_iou(coverage.detach(), target))
+        ious.append(float(silhouette_iou(coverage.detach(), target)))
         if step == steps:
             break
         loss = torch.nn.functional.binary_cross_entropy(coverage.clamp(1e-5, 1.0 - 1e-5), target)

@@ -100,7 +100,7 @@ class ReconstructConfig:
     fit_steps: int = 40
     """Gradient steps fitting each reconstruction to its image's object mask, for the images given a camera: the
     latent the encoder read and the camera move so that the mesh's silhouette, drawn with the camera, covers the mask
-    (`gansvr_ns/model/mask_fit.py`; the camera written is the fitted one). About 0.6 s per image on a CPU; 0 turns it
+    (`gansvr_ns/model/mask_fit.py`; the camera written is the fitted one). About 0.5 s per image on a CPU; 0 turns it
     off."""
     overlay: bool = False
     """Also write `<name>_overlay.png` for every image given a camera: the image with the mesh drawn by that camera
