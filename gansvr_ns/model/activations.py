@@ -10,11 +10,12 @@ s = sigmoid(beta z) once in the forward pass and keeps it, so every derivative i
 
 Slopes below `SLOPE_FLOOR` are kept as 0, so that no derivative computes with denormal floats.
 
-The value itself is computed as relu(z) + log(1 + exp(-beta |z|)) / beta. On a 2-core CPU, torch's softplus took
-22 ms for 65,536 x 64 floats and this form 8-10 ms (torch's log1p there is about 5x slower than its log). It agrees
-with torch's softplus to float rounding (1.5e-8), and so do the derivatives (its linear branch above beta z = 20 has
-s = 1 in float32 as well). Derivatives of third order are not needed by any loss and are not
-supported.
+The value itself is read off the slope: softplus(z) = relu(z) - log(max(s, 1 - s)) / beta, since
+1 - s = sigmoid(-beta z). On a 2-core CPU, for 1024 x 32 x 96 floats, torch's softplus took 16 ms, the form
+relu(z) + log(1 + exp(-beta |z|)) / beta (used until session 36) 8.6 ms, and this one 4.4 ms once s is there
+(s itself: 1.4 ms; docs/benchmarks.md, "Speed"). It agrees with torch's softplus to float rounding (7.7e-9 at
+beta = 100), and so do the derivatives (its linear branch above beta z = 20 has s = 1 in float32 as well).
+Derivatives of third order are not needed by any loss and are not supported.
 """
 
 from __future__ import annotations
@@ -22,12 +23,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
-
-EXP_FLOOR = -80.0
-"""exp() is clamped below here: exp(-80) = 2e-35 vanishes in 1 + exp(...) anyway, while the exponents of the deep
-negative tail of a beta = 100 softplus would make denormal or zero results, which torch's exp computes 4-11x
-slower (50 against 4.4 ms for 2 M floats whose results are denormal)."""
-
 
 SLOPE_FLOOR = 1e-20
 """Slopes s = sigmoid(beta z) below this are kept as exactly 0 (beta z < -46; at beta = 100, z < -0.46). The deep
@@ -38,18 +33,25 @@ without denormals flushed to zero (`GanSvrPipelineConfig.flush_denormals`; docs/
 of 1e-20 moves nothing a float32 sum can see."""
 
 
-def softplus(z: Tensor, beta: float) -> Tensor:
-    """softplus(z) = relu(z) + log(1 + exp(-beta |z|)) / beta, in elementwise passes that torch vectorises."""
-    return z.abs().mul_(-beta).clamp_(min=EXP_FLOOR).exp_().add_(1.0).log_().div_(beta).add_(torch.relu(z))
+def sigmoid_slope(z: Tensor, beta: float) -> Tensor:
+    """s = sigmoid(beta z), the softplus's slope, kept as exactly 0 below `SLOPE_FLOOR`."""
+    return torch.nn.functional.threshold_(torch.mul(z, beta).sigmoid_(), SLOPE_FLOOR, 0.0)
+
+
+def softplus_from_slope(z: Tensor, s: Tensor, beta: float) -> Tensor:
+    """softplus(z) = relu(z) - log(max(s, 1 - s)) / beta, read off its slope s (module docstring)."""
+    larger = torch.rsub(s, 1.0)
+    torch.maximum(larger, s, out=larger)
+    return larger.log_().mul_(-1.0 / beta).add_(torch.relu(z))
 
 
 class _Softplus(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, beta: float) -> Tensor:
-        slope = torch.nn.functional.threshold_(torch.mul(z, beta).sigmoid_(), SLOPE_FLOOR, 0.0)
-        ctx.save_for_backward(z, slope)
+        s = sigmoid_slope(z, beta)
+        ctx.save_for_backward(z, s)
         ctx.beta = beta
-        return softplus(z, beta)
+        return softplus_from_slope(z, s, beta)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -85,7 +87,7 @@ class Softplus(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         if not (torch.is_grad_enabled() and z.requires_grad):  # e.g. mesh extraction: no slope to keep
-            return softplus(z, self.beta)
+            return softplus_from_slope(z, sigmoid_slope(z, self.beta), self.beta)
         return _Softplus.apply(z, self.beta)
 
     def extra_repr(self) -> str:

@@ -38,7 +38,7 @@ class GanSvrPipelineConfig(VanillaPipelineConfig):
     model are set up: set after them, as until session 25, a default step on a 2-core CPU took 0.80 s against 0.37 s
     (0.68 s without the flag; the softplus's slopes then still made denormals), for a reason not found: a probe
     after the setup found every thread flushing. The SDF MLP's softplus now avoids making them in the first place
-    (model/activations.py: `EXP_FLOOR`, `SLOPE_FLOOR`), so this flag's own gain is a few percent (docs/benchmarks.md,
+    (model/activations.py: `SLOPE_FLOOR`), so this flag's own gain is a few percent (docs/benchmarks.md,
     Speed)."""
 
 
