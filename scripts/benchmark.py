@@ -213,6 +213,8 @@ class Quality:
         reconstruct_as_the_command(config, run / "meshes_shifted", self.resolution, images=list(shifted.values()))
         reconstruct_as_the_command(config, run / "meshes_shifted_cutouts", self.resolution,
                                    images=list(shifted.values()), masks=[shifted_mask(p) for p in shifted.values()])
+        reconstruct_as_the_command(config, run / "meshes_shifted_estimated", self.resolution,
+                                   images=list(shifted.values()), estimate_masks=True)
         own = evaluate_predictions(run / "meshes", data, "test")["mean"]
         no_fit = evaluate_predictions(run / "meshes_no_fit", data, "test")["mean"]
         on_grey = None
@@ -220,17 +222,20 @@ class Quality:
             on_grey = own if grey_run else evaluate_predictions(run / "meshes_on_grey", data, "test")["mean"]
         other = evaluate_predictions(run / "meshes_shifted", data, "test")["mean"]
         cutouts = evaluate_predictions(run / "meshes_shifted_cutouts", data, "test")["mean"]
+        estimated = evaluate_predictions(run / "meshes_shifted_estimated", data, "test")["mean"]
         baseline = another_instance_baseline(data, "test")
         result = {
             "data": str(data), "run": str(config), "machine": machine(),
             "train_seconds": train_seconds, "reconstruct_seconds_per_image": seconds, "resolution": self.resolution,
             "test": own, "test_no_fit": no_fit, "test_on_grey": on_grey, "test_other_renderer": other,
-            "test_other_renderer_cutouts": cutouts,
+            "test_other_renderer_cutouts": cutouts, "test_other_renderer_estimated_masks": estimated,
+            "estimated_mask_iou": estimated_mask_iou(run / "meshes_shifted_estimated", shifted),
             "another_instance_chamfer": baseline,
             "chamfer_ratio": own["chamfer_l1"] / baseline,
             "chamfer_ratio_no_fit": no_fit["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer": other["chamfer_l1"] / baseline,
             "chamfer_ratio_other_renderer_cutouts": cutouts["chamfer_l1"] / baseline,
+            "chamfer_ratio_other_renderer_estimated_masks": estimated["chamfer_l1"] / baseline,
             "extent_ratio": extent_ratios(run / "meshes", data, ids),
         }
         result["pose_rotation_error_deg"], result["rough_pose_rotation_error_deg"] = pose_rotation_errors(pipeline)
@@ -247,6 +252,25 @@ class Quality:
         return result
 
 
+def estimated_mask_iou(out: Path, images: Dict[str, Path]) -> Optional[float]:
+    """Mean IoU of the masks `gansvr-reconstruct --estimate-masks` wrote to `out` with the true masks of `images`
+    (`write_shifted_inputs(..., masks=True)`); an image given none counts as 0. None when no image has a true mask."""
+    from gansvr_ns.data import format as fmt
+    from gansvr_ns.eval.shifted import shifted_mask
+
+    ious = []
+    for path in images.values():
+        if not shifted_mask(path).is_file():
+            continue
+        true, estimate = fmt.load_mask(shifted_mask(path)), out / f"{path.stem}_mask.png"
+        if not estimate.is_file():
+            ious.append(0.0)
+            continue
+        found = fmt.load_mask(estimate)
+        ious.append(float((found & true).sum() / max((found | true).sum(), 1)))
+    return sum(ious) / len(ious) if ious else None
+
+
 def quality_table(r: Dict) -> str:
     rows = [("test inputs", r["test"])]
     if r.get("test_no_fit"):
@@ -256,6 +280,10 @@ def quality_table(r: Dict) -> str:
     rows.append(("other renderer", r["test_other_renderer"]))
     if r.get("test_other_renderer_cutouts"):
         rows.append(("other renderer, cut-outs (on grey by their masks)", r["test_other_renderer_cutouts"]))
+    if r.get("test_other_renderer_estimated_masks"):
+        iou = r.get("estimated_mask_iou")
+        rows.append(("other renderer, masks estimated from the backdrop (--estimate-masks"
+                     f"{'' if iou is None else f'; mask IoU {iou:.3f}'})", r["test_other_renderer_estimated_masks"]))
     if r.get("test_mean_latent"):
         rows.append(("test inputs, mean train latent", r["test_mean_latent"]))
     lines = ["| inputs | Chamfer-L1 | / another instance | F@0.05 | IoU |", "| --- | --- | --- | --- | --- |"]

@@ -54,8 +54,8 @@ MAX_FRAMING_MASKS = 1000
 
 class Job(NamedTuple):
     """One image to reconstruct: the output name, the image, its object mask file if any, whether it is a dataset's
-    input (`--data`), whether it is framed before it is encoded, whether it is put on grey by its mask and whether
-    its camera is estimated."""
+    input (`--data`), whether it is framed before it is encoded, whether it is put on grey by its mask, whether
+    its camera is estimated, and the object mask estimated from its backdrop if any (`--estimate-masks`)."""
 
     name: str
     image: Path
@@ -64,6 +64,11 @@ class Job(NamedTuple):
     framed: bool = False
     grey: bool = False
     camera: bool = False
+    estimated: Optional[np.ndarray] = None
+
+    def object_mask(self) -> Optional[np.ndarray]:
+        """Its object mask: the estimated one, its mask file, or its transparency (None for an image with none)."""
+        return self.estimated if self.estimated is not None else object_mask(self.image, self.mask)
 
 
 @dataclass
@@ -78,6 +83,11 @@ class ReconstructConfig:
     """Images to reconstruct (any size; RGB, or RGBA whose transparency masks the object)."""
     masks: List[Path] = field(default_factory=list)
     """Object masks of `images`, one per image in the same order (a value > 127 is object)."""
+    estimate_masks: bool = False
+    """Estimate the object mask of each image of `images` that has none (no file of `masks`, no transparency) from
+    its backdrop (`gansvr_ns/data/backdrop.py`): for photos of an object on a plain, graded or patterned backdrop
+    that runs out to the image's border. The estimate is written as `<name>_mask.png` and used as a file of `masks`
+    is. An image whose border is not mostly one backdrop gets none and is encoded as it is."""
     frame: Literal["auto", "always", "never"] = "auto"
     """Crop and scale each image so that its object sits where, and as large as, in the run's training inputs.
     auto: the images of `images` with a mask (a file of `masks`, or transparency) whose object is not already framed
@@ -135,7 +145,7 @@ class ReconstructConfig:
         for job in track(jobs, description="Reconstructing", console=CONSOLE, transient=True):
             start = time.perf_counter()
             photo = fmt.load_rgb(job.image)
-            photo_mask = object_mask(job.image, job.mask) if job.framed or job.grey or job.camera else None
+            photo_mask = job.object_mask() if job.framed or job.grey or job.camera else None
             rgb, mask, scale, fit = self.framed_image(job, photo, photo_mask, framing, cameras, model,
                                                       sdf_fn if self.refine_framing else None)
             image = encoder_image(rgb, mask if job.grey else None)
@@ -154,12 +164,19 @@ class ReconstructConfig:
                 mesh = reconstruct_mesh(image, self.resolution)
             timings.append(time.perf_counter() - start)
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
+            estimated = None
+            if job.estimated is not None:
+                estimated = self.output_dir / f"{job.name}_mask.png"
+                fmt.save_mask(estimated, job.estimated)
+                written.append(estimated)
             if self.overlay and camera is not None:
                 written.append(self.output_dir / f"{job.name}_overlay.png")
                 silhouette = mesh_silhouette(mesh.vertices, mesh.faces, camera.c2w, camera.intrinsics,
                                              camera.image_size)
                 fmt.save_rgb(written[-1], overlay(photo, silhouette))
-            summary[job.name] = {"image": str(job.image), "framing_scale": scale,
+            summary[job.name] = {"image": str(job.image),
+                                 "estimated_mask": None if estimated is None else str(estimated),
+                                 "framing_scale": scale,
                                  "framing_fit": None if fit is None else fit.iou, "on_grey": job.grey,
                                  "camera": None if camera is None else camera.to_json(),
                                  "mask_fit": None if fitted is None else {
@@ -181,10 +198,13 @@ class ReconstructConfig:
         # under `auto`, an image of --images that is not framed has no mask
         unmasked = [job.name for job in jobs if self.frame == "auto" and not job.dataset_input and not job.framed]
         if unmasked:
+            advice = ("their border is not mostly a backdrop, so no mask was estimated: give --masks, or a cut-out "
+                      "with transparency" if self.estimate_masks else "give --masks, a cut-out with transparency, or "
+                      "--estimate-masks for photos on a plain backdrop")
             CONSOLE.print(
                 f"[yellow]{len(unmasked)} image(s) have no object mask and were encoded as they are "
                 f"({', '.join(unmasked[:3])}{' ...' if len(unmasked) > 3 else ''}); a photo reconstructs better framed "
-                "as the training inputs: give --masks, or a cut-out with transparency.[/yellow]",
+                f"as the training inputs: {advice}.[/yellow]",
                 soft_wrap=True,
             )
         framed = sum(entry["framing_scale"] is not None for entry in summary.values())
@@ -246,7 +266,18 @@ class ReconstructConfig:
         run = load_run_config(self.load_config)
         grey_run = encoder_background(run) == "grey"
         camera = self.estimate_camera and run.method_name == "gansvr"
-        return [self.checked(job, grey_run, camera) for job in jobs]
+        return [self.checked(self.with_estimated_mask(job), grey_run, camera) for job in jobs]
+
+    def with_estimated_mask(self, job: Job) -> Job:
+        """`job` with the object mask estimated from its backdrop, where `estimate_masks` asks for one and it has
+        no mask (a dataset input, a file of `masks` or transparency) and the estimate is not refused."""
+        if not self.estimate_masks or job.dataset_input or job.mask is not None:
+            return job
+        if fmt.load_alpha_mask(job.image) is not None:
+            return job
+        from gansvr_ns.data.backdrop import backdrop_mask
+
+        return job._replace(estimated=backdrop_mask(fmt.load_rgb(job.image)))
 
     def checked(self, job: Job, grey_run: bool = False, camera: bool = False) -> Job:
         """`job` with whether it is framed (see `frame`), put on grey (see `background`; `grey_run`: the run's
@@ -256,11 +287,11 @@ class ReconstructConfig:
         size = fmt.image_size_of(job.image)
         fmt.load_rgb(job.image)
         frames = self.frame == "always" or (self.frame == "auto" and not job.dataset_input)
-        grey = self.background == "grey" or (
-            self.background == "auto" and (grey_run or (job.mask is not None and not job.dataset_input)))
+        given = (job.mask is not None or job.estimated is not None) and not job.dataset_input
+        grey = self.background == "grey" or (self.background == "auto" and (grey_run or given))
         if not (frames or grey or camera):
             return job
-        mask = object_mask(job.image, job.mask)
+        mask = job.object_mask()
         if mask is None:
             if frames and self.frame == "always":
                 raise ValueError(f"{job.image}: no object mask to frame it by (give --masks, an image with "

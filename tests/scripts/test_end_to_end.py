@@ -312,9 +312,10 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         fits[out] = {name: entry["framing_fit"] for name, entry in meshes.items()}
         cameras[out] = {name: entry["camera"] for name, entry in meshes.items()}
         mask_fits[out] = {name: entry["mask_fit"] for name, entry in meshes.items()}
+        estimated[out] = {name: entry["estimated_mask"] for name, entry in meshes.items()}
         return {name: entry["framing_scale"] for name, entry in meshes.items()}
 
-    fits, cameras, mask_fits = {}, {}, {}
+    fits, cameras, mask_fits, estimated = {}, {}, {}, {}
 
     opaque = photo.copy()
     opaque.putalpha(255)  # an alpha channel that masks nothing
@@ -322,7 +323,9 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     framed = scales("auto", images=[tmp_path / "cutout.png", tmp_path / "in_place.png", tmp_path / "opaque.png"])
     assert framed["cutout"] == pytest.approx(24 / 72, rel=0.25) and framed["in_place"] is None
     assert framed["opaque"] is None
-    assert "1 image(s) have no object mask and were encoded as they are (opaque)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "1 image(s) have no object mask and were encoded as they are (opaque)" in printed
+    assert "--estimate-masks" in printed
     # framed by the reconstruction (the silhouette's fit to the mask recorded) where framed at all
     assert 0.0 < fits["auto"]["cutout"] <= 1.0 and fits["auto"]["in_place"] is None
     # a camera for every image with a mask, in its own pixels; none for the one without
@@ -343,6 +346,18 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     assert drawn.shape == (100, 150, 3) and changed.sum() > 100
     assert changed[20:92, 70:142].sum() > 0.9 * changed.sum()  # on the object, which the photo has there
     assert not list((tmp_path / "auto").glob("*_overlay.png"))
+    # a photo on a plain backdrop given without a mask: with --estimate-masks its mask is estimated, written and used
+    # (framed, a camera, fitted); images with a mask of their own are left alone
+    studio = Image.new("RGB", (150, 100), (210, 225, 240))
+    studio.paste(rgb.resize((72, 72)), (70, 20), photo_mask.crop((70, 20, 142, 92)).point(lambda v: 255 * (v > 127)))
+    studio.save(tmp_path / "studio.png")
+    found = scales("estimated", images=[tmp_path / "studio.png", tmp_path / "cutout.png"], estimate_masks=True)
+    assert found["studio"] == pytest.approx(framed["cutout"], rel=0.1)
+    assert estimated["estimated"]["cutout"] is None and estimated["auto"]["cutout"] is None
+    written = np.asarray(Image.open(estimated["estimated"]["studio"])) > 127
+    truth = np.asarray(photo_mask) > 127
+    assert (written & truth).sum() / (written | truth).sum() > 0.9
+    assert cameras["estimated"]["studio"] is not None and mask_fits["estimated"]["studio"] is not None
     box = scales("box", images=[tmp_path / "photo.png"], masks=[tmp_path / "photo_mask.png"], refine_framing=False)
     assert box["photo"] == pytest.approx(24 / 72, rel=0.25) and fits["box"] == {"photo": None}
     assert scales("never", images=[tmp_path / "cutout.png"], frame="never") == {"cutout": None}

@@ -72,3 +72,30 @@ def test_quality_table_shows_the_inputs_without_the_mask_fit_beside_the_default(
     assert lines[3] == "| test inputs, not fitted to their masks (--fit-steps 0) | 0.0160 | 0.80 | 0.960 | 0.770 |"
     del result["test_no_fit"]
     assert "not fitted" not in benchmark.quality_table(result)
+
+
+def test_estimated_masks_are_scored_against_the_true_ones(tmp_path):
+    import numpy as np
+
+    from gansvr_ns.data.format import save_mask
+
+    images, out = tmp_path / "shifted", tmp_path / "meshes"
+    (images / "masks").mkdir(parents=True)
+    out.mkdir()
+    truth = np.zeros((8, 8), bool)
+    truth[2:6, 2:6] = True  # 16 pixels
+    half = truth.copy()
+    half[2:4] = False  # 8 of them: IoU 0.5
+    for name, estimate in (("a", truth), ("b", half), ("c", None)):
+        save_mask(images / "masks" / f"{name}.png", truth)
+        if estimate is not None:
+            save_mask(out / f"{name}_mask.png", estimate)
+    paths = {name: images / f"{name}.png" for name in "abc"}
+    assert abs(benchmark.estimated_mask_iou(out, paths) - (1.0 + 0.5 + 0.0) / 3) < 1e-6  # none for c: 0
+    assert benchmark.estimated_mask_iou(out, {"d": tmp_path / "elsewhere" / "d.png"}) is None
+    metrics = {"chamfer_l1": 0.015, "fscore@0.05": 0.97, "iou": 0.79}
+    result = {"test": metrics, "test_other_renderer": metrics, "test_other_renderer_estimated_masks": metrics,
+              "estimated_mask_iou": 0.5, "another_instance_chamfer": 0.02, "train_seconds": None,
+              "reconstruct_seconds_per_image": 1.0, "resolution": 128}
+    assert ("| other renderer, masks estimated from the backdrop (--estimate-masks; mask IoU 0.500) | 0.0150 | 0.75 "
+            in benchmark.quality_table(result))
