@@ -198,9 +198,9 @@ class ReconstructConfig:
         # under `auto`, an image of --images that is not framed has no mask
         unmasked = [job.name for job in jobs if self.frame == "auto" and not job.dataset_input and not job.framed]
         if unmasked:
-            advice = ("their border is not mostly a backdrop, so no mask was estimated: give --masks, or a cut-out "
-                      "with transparency" if self.estimate_masks else "give --masks, a cut-out with transparency, or "
-                      "--estimate-masks for photos on a plain backdrop")
+            advice = ("no mask could be estimated from their backdrop: give --masks, or a cut-out with transparency"
+                      if self.estimate_masks else "give --masks, a cut-out with transparency, or --estimate-masks for "
+                      "photos on a plain backdrop")
             CONSOLE.print(
                 f"[yellow]{len(unmasked)} image(s) have no object mask and were encoded as they are "
                 f"({', '.join(unmasked[:3])}{' ...' if len(unmasked) > 3 else ''}); a photo reconstructs better framed "

@@ -351,9 +351,16 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     studio = Image.new("RGB", (150, 100), (210, 225, 240))
     studio.paste(rgb.resize((72, 72)), (70, 20), photo_mask.crop((70, 20, 142, 92)).point(lambda v: 255 * (v > 127)))
     studio.save(tmp_path / "studio.png")
-    found = scales("estimated", images=[tmp_path / "studio.png", tmp_path / "cutout.png"], estimate_masks=True)
+    noise = np.random.default_rng(0).integers(0, 256, (100, 150, 3), dtype=np.uint8)  # no backdrop to read
+    Image.fromarray(noise).save(tmp_path / "noise.png")
+    found = scales("estimated", images=[tmp_path / "studio.png", tmp_path / "cutout.png", tmp_path / "noise.png"],
+                   estimate_masks=True)
     assert found["studio"] == pytest.approx(framed["cutout"], rel=0.1)
     assert estimated["estimated"]["cutout"] is None and estimated["auto"]["cutout"] is None
+    assert estimated["estimated"]["noise"] is None and found["noise"] is None
+    assert "(noise); a photo reconstructs better framed as the training inputs: no mask could be estimated" in \
+        capsys.readouterr().out
+    assert not (tmp_path / "estimated" / "noise_mask.png").exists()
     written = np.asarray(Image.open(estimated["estimated"]["studio"])) > 127
     truth = np.asarray(photo_mask) > 127
     assert (written & truth).sum() / (written | truth).sum() > 0.9
