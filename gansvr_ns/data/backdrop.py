@@ -22,6 +22,8 @@ from gansvr_ns.generators.segmentation import clean_mask
 
 WORK_SIZE = 160
 """The estimate is made on the image scaled down to at most this many pixels on its long side, then scaled back."""
+MIN_SIDE = 8
+"""Images with a side shorter than this many pixels get no estimate."""
 BORDER = 0.03
 """Width of the border band read for the backdrop's colours, as a fraction of the image's short side (at least one
 pixel)."""
@@ -66,6 +68,8 @@ def backdrop_mask(rgb: np.ndarray) -> Optional[np.ndarray]:
     """The object mask (bool [H, W]) of an image (float [H, W, 3] in [0, 1]) whose object stands on a backdrop that
     reaches its border, or None where the image does not look like that (module docstring)."""
     height, width = rgb.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        return None
     scale = min(1.0, WORK_SIZE / max(height, width))
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]

@@ -68,5 +68,6 @@ def test_images_that_are_not_an_object_on_a_backdrop_get_none():
     halves[:, :32] = (1.0, 0.0, 0.0)
     halves[:, 32:] = (0.0, 0.0, 1.0)
     clutter = rng.uniform(0, 1, (64, 64, 3)).astype(np.float32)  # no backdrop: colours everywhere
-    for image in (plain, halves, clutter):
+    sliver = scene(64, 7, "plain")[0]  # too narrow to have a backdrop around anything
+    for image in (plain, halves, clutter, sliver):
         assert backdrop_mask(image) is None
