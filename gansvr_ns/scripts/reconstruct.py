@@ -266,6 +266,8 @@ class ReconstructConfig:
         run = load_run_config(self.load_config)
         grey_run = encoder_background(run) == "grey"
         camera = self.estimate_camera and run.method_name == "gansvr"
+        if self.estimate_masks:  # about a second per 12-megapixel photo
+            jobs = track(jobs, description="Estimating masks", console=CONSOLE, transient=True)
         return [self.checked(self.with_estimated_mask(job), grey_run, camera) for job in jobs]
 
     def with_estimated_mask(self, job: Job) -> Job:
