@@ -257,6 +257,7 @@ def estimated_mask_iou(out: Path, images: Dict[str, Path]) -> Optional[float]:
     (`write_shifted_inputs(..., masks=True)`); an image given none counts as 0. None when no image has a true mask."""
     from gansvr_ns.data import format as fmt
     from gansvr_ns.eval.shifted import shifted_mask
+    from gansvr_ns.model.losses import silhouette_iou
 
     ious = []
     for path in images.values():
@@ -267,7 +268,7 @@ def estimated_mask_iou(out: Path, images: Dict[str, Path]) -> Optional[float]:
             ious.append(0.0)
             continue
         found = fmt.load_mask(estimate)
-        ious.append(float((found & true).sum() / max((found | true).sum(), 1)))
+        ious.append(float(silhouette_iou(torch.from_numpy(found).float(), torch.from_numpy(true).float())))
     return sum(ious) / len(ious) if ious else None
 
 
