@@ -3,9 +3,11 @@
 A product or studio photo shows its object on a backdrop that runs out to the image's border: a plain wall, a
 gradient, a pattern of a few colours. `backdrop_mask` reads the backdrop's colours off a band along the border and
 calls background every pixel whose colour is close to one of them and that is connected to the border through such
-pixels; the object is the largest remaining region, its holes filled. It needs nothing but the image: no weights,
-no class. It is wrong for cluttered scenes, where the border shows other things, and for objects that fill much of
-the border; an estimate that does not look like one object on a backdrop is refused (None).
+pixels; the object is the largest remaining region, its holes filled. Along the outline, where a soft edge or a
+JPEG's ringing mixes the object's colour with the backdrop's, a pixel whose colour lies between a backdrop colour
+and the object's own colour nearby, nearer the backdrop's end, is background too. It needs nothing but the image:
+no weights, no class. It is wrong for cluttered scenes, where the border shows other things, and for objects that
+fill much of the border; an estimate that does not look like one object on a backdrop is refused (None).
 
 `gansvr-reconstruct --estimate-masks` uses it for images given without a mask (README, "Photos without a mask").
 """
@@ -44,6 +46,14 @@ MIN_HOLE = 0.002
 seen through it; smaller ones are filled."""
 MAX_BORDER_COLOURS = 1024
 """Border pixels kept as backdrop colours (evenly spaced along the band)."""
+CORE_DEPTH = 2
+"""The object's own colours are read off its core: the estimated object eroded by this many pixels of the working
+copy, away from the mixed colours of its outline."""
+CORE_REACH = 3
+"""A pixel is compared with the core's colours within this many pixels of it (of the working copy); a pixel with no
+core that near (a thin part: a chair's leg, a wing seen edge-on) keeps the plain tolerance test."""
+MIX_REACH = 4.0
+"""Only pixels within this many tolerances of a backdrop colour are tested as mixtures."""
 
 
 def border_band(height: int, width: int, band: int) -> np.ndarray:
@@ -59,9 +69,63 @@ def nearest_side(height: int, width: int) -> np.ndarray:
     return np.argmin(np.stack([v, height - 1 - v, u, width - 1 - u]), axis=0)
 
 
-def nearest_colour_distance(pixels: torch.Tensor, colours: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """For each of `pixels` (N, 3), the distance to the nearest of `colours` (M, 3)."""
-    return torch.cat([torch.cdist(part, colours).min(dim=1).values for part in pixels.split(chunk)])
+def nearest_colour(pixels: torch.Tensor, colours: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each of `pixels` (N, 3), the distance to the nearest of `colours` (M, 3), and that colour (N, 3)."""
+    distances, nearest = [], []
+    for part in pixels.split(chunk):
+        distance, index = torch.cdist(part, colours).min(dim=1)
+        distances.append(distance)
+        nearest.append(colours[index])
+    return torch.cat(distances), torch.cat(nearest)
+
+
+def nearby_core_colour(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, image: torch.Tensor,
+                       core: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each of `pixels` (N, 3) at (`rows`, `cols`) of the working copy `image` (H, W, 3), the nearest colour
+    among the `core` pixels (bool [H, W]) within `CORE_REACH` of it: its distance (inf where there is none) and the
+    colour (N, 3)."""
+    height, width = core.shape
+    flat, in_core = image.reshape(-1, 3), torch.from_numpy(core.reshape(-1))
+    best, colour = torch.full((len(pixels),), float("inf")), torch.zeros_like(pixels)
+    for dv in range(-CORE_REACH, CORE_REACH + 1):
+        for du in range(-CORE_REACH, CORE_REACH + 1):
+            index = torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
+            there = flat[index]
+            distance = torch.where(in_core[index], (pixels - there).norm(dim=1), float("inf"))
+            closer = distance < best
+            best = torch.where(closer, distance, best)
+            colour[closer] = there[closer]
+    return best, colour
+
+
+def mixed_with_backdrop(pixels: torch.Tensor, backdrop: torch.Tensor, own: torch.Tensor, own_distance: torch.Tensor,
+                        tolerance: float) -> torch.Tensor:
+    """bool (N,): which `pixels` lie within `tolerance` of the segment from the object's `own` colour nearby to the
+    `backdrop` colour nearest them, on the backdrop's half: a soft edge or JPEG ringing, not a part of the object.
+    Pixels with no core colour nearby (`own_distance` inf) are not."""
+    step = backdrop - own
+    along = ((pixels - own) * step).sum(dim=1) / step.square().sum(dim=1).clamp_min(1e-12)
+    off = (pixels - (own + along.clamp(0, 1)[:, None] * step)).norm(dim=1)
+    return (along > 0.5) & (off < tolerance) & torch.isfinite(own_distance)
+
+
+def object_of(near: np.ndarray, band: np.ndarray) -> Optional[np.ndarray]:
+    """The object mask of a working copy whose backdrop-coloured pixels are `near`: the regions of them that touch
+    the border `band` are backdrop, the largest rest is the object, holes filled except for enclosed backdrop regions
+    larger than `MIN_HOLE`. None when less than `MIN_BACKDROP_BORDER` of the band is backdrop."""
+    labels, _ = ndimage.label(near)
+    touching = np.unique(labels[band & near])
+    backdrop = np.isin(labels, touching[touching > 0])
+    if backdrop[band].mean() < MIN_BACKDROP_BORDER:
+        return None
+    mask = clean_mask(~backdrop)
+    # the holes it filled that show backdrop colours are the backdrop seen through the object (a chair's back, the
+    # gap under a table) unless they are specks
+    enclosed, count = ndimage.label(mask & near)
+    if count:
+        sizes = np.bincount(enclosed.ravel())[1:]
+        mask &= ~np.isin(enclosed, 1 + np.flatnonzero(sizes >= MIN_HOLE * mask.size))
+    return mask
 
 
 def backdrop_mask(rgb: np.ndarray) -> Optional[np.ndarray]:
@@ -75,7 +139,8 @@ def backdrop_mask(rgb: np.ndarray) -> Optional[np.ndarray]:
     image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None]
     if size != (height, width):
         image = torch.nn.functional.interpolate(image, size=size, mode="area")
-    pixels = image[0].permute(1, 2, 0).reshape(-1, 3)
+    image = image[0].permute(1, 2, 0).contiguous()
+    pixels = image.reshape(-1, 3)
     band = border_band(*size, max(1, round(BORDER * min(size))))
     keep = torch.linspace(0, int(band.sum()) - 1, min(int(band.sum()), MAX_BORDER_COLOURS)).long()
     colours = pixels[torch.from_numpy(band.reshape(-1))][keep]
@@ -90,29 +155,36 @@ def backdrop_mask(rgb: np.ndarray) -> Optional[np.ndarray]:
     common = (close.sum(dim=1) >= COMMON * len(colours)) & (on_sides >= 2)
     if not common.any():
         return None
-    near = (nearest_colour_distance(pixels, colours[common]) < tolerance).reshape(size).numpy()
-    labels, _ = ndimage.label(near)
-    touching = np.unique(labels[band & near])
-    backdrop = np.isin(labels, touching[touching > 0])
-    if backdrop[band].mean() < MIN_BACKDROP_BORDER:
+    backdrop = colours[common]
+    distance, nearest = nearest_colour(pixels, backdrop)
+    near = (distance < tolerance).reshape(size).numpy()
+    mask = object_of(near, band)
+    if mask is None:
         return None
-    mask = clean_mask(~backdrop)
-    # the holes it filled that show backdrop colours are the backdrop seen through the object (a chair's back, the
-    # gap under a table) unless they are specks
-    enclosed, count = ndimage.label(mask & near)
-    if count:
-        sizes = np.bincount(enclosed.ravel())[1:]
-        mask &= ~np.isin(enclosed, 1 + np.flatnonzero(sizes >= MIN_HOLE * mask.size))
+    core = ndimage.binary_erosion(mask, iterations=CORE_DEPTH)
+    # the outline's mixtures of the object's colour and the backdrop's, judged against the object's core nearby
+    test = np.flatnonzero(mask & ~near & (distance < MIX_REACH * tolerance).reshape(size).numpy())
+    if core.any() and len(test):
+        rows, cols = np.divmod(test, size[1])
+        which = torch.from_numpy(test)
+        own_distance, own = nearby_core_colour(pixels[which], rows, cols, image, core)
+        mixed = mixed_with_backdrop(pixels[which], nearest[which], own, own_distance, tolerance)
+        near.flat[test] = mixed.numpy()
+        mask = object_of(near, band) if mixed.any() else mask
+        if mask is None:
+            return None
     if size != (height, width):
-        mask = refined_outline(mask, rgb, colours[common], tolerance)
+        mask = refined_outline(mask, rgb, backdrop, tolerance, image, core)
     if not MIN_OBJECT <= mask.mean() <= MAX_OBJECT:
         return None
     return mask
 
 
-def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, tolerance: float) -> np.ndarray:
-    """`mask`, estimated on a smaller copy of `rgb`, at `rgb`'s size: scaled up, then every pixel within a cell of
-    the smaller copy of its outline is backdrop or object by its own colour (against the `backdrop` colours)."""
+def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, tolerance: float, image: torch.Tensor,
+                    core: np.ndarray) -> np.ndarray:
+    """`mask`, estimated on the smaller working copy `image` of `rgb`, at `rgb`'s size: scaled up, then every pixel
+    within a cell of the working copy of its outline is backdrop or object by its own colour: backdrop when within
+    `tolerance` of one of the `backdrop` colours or a mixture of one with the object's `core` colour nearby."""
     height, width = rgb.shape[:2]
     grown = torch.nn.functional.interpolate(torch.from_numpy(mask).float()[None, None], size=(height, width),
                                             mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
@@ -120,5 +192,14 @@ def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, t
     outline = ndimage.maximum_filter(grown, size=reach) & ~ndimage.minimum_filter(grown, size=reach)
     where = np.flatnonzero(outline)
     colours = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32).reshape(-1, 3)[where])
-    grown.flat[where] = (nearest_colour_distance(colours, backdrop) >= tolerance).numpy()
+    distance, nearest = nearest_colour(colours, backdrop)
+    background = distance < tolerance
+    if core.any():
+        rows, cols = np.divmod(where, width)
+        rows = ((rows + 0.5) * mask.shape[0] / height).astype(int).clip(0, mask.shape[0] - 1)
+        cols = ((cols + 0.5) * mask.shape[1] / width).astype(int).clip(0, mask.shape[1] - 1)
+        own_distance, own = nearby_core_colour(colours, rows, cols, image, core)
+        background |= (distance < MIX_REACH * tolerance) & mixed_with_backdrop(colours, nearest, own, own_distance,
+                                                                               tolerance)
+    grown.flat[where] = (~background).numpy()
     return grown
