@@ -52,8 +52,6 @@ copy, away from the mixed colours of its outline."""
 CORE_REACH = 3
 """A pixel is compared with the core's colours within this many pixels of it (of the working copy); a pixel with no
 core that near (a thin part: a chair's leg, a wing seen edge-on) keeps the plain tolerance test."""
-MIX_REACH = 4.0
-"""Only pixels within this many tolerances of a backdrop colour are tested as mixtures."""
 
 
 def border_band(height: int, width: int, band: int) -> np.ndarray:
@@ -79,14 +77,15 @@ def nearest_colour(pixels: torch.Tensor, colours: torch.Tensor, chunk: int = 819
     return torch.cat(distances), torch.cat(nearest)
 
 
-def nearby_core_colour(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, image: torch.Tensor,
-                       core: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each of `pixels` (N, 3) at (`rows`, `cols`) of the working copy `image` (H, W, 3), the nearest colour
-    among the `core` pixels (bool [H, W]) within `CORE_REACH` of it: its distance (inf where there is none) and the
-    colour (N, 3)."""
+def mixed_with_backdrop(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, backdrop: torch.Tensor,
+                        image: torch.Tensor, core: np.ndarray, tolerance: float) -> torch.Tensor:
+    """bool (N,): which `pixels` (N, 3), at (`rows`, `cols`) of the working copy `image` (H, W, 3), lie within
+    `tolerance` of the segment from the object's own colour (the colour nearest theirs among the `core` pixels, bool
+    [H, W], within `CORE_REACH`) to their nearest `backdrop` colour (N, 3), on the backdrop's half: a soft edge or
+    JPEG ringing, not a part of the object. A pixel with no core pixel that near is not."""
     height, width = core.shape
     flat, in_core = image.reshape(-1, 3), torch.from_numpy(core.reshape(-1))
-    best, colour = torch.full((len(pixels),), float("inf")), torch.zeros_like(pixels)
+    best, own = torch.full((len(pixels),), float("inf")), torch.zeros_like(pixels)
     for dv in range(-CORE_REACH, CORE_REACH + 1):
         for du in range(-CORE_REACH, CORE_REACH + 1):
             index = torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
@@ -94,19 +93,11 @@ def nearby_core_colour(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray,
             distance = torch.where(in_core[index], (pixels - there).norm(dim=1), float("inf"))
             closer = distance < best
             best = torch.where(closer, distance, best)
-            colour[closer] = there[closer]
-    return best, colour
-
-
-def mixed_with_backdrop(pixels: torch.Tensor, backdrop: torch.Tensor, own: torch.Tensor, own_distance: torch.Tensor,
-                        tolerance: float) -> torch.Tensor:
-    """bool (N,): which `pixels` lie within `tolerance` of the segment from the object's `own` colour nearby to the
-    `backdrop` colour nearest them, on the backdrop's half: a soft edge or JPEG ringing, not a part of the object.
-    Pixels with no core colour nearby (`own_distance` inf) are not."""
+            own[closer] = there[closer]
     step = backdrop - own
     along = ((pixels - own) * step).sum(dim=1) / step.square().sum(dim=1).clamp_min(1e-12)
     off = (pixels - (own + along.clamp(0, 1)[:, None] * step)).norm(dim=1)
-    return (along > 0.5) & (off < tolerance) & torch.isfinite(own_distance)
+    return torch.isfinite(best) & (along > 0.5) & (off < tolerance)
 
 
 def object_of(near: np.ndarray, band: np.ndarray) -> Optional[np.ndarray]:
@@ -163,12 +154,11 @@ def backdrop_mask(rgb: np.ndarray) -> Optional[np.ndarray]:
         return None
     core = ndimage.binary_erosion(mask, iterations=CORE_DEPTH)
     # the outline's mixtures of the object's colour and the backdrop's, judged against the object's core nearby
-    test = np.flatnonzero(mask & ~near & (distance < MIX_REACH * tolerance).reshape(size).numpy())
+    test = np.flatnonzero(mask & ~core & ~near)
     if core.any() and len(test):
         rows, cols = np.divmod(test, size[1])
         which = torch.from_numpy(test)
-        own_distance, own = nearby_core_colour(pixels[which], rows, cols, image, core)
-        mixed = mixed_with_backdrop(pixels[which], nearest[which], own, own_distance, tolerance)
+        mixed = mixed_with_backdrop(pixels[which], rows, cols, nearest[which], image, core, tolerance)
         near.flat[test] = mixed.numpy()
         mask = object_of(near, band) if mixed.any() else mask
         if mask is None:
@@ -198,8 +188,6 @@ def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, t
         rows, cols = np.divmod(where, width)
         rows = ((rows + 0.5) * mask.shape[0] / height).astype(int).clip(0, mask.shape[0] - 1)
         cols = ((cols + 0.5) * mask.shape[1] / width).astype(int).clip(0, mask.shape[1] - 1)
-        own_distance, own = nearby_core_colour(colours, rows, cols, image, core)
-        background |= (distance < MIX_REACH * tolerance) & mixed_with_backdrop(colours, nearest, own, own_distance,
-                                                                               tolerance)
+        background |= mixed_with_backdrop(colours, rows, cols, nearest, image, core, tolerance)
     grown.flat[where] = (~background).numpy()
     return grown

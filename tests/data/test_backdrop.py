@@ -1,7 +1,10 @@
 """Object masks estimated from a photo's backdrop (gansvr_ns/data/backdrop.py)."""
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 from gansvr_ns.data.backdrop import backdrop_mask
@@ -71,3 +74,37 @@ def test_images_that_are_not_an_object_on_a_backdrop_get_none():
     sliver = scene(64, 7, "plain")[0]  # too narrow to have a backdrop around anything
     for image in (plain, halves, clutter, sliver):
         assert backdrop_mask(image) is None
+
+
+def test_a_soft_edge_is_split_where_the_colours_meet():
+    """A defocused or scaled-up photo mixes the object's colour with the backdrop's over a few pixels: the mask's
+    outline lies where the mixture is half and half, not where the backdrop's colour first changes."""
+    image, truth, _ = scene(192, 256, "plain")
+    soft = ndimage.gaussian_filter(image, sigma=(1.0, 1.0, 0))
+    mask = backdrop_mask(soft)
+    assert mask is not None
+    assert iou(mask, truth) > 0.95
+    assert abs(mask.sum() / truth.sum() - 1) < 0.05
+
+
+def test_a_soft_jpeg_photo_is_masked_to_its_outline():
+    """JPEG's ringing and its halved colour resolution add mixtures of their own along a soft outline."""
+    image, truth, _ = scene(192, 256, "plain", seed=2)
+    soft = ndimage.gaussian_filter(image, sigma=(1.0, 1.0, 0))
+    encoded = io.BytesIO()
+    Image.fromarray((soft * 255 + 0.5).astype(np.uint8)).save(encoded, "JPEG", quality=75)
+    jpeg = np.asarray(Image.open(encoded).convert("RGB"), dtype=np.float32) / 255
+    mask = backdrop_mask(jpeg)
+    assert mask is not None
+    assert iou(mask, truth) > 0.95
+
+
+def test_a_thin_part_of_another_colour_stays_with_the_object():
+    """A leg a pixel wide in a colour of its own is not a mixture of the body's colour with the backdrop's."""
+    image, truth, _ = scene(96, 128, "plain")
+    leg = np.zeros_like(truth)
+    leg[60:90, 64] = True  # from inside the body down to the backdrop below it
+    image[leg & ~truth] = (0.35, 0.35, 0.4)
+    mask = backdrop_mask(ndimage.gaussian_filter(image, sigma=(0.5, 0.5, 0)))
+    assert mask is not None
+    assert mask[leg & ~truth].mean() > 0.9
