@@ -55,6 +55,9 @@ framing:    what `gansvr-reconstruct`'s framing of masked photos is worth: the t
             whole image with a mask file), reconstructed with `--frame never` and `--frame auto`, beside the inputs
             as they are, in place as cut-outs, and framed with `--frame always` (what the estimate costs); framed
             by the reconstruction (the default) and by the mask's box alone (`--no-refine-framing`).
+masks:      how well `gansvr-reconstruct --estimate-masks` finds the object (no run needed): mean IoU with the true
+            masks of the test split's images from the other renderer as they are, as JPEG, and scaled up as a photo's
+            soft edges, and of the generator's own input images.
 uncertainty-flaws: does a run's image uncertainty head give the generator's flawed pseudo views a higher sigma than
             its clean ones (mean sigma inside the mask per flaw kind; a diagnostic of the first claim).
 """
@@ -2159,6 +2162,96 @@ class Framing:
         return result
 
 
+def photo_copy(rgb, mask, scale: int, quality: Optional[int]):
+    """`rgb` (float [H, W, 3]) and its `mask` as a photo would give them: scaled up `scale` times (bicubic: the
+    soft edges of a photo's object) and, with a `quality`, through JPEG at that quality."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if scale != 1:
+        size = (image.width * scale, image.height * scale)
+        image = image.resize(size, Image.BICUBIC)
+        mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.BILINEAR)) > 127
+    if quality is not None:
+        encoded = io.BytesIO()
+        image.save(encoded, "JPEG", quality=quality)
+        image = Image.open(encoded).convert("RGB")
+    return np.asarray(image, dtype=np.float32) / 255, mask
+
+
+@dataclass
+class Masks:
+    """How well `gansvr-reconstruct --estimate-masks` finds the object (`backdrop_mask`): mean IoU with the true masks
+    of the test split's images from the other renderer (`write_shifted_inputs`; a checkerboard or a gradient backdrop)
+    as they are, through JPEG, and scaled up as a photo's soft edges; and of the generator's own input images."""
+
+    data: List[Path] = field(default_factory=lambda: [Path("data/gan-car")])
+    """Datasets (missing preset paths are generated first)."""
+    output_dir: Path = Path("outputs/masks")
+    """Where the other renderer's images go."""
+    qualities: List[int] = field(default_factory=lambda: [90, 75])
+    """JPEG qualities."""
+    scale: int = 4
+    """Factor of the scaled-up copies."""
+    output: Optional[Path] = None
+    """JSON file for the figures (default: <output-dir>/masks.json)."""
+
+    def main(self) -> Dict:
+        import numpy as np
+
+        from gansvr_ns.data import format as fmt
+        from gansvr_ns.data.backdrop import backdrop_mask
+        from gansvr_ns.data.dataparser import ensure_dataset
+        from gansvr_ns.eval.shifted import shifted_mask, write_shifted_inputs
+        from gansvr_ns.model.losses import silhouette_iou
+
+        rows = {"the other renderer's images, PNG": (1, None)}
+        rows.update({f"the same, JPEG quality {q}": (1, q) for q in self.qualities})
+        rows[f"the same scaled up {self.scale}x, PNG"] = (self.scale, None)
+        rows.update({f"the same scaled up {self.scale}x, JPEG quality {q}": (self.scale, q) for q in self.qualities})
+        result = {"machine": machine(), "datasets": {}}
+        for data in self.data:
+            data = ensure_dataset(data)
+            ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
+            shifted = write_shifted_inputs(data, "test", self.output_dir / data.name, masks=True)
+            sources = {name: [(fmt.load_rgb(path), fmt.load_mask(shifted_mask(path)), *copy)
+                              for path in shifted.values()] for name, copy in rows.items()}
+            if all((data / i / "input_mask.png").is_file() for i in ids):
+                sources["the generator's input images"] = [
+                    (fmt.load_rgb(data / i / "input.png"), fmt.load_mask(data / i / "input_mask.png"), 1, None)
+                    for i in ids]
+            figures = {}
+            for name, items in sources.items():
+                ious, seconds = [], 0.0
+                for rgb, true, scale, quality in items:
+                    rgb, true = photo_copy(rgb, true, scale, quality)
+                    start = time.perf_counter()
+                    found = backdrop_mask(rgb)
+                    seconds += time.perf_counter() - start
+                    ious.append(0.0 if found is None else float(silhouette_iou(
+                        torch.from_numpy(found).float(), torch.from_numpy(true).float())))
+                figures[name] = {"mean_iou": float(np.mean(ious)), "lowest_iou": float(np.min(ious)),
+                                 "refused": sum(i == 0.0 for i in ious), "images": len(ious),
+                                 "seconds_per_image": seconds / len(ious)}
+            result["datasets"][data.name] = figures
+        out = self.output or self.output_dir / "masks.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        names = list(result["datasets"])
+        print("| images | " + " | ".join(f"{n}: mean IoU (lowest)" for n in names) + " | seconds per image |")
+        print("| --- | " + " | ".join("---" for _ in names) + " | --- |")
+        for row in next(iter(result["datasets"].values())):
+            cells = [result["datasets"][n].get(row) for n in names]
+            text = [f"{c['mean_iou']:.3f} ({c['lowest_iou']:.2f})" if c else "" for c in cells]
+            seconds = max(c["seconds_per_image"] for c in cells if c)
+            print(f"| {row} | " + " | ".join(text) + f" | {seconds:.3f} |")
+        print(f"\nWrote {out}")
+        return result
+
+
 Commands = Union[
     Annotated[Quality, tyro.conf.subcommand("quality")],
     Annotated[Throughput, tyro.conf.subcommand("throughput")],
@@ -2174,6 +2267,7 @@ Commands = Union[
     Annotated[UncertaintyFlaws, tyro.conf.subcommand("uncertainty-flaws")],
     Annotated[PoseSearch, tyro.conf.subcommand("pose-search")],
     Annotated[Framing, tyro.conf.subcommand("framing")],
+    Annotated[Masks, tyro.conf.subcommand("masks")],
 ]
 
 if __name__ == "__main__":
