@@ -77,27 +77,63 @@ def nearest_colour(pixels: torch.Tensor, colours: torch.Tensor, chunk: int = 819
     return torch.cat(distances), torch.cat(nearest)
 
 
-def mixed_with_backdrop(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, backdrop: torch.Tensor,
-                        image: torch.Tensor, core: np.ndarray, tolerance: float) -> torch.Tensor:
-    """bool (N,): which `pixels` (N, 3), at (`rows`, `cols`) of the working copy `image` (H, W, 3), lie within
-    `tolerance` of the segment from the object's own colour (the colour nearest theirs among the `core` pixels, bool
-    [H, W], within `CORE_REACH`) to their nearest `backdrop` colour (N, 3), on the backdrop's half: a soft edge or
-    JPEG ringing, not a part of the object. A pixel with no core pixel that near is not."""
-    height, width = core.shape
-    flat, in_core = image.reshape(-1, 3), torch.from_numpy(core.reshape(-1))
-    best, own = torch.full((len(pixels),), float("inf")), torch.zeros_like(pixels)
+def nearest_nearby(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, image: torch.Tensor,
+                   region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each of `pixels` (N, 3) at (`rows`, `cols`) of the working copy `image` (H, W, 3), the colour nearest
+    theirs among the pixels of `region` (bool [H, W]) within `CORE_REACH` of them: its distance (inf where `region`
+    has none that near) and the colour (N, 3)."""
+    height, width = region.shape
+    flat, inside = image.reshape(-1, 3), torch.from_numpy(region.reshape(-1))
+    best, colour = torch.full((len(pixels),), float("inf")), torch.zeros_like(pixels)
     for dv in range(-CORE_REACH, CORE_REACH + 1):
         for du in range(-CORE_REACH, CORE_REACH + 1):
             index = torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
             there = flat[index]
-            distance = torch.where(in_core[index], (pixels - there).norm(dim=1), float("inf"))
+            distance = torch.where(inside[index], (pixels - there).norm(dim=1), float("inf"))
             closer = distance < best
             best = torch.where(closer, distance, best)
-            own[closer] = there[closer]
+            colour[closer] = there[closer]
+    return best, colour
+
+
+def on_backdrop_half(pixels: torch.Tensor, own: torch.Tensor, backdrop: torch.Tensor,
+                     tolerance: float) -> torch.Tensor:
+    """bool (N,): which `pixels` lie within `tolerance` of the segment from `own` to `backdrop` (N, 3 each), on the
+    backdrop's half."""
     step = backdrop - own
     along = ((pixels - own) * step).sum(dim=1) / step.square().sum(dim=1).clamp_min(1e-12)
     off = (pixels - (own + along.clamp(0, 1)[:, None] * step)).norm(dim=1)
-    return torch.isfinite(best) & (along > 0.5) & (off < tolerance)
+    return (along > 0.5) & (off < tolerance)
+
+
+def mean_nearby(rows: np.ndarray, cols: np.ndarray, image: torch.Tensor,
+                region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each pixel at (`rows`, `cols`) of the working copy `image` (H, W, 3), the number of `region` pixels (bool
+    [H, W]) within `CORE_REACH` of it and their mean colour (N, 3)."""
+    height, width = region.shape
+    flat, inside = image.reshape(-1, 3), torch.from_numpy(region.reshape(-1)).float()
+    count, total = torch.zeros(len(rows)), torch.zeros(len(rows), 3)
+    for dv in range(-CORE_REACH, CORE_REACH + 1):
+        for du in range(-CORE_REACH, CORE_REACH + 1):
+            index = torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
+            count += inside[index]
+            total += inside[index, None] * flat[index]
+    return count, total / count.clamp_min(1)[:, None]
+
+
+def mixed_with_backdrop(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, backdrop: torch.Tensor,
+                        image: torch.Tensor, core: np.ndarray, outside: np.ndarray, tolerance: float) -> torch.Tensor:
+    """bool (N,): which `pixels` (N, 3), at (`rows`, `cols`) of the working copy `image` (H, W, 3), are a soft edge
+    or JPEG ringing rather than a part of the object: within `tolerance` of the segment from the object's own colour
+    (the colour nearest theirs among the `core` pixels, bool [H, W], within `CORE_REACH`) to a backdrop colour, on
+    the backdrop's half. The backdrop colour is their nearest `backdrop` colour (N, 3) or, for a gradient, where
+    that need not be the one behind them, the mean colour of the `outside` (backdrop) pixels within `CORE_REACH`. A
+    pixel with no core pixel that near is not."""
+    own_distance, own = nearest_nearby(pixels, rows, cols, image, core)
+    mixed = on_backdrop_half(pixels, own, backdrop, tolerance)
+    count, behind = mean_nearby(rows, cols, image, outside)
+    mixed |= (count > 0) & on_backdrop_half(pixels, own, behind, tolerance)
+    return mixed & torch.isfinite(own_distance)
 
 
 def object_of(near: np.ndarray, band: np.ndarray) -> Optional[np.ndarray]:
@@ -153,25 +189,26 @@ def backdrop_mask(rgb: np.ndarray) -> Optional[np.ndarray]:
     if mask is None:
         return None
     core = ndimage.binary_erosion(mask, iterations=CORE_DEPTH)
+    outside = near & ~mask
     # the outline's mixtures of the object's colour and the backdrop's, judged against the object's core nearby
     test = np.flatnonzero(mask & ~core & ~near)
     if core.any() and len(test):
         rows, cols = np.divmod(test, size[1])
         which = torch.from_numpy(test)
-        mixed = mixed_with_backdrop(pixels[which], rows, cols, nearest[which], image, core, tolerance)
+        mixed = mixed_with_backdrop(pixels[which], rows, cols, nearest[which], image, core, outside, tolerance)
         near.flat[test] = mixed.numpy()
         mask = object_of(near, band) if mixed.any() else mask
         if mask is None:
             return None
     if size != (height, width):
-        mask = refined_outline(mask, rgb, backdrop, tolerance, image, core)
+        mask = refined_outline(mask, rgb, backdrop, tolerance, image, core, outside)
     if not MIN_OBJECT <= mask.mean() <= MAX_OBJECT:
         return None
     return mask
 
 
 def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, tolerance: float, image: torch.Tensor,
-                    core: np.ndarray) -> np.ndarray:
+                    core: np.ndarray, outside: np.ndarray) -> np.ndarray:
     """`mask`, estimated on the smaller working copy `image` of `rgb`, at `rgb`'s size: scaled up, then every pixel
     within a cell of the working copy of its outline is backdrop or object by its own colour: backdrop when within
     `tolerance` of one of the `backdrop` colours or a mixture of one with the object's `core` colour nearby."""
@@ -188,6 +225,6 @@ def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, t
         rows, cols = np.divmod(where, width)
         rows = ((rows + 0.5) * mask.shape[0] / height).astype(int).clip(0, mask.shape[0] - 1)
         cols = ((cols + 0.5) * mask.shape[1] / width).astype(int).clip(0, mask.shape[1] - 1)
-        background |= mixed_with_backdrop(colours, rows, cols, nearest, image, core, tolerance)
+        background |= mixed_with_backdrop(colours, rows, cols, nearest, image, core, outside, tolerance)
     grown.flat[where] = (~background).numpy()
     return grown
