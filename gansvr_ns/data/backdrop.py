@@ -14,7 +14,7 @@ fill much of the border; an estimate that does not look like one object on a bac
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -77,22 +77,28 @@ def nearest_colour(pixels: torch.Tensor, colours: torch.Tensor, chunk: int = 819
     return torch.cat(distances), torch.cat(nearest)
 
 
+def within_reach(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> Iterator[torch.Tensor]:
+    """For pixels at (`rows`, `cols`) of an image of `shape` (H, W), the flat index of their neighbour at each offset
+    up to `CORE_REACH` rows and columns away, offset by offset (clipped at the image's edge)."""
+    height, width = shape
+    for dv in range(-CORE_REACH, CORE_REACH + 1):
+        for du in range(-CORE_REACH, CORE_REACH + 1):
+            yield torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
+
+
 def nearest_nearby(pixels: torch.Tensor, rows: np.ndarray, cols: np.ndarray, image: torch.Tensor,
                    region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """For each of `pixels` (N, 3) at (`rows`, `cols`) of the working copy `image` (H, W, 3), the colour nearest
     theirs among the pixels of `region` (bool [H, W]) within `CORE_REACH` of them: its distance (inf where `region`
     has none that near) and the colour (N, 3)."""
-    height, width = region.shape
     flat, inside = image.reshape(-1, 3), torch.from_numpy(region.reshape(-1))
     best, colour = torch.full((len(pixels),), float("inf")), torch.zeros_like(pixels)
-    for dv in range(-CORE_REACH, CORE_REACH + 1):
-        for du in range(-CORE_REACH, CORE_REACH + 1):
-            index = torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
-            there = flat[index]
-            distance = torch.where(inside[index], (pixels - there).norm(dim=1), float("inf"))
-            closer = distance < best
-            best = torch.where(closer, distance, best)
-            colour[closer] = there[closer]
+    for index in within_reach(rows, cols, region.shape):
+        there = flat[index]
+        distance = torch.where(inside[index], (pixels - there).norm(dim=1), float("inf"))
+        closer = distance < best
+        best = torch.where(closer, distance, best)
+        colour[closer] = there[closer]
     return best, colour
 
 
@@ -110,14 +116,11 @@ def mean_nearby(rows: np.ndarray, cols: np.ndarray, image: torch.Tensor,
                 region: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """For each pixel at (`rows`, `cols`) of the working copy `image` (H, W, 3), the number of `region` pixels (bool
     [H, W]) within `CORE_REACH` of it and their mean colour (N, 3)."""
-    height, width = region.shape
     flat, inside = image.reshape(-1, 3), torch.from_numpy(region.reshape(-1)).float()
     count, total = torch.zeros(len(rows)), torch.zeros(len(rows), 3)
-    for dv in range(-CORE_REACH, CORE_REACH + 1):
-        for du in range(-CORE_REACH, CORE_REACH + 1):
-            index = torch.from_numpy((rows + dv).clip(0, height - 1) * width + (cols + du).clip(0, width - 1))
-            count += inside[index]
-            total += inside[index, None] * flat[index]
+    for index in within_reach(rows, cols, region.shape):
+        count += inside[index]
+        total += inside[index, None] * flat[index]
     return count, total / count.clamp_min(1)[:, None]
 
 
@@ -211,7 +214,8 @@ def refined_outline(mask: np.ndarray, rgb: np.ndarray, backdrop: torch.Tensor, t
                     core: np.ndarray, outside: np.ndarray) -> np.ndarray:
     """`mask`, estimated on the smaller working copy `image` of `rgb`, at `rgb`'s size: scaled up, then every pixel
     within a cell of the working copy of its outline is backdrop or object by its own colour: backdrop when within
-    `tolerance` of one of the `backdrop` colours or a mixture of one with the object's `core` colour nearby."""
+    `tolerance` of one of the `backdrop` colours or a mixture of the backdrop's colour with the object's `core` colour
+    nearby (`mixed_with_backdrop`, the `outside` pixels of the working copy as the backdrop nearby)."""
     height, width = rgb.shape[:2]
     grown = torch.nn.functional.interpolate(torch.from_numpy(mask).float()[None, None], size=(height, width),
                                             mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
