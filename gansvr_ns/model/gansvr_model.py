@@ -154,6 +154,10 @@ class GanSvrModelConfig(ImageConditionedModelConfig):
     truth (docs/benchmarks.md, session 18). 0 turns the term off."""
     latent_contrast_temperature: float = 0.1
     """Temperature of the InfoNCE term's cosine similarities."""
+    second_image_gradient: bool = True
+    """Whether the latent terms' gradients flow back through the encoder's reading of the second images too. Off, the
+    second images are encoded without gradient (a target, as in MoCo's key encoder without its momentum), which skips
+    half of the encoder's backward pass."""
     instance_codes: bool = False
     """Auto-decoding: each train instance has a free latent code, learned from its pseudo views alone, and its rays
     are rendered with that code; the encoder learns to predict the codes from the conditioning images
@@ -298,7 +302,12 @@ class GanSvrModel(InstanceSelection, Model):
         consistency or contrast term needs them (one batch of 2B images is cheaper than two of B)."""
         self._second_latents = None
         if second_images is not None and self.training and self.uses_second_images:
-            latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
+            if self.config.second_image_gradient:
+                latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
+            else:
+                with torch.no_grad():
+                    self._second_latents = self.encode(second_images)
+                latents = self.encode(images)
         else:
             latents = self.encode(images)
         self._encoder_latents = self._code_targets = None

@@ -36,3 +36,31 @@ def test_contrast_term_scores_the_two_images_of_each_instance_and_trains_the_enc
     off.model.condition(batch["condition_images"], batch["instances"], batch["consistency_images"])
     assert off.model._second_latents is None  # no term needs them: not encoded
     assert "latent_contrast" not in off.model.get_loss_dict(off.model(ray_bundle), batch)
+
+
+def test_second_images_without_gradient_give_the_same_term_and_the_first_images_gradient(ellipsoids: Path):
+    def configure(config):
+        config.pipeline.datamanager.instances_per_batch = 3
+        config.pipeline.model.latent_contrast_mult = 0.5
+        config.pipeline.model.second_image_gradient = False
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    model, datamanager = pipeline.model, pipeline.datamanager
+    ray_bundle, batch = datamanager.next_train(0)
+    model.condition(batch["condition_images"], batch["instances"], batch["consistency_images"])
+    assert not model._second_latents.requires_grad
+    term = model.get_loss_dict(model(ray_bundle), batch)["latent_contrast"]
+    model.zero_grad()
+    term.backward()
+    got = model.encoder.head.weight.grad.clone()
+
+    model.zero_grad()
+    target = model.encode(batch["consistency_images"]).detach()
+    expected = 0.5 * losses.info_nce(model.encode(batch["condition_images"]), target, 0.1)
+    torch.testing.assert_close(term, expected)
+    expected.backward()
+    torch.testing.assert_close(got, model.encoder.head.weight.grad)
+    model.zero_grad()
+    (0.5 * losses.info_nce(model.encode(batch["condition_images"]), model.encode(batch["consistency_images"]), 0.1)
+     ).backward()
+    assert not torch.allclose(got, model.encoder.head.weight.grad)  # with both branches the gradient differs
