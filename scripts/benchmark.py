@@ -186,6 +186,7 @@ class Quality:
     the gap to the images' own latents is what conditioning on the image adds."""
 
     def main(self) -> Dict:
+        from gansvr_ns.data import format as fmt
         from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
         from gansvr_ns.eval.shifted import shifted_mask, write_shifted_inputs
@@ -249,8 +250,8 @@ class Quality:
             result["test_mean_latent"] = evaluate_predictions(run / "meshes_mean_latent", data, "test")["mean"]
             result["chamfer_ratio_mean_latent"] = result["test_mean_latent"]["chamfer_l1"] / baseline
         out = self.output or run / "quality.json"
-        out.write_text(json.dumps(result, indent=2))
         print(quality_table(result))
+        fmt.write_json(out, result)
         print(f"\nWrote {out}")
         return result
 
@@ -2238,8 +2239,7 @@ class Masks:
                                  "seconds_per_image": seconds / len(ious)}
             result["datasets"][data.name] = figures
         out = self.output or self.output_dir / "masks.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        fmt.write_json(out, result)
         names = list(result["datasets"])
         print("| images | " + " | ".join(f"{n}: mean IoU (lowest)" for n in names) + " | seconds per image |")
         print("| --- | " + " | ".join("---" for _ in names) + " | --- |")

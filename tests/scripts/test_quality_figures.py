@@ -99,3 +99,12 @@ def test_estimated_masks_are_scored_against_the_true_ones(tmp_path):
               "reconstruct_seconds_per_image": 1.0, "resolution": 128}
     assert ("| other renderer, masks estimated from the backdrop (--estimate-masks; mask IoU 0.500) | 0.0150 | 0.75 "
             in benchmark.quality_table(result))
+
+
+def test_quality_of_an_existing_run_prints_its_table_and_writes_the_json_into_a_new_folder(ablation_run, capsys):
+    _, data, output, _ = ablation_run
+    config = Path(json.loads(output.read_text())["variants"]["no_pose_refinement"]["seeds"]["0"]["config"])
+    out = output.parent / "new" / "folder" / "quality.json"
+    result = benchmark.Quality(data=data, load_config=config, resolution=24, output=out, mean_latent=False).main()
+    assert json.loads(out.read_text())["chamfer_ratio"] == result["chamfer_ratio"]
+    assert "| test inputs |" in capsys.readouterr().out
