@@ -299,7 +299,8 @@ class GanSvrModel(InstanceSelection, Model):
         """Encode the batch's conditioning images; rays refer to them by their metadata `instance`. With
         `instance_codes`, training batches pass their train `instances` and are rendered with their codes. In
         training, `second_images` (a second image of each instance) are encoded in the same pass when the latent
-        consistency or contrast term needs them (one batch of 2B images is cheaper than two of B)."""
+        consistency or contrast term needs them (one batch of 2B images is cheaper than two of B; without
+        `second_image_gradient`, in a pass of their own without gradient)."""
         self._second_latents = None
         if second_images is not None and self.training and self.uses_second_images:
             if self.config.second_image_gradient:
