@@ -292,6 +292,11 @@ class GanSvrModel(InstanceSelection, Model):
         """Whether a latent term (consistency or contrast) reads the latents of the batch's second images."""
         return self.config.latent_consistency_mult > 0 or self.config.latent_contrast_mult > 0
 
+    def encode_second(self, images: Float[Tensor, "batch 3 height width"]) -> Float[Tensor, "batch latent_dim"]:
+        """Latents of second images on their own: without gradient unless `second_image_gradient`."""
+        with torch.set_grad_enabled(self.config.second_image_gradient and torch.is_grad_enabled()):
+            return self.encode(images)
+
     def condition(
         self, images: Float[Tensor, "batch 3 height width"], instances: Optional[Tensor] = None,
         second_images: Optional[Float[Tensor, "batch 3 height width"]] = None,
@@ -306,9 +311,7 @@ class GanSvrModel(InstanceSelection, Model):
             if self.config.second_image_gradient:
                 latents, self._second_latents = self.encode(torch.cat([images, second_images])).split(len(images))
             else:
-                with torch.no_grad():
-                    self._second_latents = self.encode(second_images)
-                latents = self.encode(images)
+                latents, self._second_latents = self.encode(images), self.encode_second(second_images)
         else:
             latents = self.encode(images)
         self._encoder_latents = self._code_targets = None
@@ -563,7 +566,7 @@ class GanSvrModel(InstanceSelection, Model):
             if self.uses_second_images and "consistency_images" in batch:
                 other = self._second_latents
                 if other is None:  # conditioned without them
-                    other = self.encode(batch["consistency_images"])
+                    other = self.encode_second(batch["consistency_images"])
                 if cfg.latent_consistency_mult > 0:
                     loss_dict["latent_consistency"] = cfg.latent_consistency_mult * (
                         (other - self._batch_latents) ** 2

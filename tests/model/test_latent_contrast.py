@@ -53,6 +53,10 @@ def test_second_images_without_gradient_give_the_same_term_and_the_first_images_
     model.zero_grad()
     term.backward()
     got = model.encoder.head.weight.grad.clone()
+    model.condition(batch["condition_images"], batch["instances"])  # without them: encoded by the loss, alike
+    model.zero_grad()
+    model.get_loss_dict(model(ray_bundle), batch)["latent_contrast"].backward()
+    torch.testing.assert_close(model.encoder.head.weight.grad, got)
 
     model.zero_grad()
     target = model.encode(batch["consistency_images"]).detach()
