@@ -39,12 +39,20 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
     try:
         mesh = trimesh.load(path, force="mesh")
     except Exception as err:  # trimesh's loaders raise many unrelated types for a malformed file
+        if path.suffix.lower() == ".obj" and not obj_has_faces(path):
+            return trimesh.Trimesh()  # how trimesh wrote an empty mesh: a bare "v" and "f" line
         raise FormatError(path, f"not a readable mesh ({err.__class__.__name__}: {err})") from None
     if not isinstance(mesh, trimesh.Trimesh):
         raise FormatError(path, f"not a triangle mesh (read as {mesh.__class__.__name__})")
     if not np.all(np.isfinite(mesh.vertices)):
         raise FormatError(path, "mesh has non-finite vertex coordinates")
     return mesh
+
+
+def obj_has_faces(path: Path) -> bool:
+    """Whether an OBJ file has a face line with at least one vertex index."""
+    with path.open("rb") as f:
+        return any(line.split()[:1] == [b"f"] and len(line.split()) > 1 for line in f)
 
 
 def find_prediction(pred_dir: Path, instance_id: str) -> Optional[Path]:

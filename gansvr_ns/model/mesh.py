@@ -59,6 +59,10 @@ def vertex_colors(model, vertices: Float[Tensor, "num_vertices 3"], chunk: int =
     return np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
 
 
+EMPTY_OBJ = "# an empty mesh: the SDF has no zero level set in the grid\n"
+"""What an OBJ of a mesh without faces holds: a comment only, read back as an empty mesh."""
+
+
 def save_mesh(mesh: trimesh.Trimesh, stem: Path, formats: Iterable[str]) -> List[Path]:
     """Write `mesh` as `<stem>.<format>` for each format, keeping vertex colours; returns the paths."""
     written = []
@@ -68,7 +72,10 @@ def save_mesh(mesh: trimesh.Trimesh, stem: Path, formats: Iterable[str]) -> List
             raise ValueError(f"unknown mesh format '{fmt}', expected one of {', '.join(MESH_FORMATS)}")
         path = stem.with_name(f"{stem.name}.{fmt}")
         tmp = path.with_name(f".{path.name}.partial")
-        data = mesh.export(file_type=fmt)
+        if fmt == "obj" and len(mesh.faces) == 0:
+            data = EMPTY_OBJ  # trimesh writes an empty mesh as a bare "v" and "f" line, which no reader accepts
+        else:
+            data = mesh.export(file_type=fmt)
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
         tmp.replace(path)
         written.append(path)

@@ -88,6 +88,25 @@ def test_empty_prediction_is_counted_not_fatal(dataset, predictions):
     assert result["per_instance"]["ball"]["chamfer_l1"] == WORST_DISTANCE
 
 
+@pytest.mark.parametrize("suffix", ["ply", "obj", "glb"])
+def test_empty_mesh_as_reconstruct_writes_it_is_scored_empty(dataset, predictions, suffix):
+    from gansvr_ns.model.mesh import save_mesh
+
+    save_mesh(trimesh.Trimesh(), predictions / "ball", [suffix])
+    assert len(load_mesh(predictions / f"ball.{suffix}").faces) == 0
+    result = evaluate_predictions(predictions, dataset, "test", CONFIG)
+    assert result["empty"] == ["ball"] and result["per_instance"]["ball"]["chamfer_l1"] == WORST_DISTANCE
+
+
+def test_empty_obj_written_by_trimesh_reads_as_empty(tmp_path):
+    path = tmp_path / "empty.obj"
+    path.write_text(trimesh.Trimesh().export(file_type="obj"))  # a bare "v" and "f" line, unreadable to trimesh
+    assert len(load_mesh(path).faces) == 0
+    path.write_text("v 0 0 0\nv 1 0 0\nf 1 2 x\n")  # a face line that is broken, not absent: still an error
+    with pytest.raises(FormatError, match="not a readable mesh"):
+        load_mesh(path)
+
+
 def test_bad_inputs_name_the_file(dataset, predictions):
     (dataset / "ball" / "mesh.ply").unlink()
     with pytest.raises(FormatError, match=r"ball/mesh\.ply: ground-truth mesh is missing"):
