@@ -262,12 +262,13 @@ def estimated_mask_iou(out: Path, images: Dict[str, Path]) -> Optional[float]:
     from gansvr_ns.data import format as fmt
     from gansvr_ns.eval.shifted import shifted_mask
     from gansvr_ns.model.losses import silhouette_iou
+    from gansvr_ns.scripts.reconstruct import ESTIMATED_MASK
 
     ious = []
     for path in images.values():
         if not shifted_mask(path).is_file():
             continue
-        true, estimate = fmt.load_mask(shifted_mask(path)), out / f"{path.stem}_mask.png"
+        true, estimate = fmt.load_mask(shifted_mask(path)), out / ESTIMATED_MASK.format(name=path.stem)
         if not estimate.is_file():
             ious.append(0.0)
             continue

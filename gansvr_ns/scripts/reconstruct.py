@@ -5,7 +5,8 @@
 
 With `--data`, every instance of the split is reconstructed from its `input.png` and written as
 `<instance id>.ply`, the naming `gansvr-eval` expects. Images given with `--images` are written as
-`<image stem>.ply` (stems that repeat get their folder name prepended).
+`<image stem>.ply` (stems that repeat, or that are a dataset instance's id, get their folder's name, then
+their extension, then a number added).
 
 An image whose object is masked (by its transparency, or by a file of `--masks`) is first framed as the run's
 training inputs frame theirs (`gansvr_ns/data/framing.py`): a photo's object is anywhere and of any size. Its
@@ -27,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Literal, NamedTuple, Optional
+from typing import Callable, List, Literal, NamedTuple, Optional, Set
 
 import numpy as np
 import torch
@@ -48,6 +49,9 @@ MIN_RESOLUTION = 8
 FRAMING_TOLERANCE = 3.0
 """`--frame auto` keeps an image's scale, and its object's position on an axis, where they are within this many
 spreads of the training inputs' (`frame_image`)."""
+ESTIMATED_MASK = "{name}_estimated_mask.png"
+"""File name, in the output folder, of the object mask estimated for an image's output `name` (`--estimate-masks`):
+not `<name>_mask.png`, a usual name for a photo's own mask, which an output folder beside the photos would replace."""
 MAX_FRAMING_MASKS = 1000
 """Training masks read to learn how the run's inputs frame their object (`training_inputs`)."""
 
@@ -86,8 +90,8 @@ class ReconstructConfig:
     estimate_masks: bool = False
     """Estimate the object mask of each image of `images` that has none (no file of `masks`, no transparency) from
     its backdrop (`gansvr_ns/data/backdrop.py`): for photos of an object on a plain, graded or patterned backdrop
-    that runs out to the image's border. The estimate is written as `<name>_mask.png` and used as a file of `masks`
-    is. An image whose border is not mostly one backdrop gets none and is encoded as it is."""
+    that runs out to the image's border. The estimate is written as `<name>_estimated_mask.png` and used as a file
+    of `masks` is. An image whose border is not mostly one backdrop gets none and is encoded as it is."""
     frame: Literal["auto", "always", "never"] = "auto"
     """Crop and scale each image so that its object sits where, and as large as, in the run's training inputs.
     auto: the images of `images` with a mask (a file of `masks`, or transparency) whose object is not already framed
@@ -166,7 +170,7 @@ class ReconstructConfig:
             written = save_mesh(mesh, self.output_dir / job.name, self.format)
             estimated = None
             if job.estimated is not None:
-                estimated = self.output_dir / f"{job.name}_mask.png"
+                estimated = self.output_dir / ESTIMATED_MASK.format(name=job.name)
                 fmt.save_mask(estimated, job.estimated)
                 written.append(estimated)
             if self.overlay and camera is not None:
@@ -249,9 +253,8 @@ class ReconstructConfig:
                 jobs.append(Job(i, image, mask if mask.is_file() else None, dataset_input=True))
         if self.masks and len(self.masks) != len(self.images):
             raise ValueError(f"--masks: {len(self.masks)} masks for {len(self.images)} images (one per image)")
-        stems = [p.stem for p in self.images]
-        for k, path in enumerate(self.images):
-            name = path.stem if stems.count(path.stem) == 1 else f"{path.parent.name}_{path.stem}"
+        names = output_names(self.images, taken={job.name for job in jobs})
+        for k, (name, path) in enumerate(zip(names, self.images)):
             jobs.append(Job(name, path, self.masks[k] if self.masks else None, dataset_input=False))
         if not jobs:
             raise ValueError("nothing to reconstruct: give --images or --data")
@@ -268,7 +271,24 @@ class ReconstructConfig:
         camera = self.estimate_camera and run.method_name == "gansvr"
         if self.estimate_masks:  # about a second per 12-megapixel photo
             jobs = track(jobs, description="Estimating masks", console=CONSOLE, transient=True)
-        return [self.checked(self.with_estimated_mask(job), grey_run, camera) for job in jobs]
+        jobs = [self.checked(self.with_estimated_mask(job), grey_run, camera) for job in jobs]
+        self.check_outputs(jobs)
+        return jobs
+
+    def check_outputs(self, jobs: List[Job]) -> None:
+        """Refuse to write over an input: a mesh, estimated mask or overlay of a job at the path of an image or
+        mask that is read."""
+        inputs = {path.resolve() for job in jobs for path in (job.image, job.mask) if path is not None}
+        for job in jobs:
+            outputs = [self.output_dir / f"{job.name}.{suffix}" for suffix in self.format]
+            if job.estimated is not None:
+                outputs.append(self.output_dir / ESTIMATED_MASK.format(name=job.name))
+            if self.overlay:
+                outputs.append(self.output_dir / f"{job.name}_overlay.png")
+            for path in outputs:
+                if path.resolve() in inputs:
+                    raise ValueError(f"{path}: an input file, which the output of {job.image} would replace "
+                                     "(choose another --output-dir)")
 
     def with_estimated_mask(self, job: Job) -> Job:
         """`job` with the object mask estimated from its backdrop, where `estimate_masks` asks for one and it has
@@ -308,6 +328,29 @@ class ReconstructConfig:
             raise ValueError(f"{job.mask or job.image}: the object mask is empty"
                              f"{', nothing to frame' if frames else ''}")
         return job._replace(framed=frames, grey=grey, camera=camera)
+
+
+def output_names(images: List[Path], taken: Set[str]) -> List[str]:
+    """A distinct output name for each of `images`, none of them in `taken` (the dataset inputs' ids): its stem, or
+    where stems repeat its folder's name and stem, then with its extension, then numbered."""
+    def candidates(path: Path) -> List[str]:
+        folder = path.absolute().parent.name
+        extension = path.suffix.lstrip(".")
+        return [path.stem, f"{folder}_{path.stem}", f"{path.stem}_{extension}", f"{folder}_{path.stem}_{extension}"]
+
+    options = [candidates(path) for path in images]
+    names: List[str] = []
+    used = set(taken)
+    for k, own in enumerate(options):
+        # the first level at which no other image has the same name, so that repeats are all renamed alike
+        name = next((candidate for level, candidate in enumerate(own) if candidate not in used
+                     and all(other[level] != candidate for j, other in enumerate(options) if j != k)), None)
+        number = 2
+        while name is None or name in used:
+            name, number = f"{own[0]}_{number}", number + 1
+        names.append(name)
+        used.add(name)
+    return names
 
 
 def encoder_image(rgb: np.ndarray, mask: Optional[np.ndarray] = None) -> torch.Tensor:

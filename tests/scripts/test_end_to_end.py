@@ -360,7 +360,7 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
     assert estimated["estimated"]["noise"] is None and found["noise"] is None
     assert "(noise); a photo reconstructs better framed as the training inputs: no mask could be estimated" in \
         capsys.readouterr().out
-    assert not (tmp_path / "estimated" / "noise_mask.png").exists()
+    assert not (tmp_path / "estimated" / "noise_estimated_mask.png").exists()
     written = np.asarray(Image.open(estimated["estimated"]["studio"])) > 127
     truth = np.asarray(photo_mask) > 127
     assert (written & truth).sum() / (written | truth).sum() > 0.9
@@ -391,6 +391,13 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
         with pytest.raises(ValueError, match=message):
             ReconstructConfig(load_config=config, output_dir=tmp_path / "bad", **options).jobs()
     assert not (tmp_path / "bad").exists()
+    # an output that would replace an input: the photo's overlay, written beside it, is its mask
+    (tmp_path / "photo_overlay.png").write_bytes((tmp_path / "photo_mask.png").read_bytes())
+    kept = (tmp_path / "photo_overlay.png").read_bytes()
+    with pytest.raises(ValueError, match="photo_overlay.png: an input file, which the output of .*photo.png would"):
+        ReconstructConfig(load_config=config, output_dir=tmp_path, images=[tmp_path / "photo.png"],
+                          masks=[tmp_path / "photo_overlay.png"], overlay=True).main()
+    assert (tmp_path / "photo_overlay.png").read_bytes() == kept and not (tmp_path / "photo.ply").exists()
 
 
 def test_framing_benchmark(trained_run, tmp_path):

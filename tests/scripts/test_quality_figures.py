@@ -89,7 +89,7 @@ def test_estimated_masks_are_scored_against_the_true_ones(tmp_path):
     for name, estimate in (("a", truth), ("b", half), ("c", None)):
         save_mask(images / "masks" / f"{name}.png", truth)
         if estimate is not None:
-            save_mask(out / f"{name}_mask.png", estimate)
+            save_mask(out / f"{name}_estimated_mask.png", estimate)
     paths = {name: images / f"{name}.png" for name in "abc"}
     assert abs(benchmark.estimated_mask_iou(out, paths) - (1.0 + 0.5 + 0.0) / 3) < 1e-6  # none for c: 0
     assert benchmark.estimated_mask_iou(out, {"d": tmp_path / "elsewhere" / "d.png"}) is None
