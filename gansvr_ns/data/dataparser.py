@@ -39,10 +39,22 @@ class GanSvrDataParser(DataParser):
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
         root = ensure_dataset(Path(self.config.data))
         info = fmt.read_dataset(root)
+        check_held_out(info)
         dataset_split = split_for(split)
         ids = info.instances(dataset_split)
         instances = [fmt.read_instance(info, i, check_images=self.config.check_images) for i in ids]
         return build_outputs(info, instances, dataset_split)
+
+
+def check_held_out(info: fmt.DatasetInfo) -> None:
+    """A FormatError when an instance of the train split is also in a split held out for evaluation: its
+    reconstruction would be scored on an instance the method was trained on."""
+    train = set(info.splits.get("train", []))
+    for name in ("val", "test"):
+        shared = [i for i in info.splits.get(name, []) if i in train]
+        if shared:
+            raise fmt.FormatError(info.root / "dataset.json", f"{shared[0]!r} is in both the train and the {name!r} "
+                                  "split: a held-out instance must not be trained on")
 
 
 _NOTED_PRESETS: set = set()

@@ -151,9 +151,15 @@ def _intrinsics(value, where: Path, key: str) -> Dict[str, float]:
     if not isinstance(value, dict) or any(k not in value for k in ("fx", "fy", "cx", "cy")):
         raise FormatError(where, f"{key} must be an object with fx, fy, cx, cy")
     try:
-        return {k: float(value[k]) for k in ("fx", "fy", "cx", "cy")}
+        intrinsics = {k: float(value[k]) for k in ("fx", "fy", "cx", "cy")}
     except (TypeError, ValueError):
         raise FormatError(where, f"{key} values must be numbers") from None
+    if not all(np.isfinite(v) for v in intrinsics.values()):
+        raise FormatError(where, f"{key} values must be finite")
+    if not (intrinsics["fx"] > 0 and intrinsics["fy"] > 0):
+        raise FormatError(where, f"{key}: fx and fy must be positive focal lengths in pixels "
+                                 f"(got {intrinsics['fx']:g}, {intrinsics['fy']:g})")
+    return intrinsics
 
 
 def read_dataset(root: Path | str) -> DatasetInfo:
@@ -171,10 +177,13 @@ def read_dataset(root: Path | str) -> DatasetInfo:
     splits = data.get("splits")
     if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
         raise FormatError(path, "splits must map split names to lists of instance ids")
-    for ids in splits.values():
+    for name, ids in splits.items():
         for instance_id in ids:
             if not isinstance(instance_id, str) or not INSTANCE_ID_PATTERN.match(instance_id):
                 raise FormatError(path, f"invalid instance id {instance_id!r}")
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise FormatError(path, f"split {name!r} lists {repeated[0]!r} more than once")
     return DatasetInfo(
         root=root,
         category=str(data.get("category", "")),
@@ -350,17 +359,29 @@ def load_rgb(path: Path) -> np.ndarray:
         raise FormatError(path, "not a readable image") from None
 
 
-def load_mask(path: Path) -> np.ndarray:
+def load_mask(path: Path, zero_one: bool = False) -> np.ndarray:
     """A mask as bool (H, W): a value > 127 is object (in a mask of more than 8 bits, above half its range); `oriented`
-    first."""
+    first. A mask of 8 or 16 bits whose values are all 0 or 1, and not all 0, was saved as 0/1 rather than 0/255 (as
+    segmentation tools often do): with `zero_one` (a user's own mask) 1 is object; otherwise (a dataset's, whose
+    format says 0/255) it is a FormatError that says so, where it would read as empty."""
     try:
         with Image.open(path) as img:
             img = oriented(img)
-            if _is_deep(img):
-                return _levels(img) > 0.5
-            return np.asarray(img.convert("L")) > 127
+            if img.mode.startswith("I;16"):
+                raw = np.asarray(img)
+                mask = _levels(img) > 0.5
+            elif _is_deep(img):
+                return _levels(img) > 0.5  # 32-bit and float: _levels reads all-0/1 values over a range of 1
+            else:
+                raw = np.asarray(img.convert("L"))
+                mask = raw > 127
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable mask") from None
+    if not mask.any() and raw.max(initial=0) == 1:
+        if zero_one:
+            return raw == 1
+        raise FormatError(path, "mask values are 0 and 1: the object's pixels must be above 127 (save it as 0/255)")
+    return mask
 
 
 def load_alpha_mask(path: Path) -> Optional[np.ndarray]:
@@ -491,6 +512,9 @@ def staging_dir(out: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset gets a new folder's usual mode
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

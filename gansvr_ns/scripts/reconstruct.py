@@ -395,7 +395,7 @@ def encoder_background(run) -> str:
 
 def object_mask(image: Path, mask: Optional[Path]):
     """The object mask of an image: its mask file if given, else its transparency (None for an image with neither)."""
-    return fmt.load_mask(mask) if mask is not None else fmt.load_alpha_mask(image)
+    return fmt.load_mask(mask, zero_one=True) if mask is not None else fmt.load_alpha_mask(image)
 
 
 def training_inputs(config_path: Path):

@@ -126,11 +126,41 @@ def _break_instance_folder(root: Path):
     return folder, "missing"
 
 
+def _break_zero_focal(root: Path):
+    data = json.loads((root / "dataset.json").read_text())
+    data["intrinsics"]["fx"] = 0
+    (root / "dataset.json").write_text(json.dumps(data))
+    return root / "dataset.json", "fx and fy must be positive"
+
+
+def _break_view_focal(root: Path):
+    cams = _first_train(root) / "cameras.json"
+    data = json.loads(cams.read_text())
+    data["views"][2]["intrinsics"] = {"fx": -5.0, "fy": 30.0, "cx": 12.0, "cy": 12.0}
+    cams.write_text(json.dumps(data))
+    return cams, "views[2].intrinsics: fx and fy must be positive focal lengths in pixels (got -5, 30)"
+
+
+def _break_repeated_id(root: Path):
+    data = json.loads((root / "dataset.json").read_text())
+    data["splits"]["train"].append(data["splits"]["train"][0])
+    (root / "dataset.json").write_text(json.dumps(data))
+    return root / "dataset.json", f"split 'train' lists '{data['splits']['train'][0]}' more than once"
+
+
+def _break_test_in_train(root: Path):
+    data = json.loads((root / "dataset.json").read_text())
+    data["splits"]["train"].append(data["splits"]["test"][0])
+    (root / "dataset.json").write_text(json.dumps(data))
+    return root / "dataset.json", f"'{data['splits']['test'][0]}' is in both the train and the 'test' split"
+
+
 @pytest.mark.parametrize(
     "breaker",
     [
         _break_delete_dataset_json, _break_not_json, _break_format, _break_delete_mask, _break_matrix_2x2,
         _break_not_rigid, _break_view_size, _break_mask_size, _break_empty_split, _break_instance_folder,
+        _break_zero_focal, _break_view_focal, _break_repeated_id, _break_test_in_train,
     ],
 )
 def test_broken_inputs_give_one_line_naming_the_file(ellipsoids, breaker):
@@ -209,3 +239,41 @@ def test_images_of_more_than_8_bits_are_scaled_not_clipped(tmp_path):
     # a 16-bit mask is object above half its range, not above 127 of it
     Image.fromarray(np.array([[0, 200, 30000, 40000]], np.uint16)).save(tmp_path / "mask16.png")
     assert fmt.load_mask(tmp_path / "mask16.png").tolist() == [[False, False, False, True]]
+
+
+def test_masks_saved_as_0_and_1(tmp_path, ellipsoids):
+    values = np.zeros((4, 5), np.uint8)
+    values[1:3, 2:4] = 1
+    Image.fromarray(values).save(tmp_path / "m8.png")
+    Image.fromarray(values.astype(np.uint16)).save(tmp_path / "m16.png")  # PIL mode I;16
+    Image.fromarray(values * 255).save(tmp_path / "m255.png")
+    Image.fromarray(np.zeros((4, 5), np.uint8)).save(tmp_path / "empty.png")
+    for name in ("m8.png", "m16.png"):
+        # a user's own mask (--masks, the folder source) reads 1 as object; a dataset's is an error naming it
+        assert fmt.load_mask(tmp_path / name, zero_one=True).tolist() == (values == 1).tolist()
+        with pytest.raises(fmt.FormatError, match=f"{name}: mask values are 0 and 1"):
+            fmt.load_mask(tmp_path / name)
+    assert fmt.load_mask(tmp_path / "m255.png").tolist() == (values == 1).tolist()
+    assert fmt.load_mask(tmp_path / "m255.png", zero_one=True).tolist() == (values == 1).tolist()
+    assert not fmt.load_mask(tmp_path / "empty.png", zero_one=True).any()  # an empty mask stays empty
+    # in a dataset, training stops at that file rather than on masks that all read as empty
+    from tests.conftest import small_training_pipeline
+
+    mask = _first_train(ellipsoids) / "masks" / "001.png"
+    Image.fromarray((np.asarray(Image.open(mask)) > 127).astype(np.uint8)).save(mask)
+    from gansvr_ns.data.datamanager import DataError
+
+    with pytest.raises(DataError, match=f"{re.escape(str(mask))}: mask values are 0 and 1"):
+        small_training_pipeline(ellipsoids)
+
+
+def test_generated_dataset_folders_get_the_usual_mode(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with fmt.staging_dir(tmp_path / "out") as tmp:
+            (tmp / "x").mkdir()
+        assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755  # mkdtemp's 0o700 would hide it from others
+    finally:
+        os.umask(umask)

@@ -62,6 +62,15 @@ def test_resolution_rescales_views_and_masks(tmp_path):
     assert mask.shape == (8, 16) and mask[1:3, 2:6].all() and mask.sum() == 2 * 4
 
 
+def test_masks_saved_as_0_and_1_are_read_as_such(tmp_path):
+    labels = make_folder(tmp_path, instances=3, views=2)
+    for path in tmp_path.glob("*_mask.png"):
+        Image.fromarray((np.asarray(Image.open(path)) > 127).astype(np.uint8)).save(path)  # 0/1, as many tools save
+    info = fmt.read_dataset(FolderSourceConfig(labels, tmp_path / "out").main())
+    mask = fmt.load_mask(fmt.read_instance(info, "obj_1").views[1].mask_path)  # written 0/255
+    assert mask.sum() == 8 * 16 and mask[4:12, 8:24].all()
+
+
 def _edit_labels(labels: Path, edit) -> None:
     data = json.loads(labels.read_text())
     edit(data)

@@ -216,7 +216,7 @@ def _rgb(path: Path, size: Tuple[int, int]) -> np.ndarray:
 
 
 def _mask(path: Path, size: Tuple[int, int]) -> np.ndarray:
-    mask = fmt.load_mask(path)
+    mask = fmt.load_mask(path, zero_one=True)
     if mask.shape != size:
         coverage = Image.fromarray(mask.astype(np.uint8) * 255).resize((size[1], size[0]), Image.Resampling.BOX)
         mask = np.asarray(coverage) > 127
