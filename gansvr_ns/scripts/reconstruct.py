@@ -454,7 +454,9 @@ def load_run_config(config_path: Path):
 def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
     """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
     default loads no views, "val" and "test" load the train views too."""
-    load_run_config(config_path)
+    checkpoint_dir = relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir()
+    if not (checkpoint_dir.is_dir() and any(checkpoint_dir.glob("step-*.ckpt"))):
+        raise ValueError(f"{checkpoint_dir}: no checkpoint (step-*.ckpt) of this run")
     from nerfstudio.utils.eval_utils import eval_setup
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode,
@@ -472,7 +474,7 @@ def load_model(config_path: Path):
         return load_pipeline(config_path).model
     if config.method_name != "gansvr":  # gansvr-voxel's mesh level follows what its dataset supervised it with
         raise ValueError(f"{data}: the run's dataset is missing (a {config.method_name} run is loaded with it)")
-    return model_from_checkpoint(config, config_path.parent / config.relative_model_dir)
+    return model_from_checkpoint(config, config.get_checkpoint_dir())
 
 
 def model_from_checkpoint(config, checkpoint_dir: Path):
@@ -517,7 +519,9 @@ def relocate_run(config, config_path: Path):
     if hasattr(config.pipeline.model, "encoder_weights"):
         config.pipeline.model.encoder_weights = None
     run_dir = config_path.resolve().parent
-    if run_dir.parent.name != config.method_name:  # not a run folder's layout: the paths stay as stored
+    # an absolute path: nerfstudio's checkpoint folder, base dir / relative_model_dir, is then this one in any layout
+    config.relative_model_dir = run_dir / config.relative_model_dir
+    if run_dir.parent.name != config.method_name:  # not a run folder's layout: the dataset path stays as stored
         return config
     base = config.get_base_dir()
     depth = len(base.parts)

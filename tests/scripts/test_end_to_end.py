@@ -261,6 +261,22 @@ def test_a_run_copied_without_its_dataset_still_reconstructs(trained_run, tmp_pa
     assert result.returncode == 2
     assert "nerfstudio_models: no checkpoint" in result.stderr and "Traceback" not in result.stderr
 
+    # a copy outside the run layout, its dataset present: its own checkpoint is read, not the original's
+    mine = tmp_path / "mymodel"
+    shutil.copytree(config.parent, mine)
+    run(BIN / "gansvr-reconstruct", "--load-config", mine / "config.yml", "--images", image, "--output-dir",
+        tmp_path / "mine", "--resolution", "32", cwd=tmp_path)
+    np.testing.assert_allclose(trimesh.load(tmp_path / "mine" / "photo.ply", force="mesh").vertices,
+                               with_data.vertices, atol=1e-5)
+    shutil.rmtree(mine / "nerfstudio_models")
+    result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(mine / "config.yml"),
+                             "--images", str(image), "--output-dir", str(tmp_path / "o")], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == \
+        f"gansvr-reconstruct: {mine / 'nerfstudio_models'}: no checkpoint (step-*.ckpt) of this run"
+    assert "Traceback" not in result.stderr
+
 
 def test_loading_a_run_does_not_read_its_starting_encoder_weights(trained_run, tmp_path):
     """A run trained from ImageNet weights (`--pipeline.model.encoder-weights`) loads where that file is absent: the
