@@ -59,7 +59,7 @@ class MaskFit:
     iou_before: float
     """IoU of the mask with the silhouette on the fit's rays, for the encoder's latent and the camera given."""
     iou_after: float
-    """The same after the fit."""
+    """The same after the fit: the best of its steps, whose latent and camera it returns."""
 
 
 def box_pixels(mask: np.ndarray, per_side: int = RAYS_PER_SIDE, margin: float = BOX_MARGIN):
@@ -128,6 +128,8 @@ def fit_to_mask(field, latent: Float[Tensor, "1 latent_dim"], camera: ImageCamer
             depth = tried.gather(1, sdf.argmin(dim=1, keepdim=True))[:, 0]
         coverage = torch.sigmoid(-SHARPNESS * field.sdf(origin + directions * depth[:, None], code)[:, 0])
         ious.append(float(silhouette_iou(coverage.detach(), target)))
+        if ious[-1] >= max(ious):  # the fit keeps the best state it saw (the last, on a trained run, nearly always)
+            best = (offset.detach().clone(), tangent.detach().clone())
         if step == steps:
             break
         loss = torch.nn.functional.binary_cross_entropy(coverage.clamp(1e-5, 1.0 - 1e-5), target)
@@ -136,10 +138,12 @@ def fit_to_mask(field, latent: Float[Tensor, "1 latent_dim"], camera: ImageCamer
         optimizer.step()
 
     with torch.no_grad():
+        offset.copy_(best[0])
+        tangent.copy_(best[1])
         origin, _, rotation = rays()
         moved = np.eye(4)
         moved[:3, :3] = rotation.double().cpu().numpy()
         moved[:3, 3] = origin.double().cpu().numpy()
         fitted = unit_scale(latent + offset)
-    return MaskFit(latent=fitted, camera=replace(camera, c2w=moved, fit=ious[-1]), iou_before=ious[0],
-                   iou_after=ious[-1])
+    return MaskFit(latent=fitted, camera=replace(camera, c2w=moved, fit=max(ious)), iou_before=ious[0],
+                   iou_after=max(ious))

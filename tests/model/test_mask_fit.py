@@ -78,3 +78,25 @@ def test_no_steps_keep_the_latent_and_camera_and_measure_the_fit():
     assert fit.iou_before == fit.iou_after > 0.9
     with pytest.raises(ValueError, match="the mask is empty"):
         fit_to_mask(field, latent, camera, np.zeros((64, 64), dtype=bool), steps=5)
+
+
+def test_a_fit_that_goes_astray_returns_its_best_state(monkeypatch):
+    """With steps far too large, the fit leaves the silhouette that already covered the mask: what it returns is
+    the best state it saw (here the start), and its IoU."""
+    from gansvr_ns.model import mask_fit
+
+    monkeypatch.setattr(mask_fit, "CAMERA_LR", 0.5)
+    monkeypatch.setattr(mask_fit, "LATENT_LR", 5.0)
+    torch.manual_seed(1)
+    field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False, implementation="torch", init_radius=0.5),
+                                latent_dim=8)
+    latent = unit_scale(torch.randn(1, 8))
+    camera = ImageCamera(c2w=orbit_pose(40.0, 20.0, 2.5), intrinsics=(60.0, 60.0, 32.0, 32.0), image_size=(64, 64),
+                         fit=0.0)
+    radius = 60.0 * 0.5 / np.sqrt(2.5**2 - 0.5**2)
+    mask = disc((64, 64), (32.0, 32.0), radius)
+    start = fit_to_mask(field, latent, camera, mask, steps=0)
+    astray = fit_to_mask(field, latent, camera, mask, steps=3)
+    assert astray.iou_after == start.iou_after and astray.camera.fit == start.iou_after
+    torch.testing.assert_close(astray.latent, latent)
+    np.testing.assert_allclose(astray.camera.c2w, camera.c2w, atol=1e-6)
