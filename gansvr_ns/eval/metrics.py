@@ -38,6 +38,10 @@ WORST_DISTANCE = float(np.sqrt(3.0))
 """Accuracy, completeness and Chamfer-L1 given to an empty prediction (diagonal of the unit cube)."""
 
 
+MIN_IOU_RESOLUTION = 4
+"""The coarsest IoU grid accepted: with fewer cells per axis a whole object may fall between the cell centres."""
+
+
 @dataclass(frozen=True)
 class MetricConfig:
     """How the mesh metrics are computed."""
@@ -54,8 +58,10 @@ class MetricConfig:
     """Seed of the surface sampling."""
 
     def __post_init__(self):
-        if self.num_samples < 1 or self.iou_resolution < 1:
-            raise ValueError("num_samples and iou_resolution must be positive")
+        if self.num_samples < 1:
+            raise ValueError(f"num_samples must be positive, got {self.num_samples}")
+        if self.iou_resolution < MIN_IOU_RESOLUTION:
+            raise ValueError(f"iou_resolution must be at least {MIN_IOU_RESOLUTION}, got {self.iou_resolution}")
         if self.occupancy_rays < 1 or self.occupancy_rays % 2 == 0:
             raise ValueError(f"occupancy_rays must be a positive odd number, got {self.occupancy_rays}")
         if any(tau <= 0 for tau in self.fscore_taus):

@@ -65,6 +65,13 @@ class GanSvrPipeline(VanillaPipeline):
         if steps and refining and self.datamanager.train_data is not None:
             callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.search_poses,
                                               iters=steps))
+            trainer = getattr(attributes, "trainer", None)
+            last = None if trainer is None else trainer._start_step + trainer.config.max_num_iterations - 1
+            late = [step for step in steps if last is not None and step > last]
+            if late:
+                CONSOLE.print(f"[yellow]gansvr: the pose search at step(s) {', '.join(map(str, late))} will not run: "
+                              f"training ends at step {last} (--pipeline.model.pose-search-steps)[/yellow]",
+                              soft_wrap=True)
         return callbacks
 
     def search_poses(self, step: int) -> Dict[str, float]:

@@ -70,9 +70,21 @@ def results_table(results: Dict, config: MetricConfig) -> Table:
     return table
 
 
+def check_output(output: Path) -> None:
+    """A ValueError, before any work, when the JSON cannot be written at `output`: it is a folder, or a folder
+    above it is a file."""
+    if output.is_dir():
+        raise ValueError(f"{output}: --output is a folder, not a file")
+    existing = next(parent for parent in output.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{existing}: a file, so --output {output} cannot be written below it")
+
+
 def main(config: EvaluateConfig) -> Dict:
     """Evaluate, print the table and a summary, write the JSON; returns the results."""
     console = Console()
+    output = config.output or config.pred / f"eval_{config.split}.json"
+    check_output(output)
     # the baseline first: a split it cannot be computed on fails before the evaluation's work, not after it
     baseline = (
         another_instance_baseline(config.data, config.split, config.metrics, progress=True) if config.baseline else None
@@ -80,7 +92,6 @@ def main(config: EvaluateConfig) -> Dict:
     results = evaluate_predictions(config.pred, config.data, config.split, config.metrics, progress=True)
     if baseline is not None:
         results["another_instance_baseline"] = baseline
-    output = config.output or config.pred / f"eval_{config.split}.json"
     write_json(output, results)
     console.print(results_table(results, config.metrics))
     if results["missing"]:

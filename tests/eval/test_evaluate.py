@@ -160,6 +160,14 @@ def test_cli_bad_input_is_one_line_and_exit_2(dataset, predictions, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == f"gansvr-eval: error: {tmp_path / 'nowhere'}: dataset folder does not exist"
     assert not (predictions / "eval_test.json").exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    for output, message in ((a_file / "e.json", f"{a_file}: a file, so --output {a_file / 'e.json'} cannot be"),
+                            (tmp_path, f"{tmp_path}: --output is a folder")):
+        done = run_cli("--pred", str(predictions), "--data", str(dataset), "--output", str(output))
+        assert done.returncode == 2 and done.stderr.strip().startswith(f"gansvr-eval: error: {message}")
+        assert "Evaluating" not in done.stdout  # refused before the predictions were scored
+    assert a_file.read_text() == "kept"
     omitted = run_cli("--pred", str(predictions))  # tyro's own usage error
     assert omitted.returncode == 2 and "--data" in omitted.stderr
 

@@ -146,3 +146,6 @@ def test_degenerate_ground_truth_and_config_are_errors():
         mesh_metrics(box(), flat, CONFIG)
     with pytest.raises(ValueError, match="odd"):
         MetricConfig(occupancy_rays=4)
+    with pytest.raises(ValueError, match="iou_resolution must be at least 4, got 1"):
+        MetricConfig(iou_resolution=1)
+    assert 0.0 < mesh_metrics(box(), box(), MetricConfig(num_samples=1000, iou_resolution=4))["iou"] <= 1.0

@@ -199,3 +199,20 @@ def test_no_search_without_pose_refinement(ellipsoids):
     pipeline = small_training_pipeline(ellipsoids, configure)
     callbacks = pipeline.get_training_callbacks(None)
     assert not [c for c in callbacks if getattr(c.func, "__name__", "") == "search_poses"]
+
+
+def test_searches_after_the_last_step_are_named(ellipsoids, capsys):
+    from types import SimpleNamespace
+
+    def configure(config):
+        config.pipeline.model.pose_search_steps = (3, 9, 12)
+
+    pipeline = small_training_pipeline(ellipsoids, configure)
+    trainer = SimpleNamespace(_start_step=0, config=SimpleNamespace(max_num_iterations=10))
+    attributes = SimpleNamespace(optimizers=None, grad_scaler=None, pipeline=pipeline, trainer=trainer)
+    pipeline.get_training_callbacks(attributes)
+    out = capsys.readouterr().out
+    assert "the pose search at step(s) 12 will not run: training ends at step 9" in out
+    trainer.config.max_num_iterations = 13
+    pipeline.get_training_callbacks(attributes)
+    assert "will not run" not in capsys.readouterr().out
