@@ -207,6 +207,15 @@ def oriented(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img)
 
 
+def exif_turned(path: Path) -> bool:
+    """Whether an image file's EXIF orientation turns it a quarter (so that it is seen with its sides swapped)."""
+    try:
+        with Image.open(path) as img:
+            return img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+    except (OSError, SyntaxError):
+        return False
+
+
 def image_size_of(path: Path) -> Tuple[int, int]:
     """(height, width) of an image file as it is meant to be seen (`oriented`), reading only its header."""
     if not path.is_file():
@@ -214,7 +223,7 @@ def image_size_of(path: Path) -> Tuple[int, int]:
     try:
         with Image.open(path) as img:
             width, height = img.size
-            if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned a quarter
+            if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned a quarter (`exif_turned`)
                 width, height = height, width
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable image") from None

@@ -322,8 +322,10 @@ class ReconstructConfig:
         if not (frames or grey) and (mask.shape != size or not mask.any()):
             return job
         if mask.shape != size:
+            turned = [name for name, path in (("image", job.image), ("mask", job.mask)) if fmt.exif_turned(path)]
+            note = f"; the {' and the '.join(turned)} as turned by its EXIF orientation" if turned else ""
             raise ValueError(f"{job.mask}: mask of {mask.shape[1]}x{mask.shape[0]} px for an image of "
-                             f"{size[1]}x{size[0]} px ({job.image})")
+                             f"{size[1]}x{size[0]} px ({job.image}{note})")
         if not mask.any():
             raise ValueError(f"{job.mask or job.image}: the object mask is empty"
                              f"{', nothing to frame' if frames else ''}")

@@ -397,7 +397,14 @@ def test_reconstruct_frames_a_masked_photo_as_the_training_inputs(trained_run, t
 
     small = tmp_path / "small_mask.png"
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(small)
+    # a phone photo stored sideways (seen 150x100 by its EXIF orientation) and its mask as stored (100x150)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((150, 100, 3), np.uint8)).save(tmp_path / "phone.jpg", exif=exif)
+    Image.fromarray(np.full((150, 100), 255, np.uint8)).save(tmp_path / "phone_mask.png")
     for options, message in (
+        ({"images": [tmp_path / "phone.jpg"], "masks": [tmp_path / "phone_mask.png"]},
+         r"mask of 100x150 px for an image of 150x100 px \(.*phone.jpg; the image as turned by its EXIF orientation\)"),
         ({"images": [tmp_path / "photo.png"], "masks": [small, small]}, "2 masks for 1 images"),
         ({"images": [tmp_path / "photo.png"], "masks": [small]}, f"{small}: mask of 10x10 px for an image of 150x100"),
         ({"images": [tmp_path / "photo.png"], "frame": "always"}, "photo.png: no object mask to frame it by"),
