@@ -40,6 +40,28 @@ def test_changing_the_latent_changes_the_sdf(conditioning):
     torch.testing.assert_close(same, field.sdf(points, field.encode_latents(torch.ones(1, 16))))
 
 
+def test_film_scales_start_near_one_and_move_a_tenth_as_fast():
+    """FiLM's per-unit scales 1 + s start near 1 for unit-scaled latents (at full gain many were negative, and
+    training diverged), and a change of the latent map moves them a tenth as far as the shifts."""
+    from gansvr_ns.model.field import FILM_SCALE_GAIN
+    from gansvr_ns.model.gansvr_model import unit_scale
+
+    torch.manual_seed(0)
+    field = ConditionedSDFField(SDFFieldConfig(conditioning="film", use_hash_grid=False), latent_dim=64)
+    code = field.encode_latents(unit_scale(torch.randn(16, 64)))
+    scales, shifts = code.geo[:, :, 0], code.geo[:, :, 1]
+    assert (1.0 + scales).min() > 0.4 and scales.std() < 0.15
+    assert 0.7 < shifts.std() < 1.3  # the shifts at full scale, as concatenation's bias
+    assert "film_gain" not in field.state_dict()
+    latent = unit_scale(torch.randn(1, 64))
+    before = field.encode_latents(latent).geo
+    with torch.no_grad():
+        field.latent_to_geo.bias.add_(1.0)
+    moved = field.encode_latents(latent).geo - before
+    torch.testing.assert_close(moved[:, :, 0], torch.full_like(moved[:, :, 0], FILM_SCALE_GAIN))
+    torch.testing.assert_close(moved[:, :, 1], torch.ones_like(moved[:, :, 1]))
+
+
 def test_per_ray_codes_broadcast_over_samples():
     torch.manual_seed(2)
     field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False), latent_dim=8)
