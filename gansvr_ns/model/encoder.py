@@ -57,6 +57,18 @@ class ImageEncoder(nn.Module):
         return self.head(self.backbone((images - self.mean) / self.std))
 
 
+def setup_encoder(latent_dim: int, input_size: int, weights_path: Optional[Path], norm: Literal["group", "batch"]
+                  ) -> ImageEncoder:
+    """A model's `ImageEncoder`; a weights file that is missing or not ResNet-18's ends the program (`ns-train`) with
+    one line naming it (`DataError`) rather than a traceback."""
+    from gansvr_ns.data.datamanager import DataError
+
+    try:
+        return ImageEncoder(latent_dim, input_size, weights_path, norm)
+    except ValueError as err:
+        raise DataError(f"gansvr: --pipeline.model.encoder-weights {err}") from None
+
+
 def reduce_large(images: Float[Tensor, "batch 3 height width"], size: int) -> Float[Tensor, "batch 3 h w"]:
     """Images more than twice `size` on a side (a photo of thousands of pixels) reduced to 2 `size` x 2 `size` with an
     antialiasing filter; others as they are. The encoder's bilinear resize to `size` then averages pixels 2 x 2, where
@@ -84,10 +96,14 @@ def load_resnet18_weights(backbone: nn.Module, path: Path) -> None:
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a torchvision resnet18 state dict")
     expected = {k: v for k, v in backbone.state_dict().items() if not k.startswith("fc.")}
+    statistics = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm's, which GroupNorm has not
+    unexpected = sorted(k for k in state if k not in expected and not k.startswith("fc.")
+                        and not k.endswith(statistics))  # e.g. a deeper ResNet's extra blocks
     state = {k: v for k, v in state.items() if k in expected}  # drops `fc` and, for GroupNorm, BatchNorm statistics
     missing = sorted(set(expected) - set(state))
     wrong = sorted(k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or wrong:
-        detail = f"missing {missing[:3]}" if missing else f"wrong shape {wrong[:3]}"
+    if missing or wrong or unexpected:
+        detail = (f"missing {missing[:3]}" if missing else f"wrong shape {wrong[:3]}" if wrong
+                  else f"unexpected {unexpected[:3]}")
         raise ValueError(f"{path}: not torchvision resnet18 weights ({detail})")
     backbone.load_state_dict(state, strict=False)

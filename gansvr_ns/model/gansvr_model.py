@@ -27,7 +27,7 @@ from gansvr_ns.data.datamanager import view_tensors
 from gansvr_ns.data.hull import trilinear_instances
 from gansvr_ns.model import losses, pose_search
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
-from gansvr_ns.model.encoder import ImageEncoder
+from gansvr_ns.model.encoder import setup_encoder
 from gansvr_ns.model.field import ConditionedSDFField, LatentCode, SDFFieldConfig
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.poses import PoseCorrectionNet, refine_poses, refine_rays
@@ -229,7 +229,7 @@ class GanSvrModel(InstanceSelection, Model):
     def populate_modules(self):
         super().populate_modules()
         cfg = self.config
-        self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
+        self.encoder = setup_encoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
         self.field = ConditionedSDFField(cfg.sdf_field, cfg.latent_dim)
         self.sampler = NeuSSampler(
             num_samples=cfg.num_samples,

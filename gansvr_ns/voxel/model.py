@@ -39,7 +39,7 @@ from torch.nn import Parameter
 
 from gansvr_ns.model import losses
 from gansvr_ns.model.alignment import DomainAlignment, alignment_losses
-from gansvr_ns.model.encoder import ImageEncoder
+from gansvr_ns.model.encoder import setup_encoder
 from gansvr_ns.model.instances import ImageConditionedModelConfig, InstanceSelection
 from gansvr_ns.model.poses import refine_rays
 from gansvr_ns.model.rendering import composite
@@ -121,7 +121,7 @@ class GanSvrVoxelModel(InstanceSelection, Model):
     def populate_modules(self):
         super().populate_modules()
         cfg = self.config
-        self.encoder = ImageEncoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
+        self.encoder = setup_encoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm)
         self.decoder = VoxelDecoder(cfg.latent_dim, cfg.resolution, cfg.base_channels, cfg.min_channels,
                                     cfg.occupancy_bias)
         self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")

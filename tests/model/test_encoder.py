@@ -43,6 +43,28 @@ def test_missing_or_foreign_weight_files_are_named_in_the_error(tmp_path):
     garbage.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="garbage.pth: not a torch state dict"):
         ImageEncoder(weights_path=garbage)
+    deeper = tmp_path / "resnet34.pth"  # its first two blocks per stage are ResNet-18's, the rest is left over
+    torch.save(torchvision.models.resnet34(weights=None).state_dict(), deeper)
+    with pytest.raises(ValueError, match=r"resnet34.pth: not torchvision resnet18 weights \(unexpected \['layer1.2"):
+        ImageEncoder(weights_path=deeper, norm="batch")
+
+
+def test_a_bad_weights_file_ends_training_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from gansvr_ns.data.datamanager import DataError
+    from gansvr_ns.model.encoder import setup_encoder
+
+    with pytest.raises(DataError, match="gansvr: --pipeline.model.encoder-weights .*missing.pth: encoder weights"):
+        setup_encoder(8, 32, tmp_path / "missing.pth", "group")
+    # through the model's setup, as ns-train builds it: one line on stderr, no traceback
+    code = ("from pathlib import Path; from gansvr_ns.method_config import gansvr_config; "
+            "c = gansvr_config().pipeline.model; c.encoder_weights = Path(r'%s'); "
+            "c.setup(scene_box=None, num_train_data=1, metadata={})" % (tmp_path / "missing.pth"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("gansvr: --pipeline.model.encoder-weights")
 
 
 def test_large_images_are_reduced_with_an_antialiasing_filter():
