@@ -64,7 +64,8 @@ def test_fit_moves_the_silhouette_onto_its_mask_and_leaves_the_field_alone():
     assert all(p.grad is None for p in field.parameters())
 
 
-def test_no_steps_keep_the_latent_and_camera_and_measure_the_fit():
+def ball_seen_exactly():
+    """A ball of radius 0.5 (a field at its start), a latent, a camera and the mask the ball's silhouette fills."""
     torch.manual_seed(1)
     field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False, implementation="torch", init_radius=0.5),
                                 latent_dim=8)
@@ -72,7 +73,12 @@ def test_no_steps_keep_the_latent_and_camera_and_measure_the_fit():
     camera = ImageCamera(c2w=orbit_pose(40.0, 20.0, 2.5), intrinsics=(60.0, 60.0, 32.0, 32.0), image_size=(64, 64),
                          fit=0.0)
     radius = 60.0 * 0.5 / np.sqrt(2.5**2 - 0.5**2)
-    fit = fit_to_mask(field, latent, camera, disc((64, 64), (32.0, 32.0), radius), steps=0)
+    return field, latent, camera, disc((64, 64), (32.0, 32.0), radius)
+
+
+def test_no_steps_keep_the_latent_and_camera_and_measure_the_fit():
+    field, latent, camera, mask = ball_seen_exactly()
+    fit = fit_to_mask(field, latent, camera, mask, steps=0)
     torch.testing.assert_close(fit.latent, latent)
     np.testing.assert_allclose(fit.camera.c2w, camera.c2w, atol=1e-6)
     assert fit.iou_before == fit.iou_after > 0.9
@@ -87,14 +93,7 @@ def test_a_fit_that_goes_astray_returns_its_best_state(monkeypatch):
 
     monkeypatch.setattr(mask_fit, "CAMERA_LR", 0.5)
     monkeypatch.setattr(mask_fit, "LATENT_LR", 5.0)
-    torch.manual_seed(1)
-    field = ConditionedSDFField(SDFFieldConfig(use_hash_grid=False, implementation="torch", init_radius=0.5),
-                                latent_dim=8)
-    latent = unit_scale(torch.randn(1, 8))
-    camera = ImageCamera(c2w=orbit_pose(40.0, 20.0, 2.5), intrinsics=(60.0, 60.0, 32.0, 32.0), image_size=(64, 64),
-                         fit=0.0)
-    radius = 60.0 * 0.5 / np.sqrt(2.5**2 - 0.5**2)
-    mask = disc((64, 64), (32.0, 32.0), radius)
+    field, latent, camera, mask = ball_seen_exactly()
     start = fit_to_mask(field, latent, camera, mask, steps=0)
     astray = fit_to_mask(field, latent, camera, mask, steps=3)
     assert astray.iou_after == start.iou_after and astray.camera.fit == start.iou_after
