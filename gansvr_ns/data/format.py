@@ -207,11 +207,16 @@ def oriented(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img)
 
 
+def _turned_a_quarter(img: Image.Image) -> bool:
+    """Whether an open image's EXIF orientation turns it a quarter, so that it is seen with its sides swapped."""
+    return img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+
+
 def exif_turned(path: Path) -> bool:
-    """Whether an image file's EXIF orientation turns it a quarter (so that it is seen with its sides swapped)."""
+    """Whether an image file is seen turned a quarter by its EXIF orientation (False for an unreadable file)."""
     try:
         with Image.open(path) as img:
-            return img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
+            return _turned_a_quarter(img)
     except (OSError, SyntaxError):
         return False
 
@@ -223,7 +228,7 @@ def image_size_of(path: Path) -> Tuple[int, int]:
     try:
         with Image.open(path) as img:
             width, height = img.size
-            if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned a quarter (`exif_turned`)
+            if _turned_a_quarter(img):
                 width, height = height, width
     except (OSError, SyntaxError):
         raise FormatError(path, "not a readable image") from None

@@ -52,7 +52,7 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
 def obj_has_faces(path: Path) -> bool:
     """Whether an OBJ file has a face line with at least one vertex index."""
     with path.open("rb") as f:
-        return any(line.split()[:1] == [b"f"] and len(line.split()) > 1 for line in f)
+        return any(fields[:1] == [b"f"] and len(fields) > 1 for fields in map(bytes.split, f))
 
 
 def find_prediction(pred_dir: Path, instance_id: str) -> Optional[Path]:

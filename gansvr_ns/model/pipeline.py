@@ -66,8 +66,8 @@ class GanSvrPipeline(VanillaPipeline):
             callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], self.search_poses,
                                               iters=steps))
             trainer = getattr(attributes, "trainer", None)
-            last = None if trainer is None else trainer._start_step + trainer.config.max_num_iterations - 1
-            late = [step for step in steps if last is not None and step > last]
+            last = trainer._start_step + trainer.config.max_num_iterations - 1 if trainer is not None else None
+            late = [step for step in steps if step > last] if last is not None else []
             if late:
                 CONSOLE.print(f"[yellow]gansvr: the pose search at step(s) {', '.join(map(str, late))} will not run: "
                               f"training ends at step {last} (--pipeline.model.pose-search-steps)[/yellow]",

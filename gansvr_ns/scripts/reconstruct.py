@@ -26,6 +26,7 @@ import dataclasses
 import functools
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, List, Literal, NamedTuple, Optional, Set
@@ -341,12 +342,13 @@ def output_names(images: List[Path], taken: Set[str]) -> List[str]:
         return [path.stem, f"{folder}_{path.stem}", f"{path.stem}_{extension}", f"{folder}_{path.stem}_{extension}"]
 
     options = [candidates(path) for path in images]
+    counts = [Counter(level) for level in zip(*options)]  # how many images have each name, level by level
     names: List[str] = []
     used = set(taken)
-    for k, own in enumerate(options):
+    for own in options:
         # the first level at which no other image has the same name, so that repeats are all renamed alike
         name = next((candidate for level, candidate in enumerate(own) if candidate not in used
-                     and all(other[level] != candidate for j, other in enumerate(options) if j != k)), None)
+                     and counts[level][candidate] == 1), None)
         number = 2
         while name is None or name in used:
             name, number = f"{own[0]}_{number}", number + 1
@@ -456,9 +458,7 @@ def load_run_config(config_path: Path):
 def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
     """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
     default loads no views, "val" and "test" load the train views too."""
-    checkpoint_dir = relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir()
-    if not (checkpoint_dir.is_dir() and any(checkpoint_dir.glob("step-*.ckpt"))):
-        raise ValueError(f"{checkpoint_dir}: no checkpoint (step-*.ckpt) of this run")
+    latest_checkpoint(relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir())
     from nerfstudio.utils.eval_utils import eval_setup
 
     _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode,
@@ -479,21 +479,28 @@ def load_model(config_path: Path):
     return model_from_checkpoint(config, config.get_checkpoint_dir())
 
 
+def latest_checkpoint(checkpoint_dir: Path) -> Path:
+    """A run's latest `step-*.ckpt` in `checkpoint_dir` (nerfstudio pads the step, so names sort by it); a
+    ValueError naming the folder when it has none."""
+    checkpoints = sorted(checkpoint_dir.glob("step-*.ckpt")) if checkpoint_dir.is_dir() else []
+    if not checkpoints:
+        raise ValueError(f"{checkpoint_dir}: no checkpoint (step-*.ckpt) of this run")
+    return checkpoints[-1]
+
+
 def model_from_checkpoint(config, checkpoint_dir: Path):
     """Set up a run's model without its dataset and load its latest checkpoint (on CUDA when available). What the
     model reads from the dataset at setup (the number of train cameras, the start shape) is in the checkpoint; the
     viewer's list of instances is not, and stays empty. A folder without a checkpoint is a ValueError naming it."""
     from gansvr_ns.data.dataparser import object_scene_box
 
-    checkpoints = sorted(checkpoint_dir.glob("step-*.ckpt")) if checkpoint_dir.is_dir() else []
-    if not checkpoints:
-        raise ValueError(f"{checkpoint_dir}: no checkpoint (step-*.ckpt) of this run")
+    checkpoint = latest_checkpoint(checkpoint_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        loaded = torch.load(checkpoints[-1], map_location=device, weights_only=False)
+        loaded = torch.load(checkpoint, map_location=device, weights_only=False)
         saved, step = loaded["pipeline"], loaded["step"]
     except Exception as err:  # torch raises many error types for a corrupt or foreign file
-        raise ValueError(f"{checkpoints[-1]}: not a nerfstudio checkpoint ({err.__class__.__name__})") from None
+        raise ValueError(f"{checkpoint}: not a nerfstudio checkpoint ({err.__class__.__name__})") from None
     state = {key.removeprefix("module.")[len("_model."):]: value for key, value in saved.items()
              if key.removeprefix("module.").startswith("_model.")}
     per_camera = ("searched_rotations", "camera_optimizer.pose_adjustment", "uncertainty_field.view_embedding.weight")
