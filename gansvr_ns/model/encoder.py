@@ -26,6 +26,8 @@ class ImageEncoder(nn.Module):
             images of the batch, and its running statistics differ from them at reconstruction time; GroupNorm
             normalises each image on its own. ImageNet weights load into either (GroupNorm takes the affine
             parameters of the BatchNorm layers).
+        precision: "float32", or "bfloat16" to run the ResNet's convolutions under torch's bf16 autocast (the
+            linear head and the latent stay float32). Pays on CPUs with AVX-512 BF16 or AMX and on GPUs with bf16.
     """
 
     def __init__(
@@ -34,6 +36,7 @@ class ImageEncoder(nn.Module):
         input_size: int = 128,
         weights_path: Optional[Path] = None,
         norm: Literal["group", "batch"] = "group",
+        precision: Literal["float32", "bfloat16"] = "float32",
     ):
         super().__init__()
         norm_layer = (lambda channels: nn.GroupNorm(8, channels)) if norm == "group" else nn.BatchNorm2d
@@ -44,6 +47,7 @@ class ImageEncoder(nn.Module):
         self.backbone = backbone
         self.head = nn.Linear(512, latent_dim)
         self.input_size = input_size
+        self.precision = precision
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -54,17 +58,19 @@ class ImageEncoder(nn.Module):
             images = nn.functional.interpolate(
                 images, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
             )
-        return self.head(self.backbone((images - self.mean) / self.std))
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+            features = self.backbone((images - self.mean) / self.std)
+        return self.head(features.float())
 
 
-def setup_encoder(latent_dim: int, input_size: int, weights_path: Optional[Path], norm: Literal["group", "batch"]
-                  ) -> ImageEncoder:
+def setup_encoder(latent_dim: int, input_size: int, weights_path: Optional[Path], norm: Literal["group", "batch"],
+                  precision: Literal["float32", "bfloat16"] = "float32") -> ImageEncoder:
     """A model's `ImageEncoder`; a weights file that is missing or not ResNet-18's ends the program (`ns-train`) with
     one line naming it (`DataError`) rather than a traceback."""
     from gansvr_ns.data.datamanager import DataError
 
     try:
-        return ImageEncoder(latent_dim, input_size, weights_path, norm)
+        return ImageEncoder(latent_dim, input_size, weights_path, norm, precision)
     except ValueError as err:
         raise DataError(f"gansvr: --pipeline.model.encoder-weights {err}") from None
 

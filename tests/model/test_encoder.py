@@ -80,3 +80,18 @@ def test_large_images_are_reduced_with_an_antialiasing_filter():
     # reading single pixels would keep it
     assert reduced.std() < noise.std() / 3
     torch.testing.assert_close(reduced.mean(), noise.mean(), atol=0.01, rtol=0)
+
+
+def test_bfloat16_convolutions_give_float32_latents_close_to_the_float32_ones():
+    torch.manual_seed(0)
+    exact = ImageEncoder(latent_dim=16, input_size=32)
+    fast = ImageEncoder(latent_dim=16, input_size=32, precision="bfloat16")
+    fast.load_state_dict(exact.state_dict())
+    images = torch.rand(4, 3, 32, 32)
+    latents, reference = fast(images), exact(images)
+    assert latents.dtype == torch.float32 and fast.head.weight.dtype == torch.float32
+    assert not torch.equal(latents, reference)  # the convolutions did run in bf16
+    assert (latents - reference).norm() < 0.05 * reference.norm()
+    latents.square().sum().backward()
+    first_conv = fast.backbone.conv1.weight
+    assert first_conv.grad is not None and first_conv.grad.dtype == torch.float32 and first_conv.grad.abs().sum() > 0
