@@ -70,21 +70,29 @@ def results_table(results: Dict, config: MetricConfig) -> Table:
     return table
 
 
-def check_output(output: Path) -> None:
-    """A ValueError, before any work, when the JSON cannot be written at `output`: it is a folder, or a folder
-    above it is a file."""
+def check_output(output: Path, pred: Path, data: Path) -> None:
+    """A ValueError, before any work, when the JSON cannot or must not be written at `output`: it is a folder, a
+    folder above it is a file, or it is a file the evaluation reads (a prediction mesh in `pred`, anything in the
+    dataset `data`)."""
     if output.is_dir():
         raise ValueError(f"{output}: --output is a folder, not a file")
     existing = next(parent for parent in output.absolute().parents if parent.exists())
     if not existing.is_dir():
         raise ValueError(f"{existing}: a file, so --output {output} cannot be written below it")
+    if not output.is_file():
+        return
+    target = output.resolve()
+    read = (target.parent == pred.resolve() and target.suffix.lower() in PREDICTION_SUFFIXES) or (
+        data.resolve() in target.parents)
+    if read:
+        raise ValueError(f"{output}: a file the evaluation reads, which --output would replace (choose another)")
 
 
 def main(config: EvaluateConfig) -> Dict:
     """Evaluate, print the table and a summary, write the JSON; returns the results."""
     console = Console()
     output = config.output or config.pred / f"eval_{config.split}.json"
-    check_output(output)
+    check_output(output, config.pred, config.data)
     # the baseline first: a split it cannot be computed on fails before the evaluation's work, not after it
     baseline = (
         another_instance_baseline(config.data, config.split, config.metrics, progress=True) if config.baseline else None

@@ -168,6 +168,13 @@ def test_cli_bad_input_is_one_line_and_exit_2(dataset, predictions, tmp_path):
         assert done.returncode == 2 and done.stderr.strip().startswith(f"gansvr-eval: error: {message}")
         assert "Evaluating" not in done.stdout  # refused before the predictions were scored
     assert a_file.read_text() == "kept"
+    for read in (predictions / "box_b.obj", dataset / "dataset.json", dataset / "ball" / "mesh.ply"):
+        before = read.read_bytes()
+        done = run_cli("--pred", str(predictions), "--data", str(dataset), "--output", str(read))
+        assert done.returncode == 2 and "Evaluating" not in done.stdout
+        assert done.stderr.strip() == f"gansvr-eval: error: {read}: a file the evaluation reads, which --output " \
+                                      "would replace (choose another)"
+        assert read.read_bytes() == before
     omitted = run_cli("--pred", str(predictions))  # tyro's own usage error
     assert omitted.returncode == 2 and "--data" in omitted.stderr
 
