@@ -374,16 +374,21 @@ def load_rgb(path: Path) -> np.ndarray:
 
 
 def load_mask(path: Path, zero_one: bool = False) -> np.ndarray:
-    """A mask as bool (H, W): a value > 127 is object (in a mask of more than 8 bits, above half its range); `oriented`
-    first. A mask of 8 or 16 bits whose values are all 0 or 1, and not all 0, was saved as 0/1 rather than 0/255 (as
-    segmentation tools often do): with `zero_one` (a user's own mask) 1 is object; otherwise (a dataset's, whose
-    format says 0/255) it is a FormatError that says so, where it would read as empty."""
+    """A mask as bool (H, W): a value > 127 is object (in a mask of more than 8 bits, above half its range, unless
+    no value exceeds 255: an 8-bit mask stored in 16 bits); `oriented` first. A mask with transparency that is not
+    opaque everywhere (a cut-out saved as the mask) is its alpha channel. A mask of 8 or 16 bits whose values are all
+    0 or 1, and not all 0, was saved as 0/1 rather than 0/255 (as segmentation tools often do): with `zero_one` (a
+    user's own mask) 1 is object; otherwise (a dataset's, whose format says 0/255) it is a FormatError that says so,
+    where it would read as empty."""
     try:
         with Image.open(path) as img:
             img = oriented(img)
+            alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_transparency(img) else None
+            if alpha is not None and alpha.min() < 255:
+                return alpha > 127
             if img.mode.startswith("I;16"):
                 raw = np.asarray(img)
-                mask = _levels(img) > 0.5
+                mask = raw > 127 if raw.max(initial=0) <= 255 else _levels(img) > 0.5
             elif _is_deep(img):
                 return _levels(img) > 0.5  # 32-bit and float: _levels reads all-0/1 values over a range of 1
             else:
@@ -504,12 +509,29 @@ def dataset_json(
 
 
 def split_ids(ids: List[str], fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Dict[str, List[str]]:
-    """Split ids in order into train/val/test by fractions; val and test get at least one each when possible."""
+    """Split ids in order into train/val/test by fractions (non-negative, summing to 1). Val and test get
+    round(n * fraction) ids, at least one each where their fraction is positive, and train the rest. No id is in
+    two splits, and a split with a positive fraction gets at least one id when there are enough: train first, then
+    val, then test (1 id: train only; 2: train and val)."""
     n = len(ids)
-    n_test = max(1, round(n * fractions[2])) if n >= 3 else 0
-    n_val = max(1, round(n * fractions[1])) if n >= 3 else 0
-    n_train = n - n_val - n_test
+    wanted = [fraction > 0 for fraction in fractions]
+    counts = [0, 0, 0]
+    for k in (0, 1, 2):  # the least: one id for each split that wants any, while ids remain
+        if wanted[k] and sum(counts) < n:
+            counts[k] = 1
+    for k in (2, 1):  # val and test by their fractions, as far as the least of the others allows
+        counts[k] = max(counts[k], min(round(n * fractions[k]), n - sum(counts) + counts[k]))
+    counts[0] = n - counts[1] - counts[2]
+    n_train, n_val = counts[0], counts[1]
     return {"train": ids[:n_train], "val": ids[n_train : n_train + n_val], "test": ids[n_train + n_val :]}
+
+
+def untrainable_note(splits: Dict[str, List[str]]) -> Optional[str]:
+    """Why `ns-train` cannot train on a dataset with these splits (it needs a train and a val instance), or None."""
+    empty = [name for name in ("train", "val") if not splits.get(name)]
+    if not empty:
+        return None
+    return f"no {' and no '.join(empty)} instance, so ns-train cannot train on it (it needs one of each)"
 
 
 @contextmanager
@@ -517,11 +539,15 @@ def staging_dir(out: Path) -> Iterator[Path]:
     """Build a dataset in a temporary sibling folder and move it to `out` only when complete.
 
     An interrupted run leaves at most a `.<name>.partial-*` folder beside `out`, never a folder at `out`
-    that reads as a dataset. `out` must not exist yet (or be an empty folder).
+    that reads as a dataset. `out` must not exist yet, or be an empty folder (also `.`, or a link to one): the
+    dataset's files are then moved into it, `dataset.json` last.
     """
-    out = Path(out)
+    out = Path(os.path.abspath(out))  # `.` and `..` resolved, links kept
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FormatError(out, "output folder already exists and is not empty")
+    existing = next(parent for parent in out.parents if parent.exists())
+    if not existing.is_dir():
+        raise FormatError(out, f"cannot be written below {existing}, which is a file")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
@@ -529,9 +555,12 @@ def staging_dir(out: Path) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes it private; the dataset gets a new folder's usual mode
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        if out.is_dir():  # an empty folder: kept as it is (the working directory, a link), the dataset moved in
+            record = tmp / "dataset.json"
+            for child in sorted(tmp.iterdir(), key=lambda path: path == record):
+                shutil.move(child, out / child.name)  # a link's folder may be on another file system
+        else:
+            os.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -256,6 +256,7 @@ def test_masks_saved_as_0_and_1(tmp_path, ellipsoids):
     assert fmt.load_mask(tmp_path / "m255.png").tolist() == (values == 1).tolist()
     assert fmt.load_mask(tmp_path / "m255.png", zero_one=True).tolist() == (values == 1).tolist()
     assert not fmt.load_mask(tmp_path / "empty.png", zero_one=True).any()  # an empty mask stays empty
+
     # in a dataset, training stops at that file rather than on masks that all read as empty
     from tests.conftest import small_training_pipeline
 
@@ -265,6 +266,20 @@ def test_masks_saved_as_0_and_1(tmp_path, ellipsoids):
 
     with pytest.raises(DataError, match=f"{re.escape(str(mask))}: mask values are 0 and 1"):
         small_training_pipeline(ellipsoids)
+
+
+def test_masks_as_8_bit_values_in_16_bits_or_as_a_cut_outs_alpha(tmp_path):
+    object_ = np.zeros((4, 5), bool)
+    object_[1:3, 2:4] = True
+    Image.fromarray(object_.astype(np.uint16) * 255).save(tmp_path / "m16_255.png")  # 0/255 in a 16-bit PNG
+    alpha = object_.astype(np.uint8) * 255
+    black, white = np.zeros((4, 5), np.uint8), np.full((4, 5), 255, np.uint8)
+    Image.fromarray(np.dstack([black] * 3 + [alpha])).save(tmp_path / "rgba_black.png")
+    Image.fromarray(np.dstack([white, alpha]), mode="LA").save(tmp_path / "la_white.png")
+    Image.fromarray(np.dstack([object_.astype(np.uint8) * 255] * 3 + [white])).save(tmp_path / "rgba_opaque.png")
+    for name in ("m16_255.png", "rgba_black.png", "la_white.png", "rgba_opaque.png"):
+        for zero_one in (False, True):
+            assert fmt.load_mask(tmp_path / name, zero_one=zero_one).tolist() == object_.tolist(), name
 
 
 def test_generated_dataset_folders_get_the_usual_mode(tmp_path):
@@ -277,3 +292,42 @@ def test_generated_dataset_folders_get_the_usual_mode(tmp_path):
         assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755  # mkdtemp's 0o700 would hide it from others
     finally:
         os.umask(umask)
+
+
+@pytest.mark.parametrize("n, fractions, sizes", [
+    (512, (0.9, 0.05, 0.05), (460, 26, 26)),  # the presets
+    (6, (0.5, 0.17, 0.33), (3, 1, 2)),
+    (5, (0.0, 0.0, 1.0), (0, 0, 5)),  # a test-only set: before, 4 of its 5 were in train too
+    (7, (0.0, 0.5, 0.5), (0, 3, 4)),
+    (4, (0.0, 0.6, 0.4), (0, 2, 2)),
+    (6, (1.0, 0.0, 0.0), (6, 0, 0)),
+    (10, (0.05, 0.05, 0.9), (1, 1, 8)),
+    (2, (0.8, 0.1, 0.1), (1, 1, 0)),
+    (1, (0.8, 0.1, 0.1), (1, 0, 0)),
+])
+def test_split_ids_honours_the_fractions_and_puts_no_id_in_two_splits(n, fractions, sizes):
+    ids = [f"i{k}" for k in range(n)]
+    splits = fmt.split_ids(ids, fractions)
+    assert tuple(len(splits[name]) for name in ("train", "val", "test")) == sizes
+    assert splits["train"] + splits["val"] + splits["test"] == ids
+
+
+def test_a_dataset_is_written_into_an_empty_working_folder_or_a_link_to_one(tmp_path, monkeypatch):
+    target, link = tmp_path / "target", tmp_path / "link"
+    target.mkdir()
+    link.symlink_to(target)
+    for out, working in ((link, tmp_path), (Path("."), target)):
+        for old in target.iterdir():
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        monkeypatch.chdir(working)
+        with fmt.staging_dir(out) as tmp:
+            (tmp / "a").mkdir()
+            (tmp / "dataset.json").write_text("{}")
+        assert sorted(p.name for p in target.iterdir()) == ["a", "dataset.json"] and link.is_symlink()
+        assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    a_file = tmp_path / "a_file"
+    a_file.write_text("kept")
+    with pytest.raises(fmt.FormatError, match=f"cannot be written below {re.escape(str(a_file))}, which is a file"):
+        with fmt.staging_dir(a_file / "sub"):
+            pass
+    assert a_file.read_text() == "kept"

@@ -87,6 +87,10 @@ def _edit_labels(labels: Path, edit) -> None:
         (lambda d: d["instances"][0]["views"][1].update(azimuth_deg="left"), "azimuth_deg must be a finite number"),
         (lambda d: d.pop("category"), "needs a 'category'"),
         (lambda d: d["instances"][1]["views"][3].update(mask="small.png"), "small.png: size 12x16 differs"),
+        (lambda d: d["instances"][1]["views"][1].update(distance=0.3), r"views\[1\].distance must exceed 1"),
+        (lambda d: d["instances"][2]["views"][0].update(elevation_deg=100), r"within \[-90, 90\], got 100"),
+        (lambda d: d["instances"][0]["input"].update(azimuth_deg=30), r"input needs azimuth_deg and elevation_deg "
+                                                                     r"\(both, or neither\)"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(edit, problem, tmp_path, capsys):
@@ -99,3 +103,13 @@ def test_bad_input_is_one_line_and_writes_nothing(edit, problem, tmp_path, capsy
     assert exit_info.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1
     assert re.search(problem, err)
     assert not (tmp_path / "out").exists()
+
+
+def test_blank_masks_and_splits_ns_train_cannot_use_are_warned_about(tmp_path, capsys):
+    labels = make_folder(tmp_path, instances=1, views=3)
+    Image.fromarray(np.zeros((24, 32), dtype=np.uint8)).save(tmp_path / "obj0_2_mask.png")
+    info = fmt.read_dataset(FolderSourceConfig(labels, tmp_path / "out").main())
+    assert info.splits == {"train": ["obj_0"], "val": [], "test": []}
+    err = capsys.readouterr().err
+    assert f"warning: {tmp_path / 'out'}: no val instance, so ns-train cannot train on it" in err
+    assert f"warning: 1 mask(s) mark no pixel or every pixel as object, e.g. {tmp_path / 'obj0_2_mask.png'}" in err

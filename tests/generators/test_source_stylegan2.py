@@ -34,11 +34,11 @@ def test_done_when_two_instances_of_eight_views_twice_identical(artefacts, tmp_p
     assert tree(outs[0]) == tree(outs[1])
     info = fmt.read_dataset(outs[0])
     assert info.source == "stylegan2" and info.image_size == (32, 32) and info.category == "car"
-    assert info.splits["train"] == ["car_0000", "car_0001"]
+    assert info.splits == {"train": ["car_0000"], "val": ["car_0001"], "test": []}  # trainable: train and val
     assert info.generator["architecture"] == {"size": 32, "style_dim": 64, "n_mlp": 2, "channels": [512] * 4}
     labels = json.loads((artefacts / "labels.json").read_text())["view_codes"]
     first_views = []
-    for instance_id in info.splits["train"]:
+    for instance_id in ("car_0000", "car_0001"):
         record = fmt.read_instance(info, instance_id)
         assert len(record.views) == 8 and record.mesh_path is None
         assert record.input_camera == {}  # a random input view has no pose
@@ -56,7 +56,7 @@ def test_done_when_two_instances_of_eight_views_twice_identical(artefacts, tmp_p
     from gansvr_ns.data.dataparser import GanSvrDataParserConfig  # the real consumer (imports nerfstudio)
 
     outputs = GanSvrDataParserConfig(data=outs[0]).setup().get_dataparser_outputs("train")
-    assert len(outputs.image_filenames) == 16 and outputs.cameras.width.flatten().tolist() == [32] * 16
+    assert len(outputs.image_filenames) == 8 and outputs.cameras.width.flatten().tolist() == [32] * 8
 
 
 def test_input_is_rendered_at_a_held_out_code(artefacts, tmp_path):

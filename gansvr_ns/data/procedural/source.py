@@ -392,7 +392,7 @@ def generate(config: ProceduralConfig, progress: bool = True) -> Path:
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gansvr_ns.data.format import dataset_json, split_ids, staging_dir, write_json
+    from gansvr_ns.data.format import dataset_json, split_ids, staging_dir, untrainable_note, write_json
     from gansvr_ns.data.procedural.render import pinhole_intrinsics, single_threaded
 
     config.validate()
@@ -411,6 +411,8 @@ def generate(config: ProceduralConfig, progress: bool = True) -> Path:
         size = (config.resolution, config.resolution)
         intrinsics = pinhole_intrinsics(config.resolution, config.distance)
         splits = split_ids(ids, tuple(config.split_fractions))
+        if untrainable_note(splits):
+            print(f"warning: {out}: {untrainable_note(splits)}", file=sys.stderr)
         generator = generator_record(config, subtypes)
         record = dataset_json(config.category, "procedural", size, intrinsics, splits, generator)
         write_json(tmp / "dataset.json", record)

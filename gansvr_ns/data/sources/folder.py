@@ -83,24 +83,31 @@ class FolderSourceConfig:
 
     def run(self) -> Path:
         """Check every input, then write the dataset."""
-        if self.distance <= 0:
-            raise ValueError(f"--distance must be positive, got {self.distance:g}")
+        if self.distance <= 1:
+            raise ValueError(f"--distance must exceed 1 (the unit sphere holding the object), got {self.distance:g}")
         category, instances = read_labels(self.labels, self.category, self.distance)
         source_size = check_images(instances)
         size = source_size if self.resolution is None else output_size(source_size, self.resolution)
         ids = [inst.instance_id for inst in instances]
         generator = {"labels": str(self.labels), "source_image_size": list(source_size)}
-        dataset = fmt.dataset_json(category, "folder", size, intrinsics_from_fov(size, self.fov_deg),
-                                   fmt.split_ids(ids), generator)
+        splits = fmt.split_ids(ids)
+        dataset = fmt.dataset_json(category, "folder", size, intrinsics_from_fov(size, self.fov_deg), splits, generator)
         console = Console(stderr=True)
+        if fmt.untrainable_note(splits):
+            console.print(f"warning: {self.out}: {fmt.untrainable_note(splits)}", markup=False, soft_wrap=True)
         columns = (TextColumn("folder"), BarColumn(), MofNCompleteColumn(), TextColumn("instances"))
         with fmt.staging_dir(self.out) as tmp, Progress(*columns, console=console) as progress:
             task = progress.add_task("folder", total=len(instances))
+            blank = []
             for inst in instances:
-                write_instance(tmp / inst.instance_id, inst, size)
+                blank += write_instance(tmp / inst.instance_id, inst, size)
                 progress.advance(task)
             fmt.write_json(tmp / "dataset.json", dataset)
         console.print(f"Wrote {len(instances)} instances ({size[1]}x{size[0]} px) to {self.out}.")
+        if blank:
+            console.print(f"warning: {len(blank)} mask(s) mark no pixel or every pixel as object, e.g. {blank[0]}: "
+                          "an object is above 127 (0/255), 1 in a 0/1 mask, or opaque in a mask with transparency",
+                          markup=False, soft_wrap=True)
         return self.out
 
 
@@ -120,13 +127,17 @@ def _view(entry, key: str, where: Path, default_distance: float, mask_required: 
     if mask_required and not isinstance(entry.get("mask"), str):
         raise fmt.FormatError(where, f"{key} needs a 'mask' path")
     angles = [entry.get(k) for k in ("azimuth_deg", "elevation_deg")]
-    if mask_required and None in angles:
-        raise fmt.FormatError(where, f"{key} needs azimuth_deg and elevation_deg")
+    if (mask_required and None in angles) or angles.count(None) == 1:
+        raise fmt.FormatError(where, f"{key} needs azimuth_deg and elevation_deg" + ("" if mask_required else
+                                                                                     " (both, or neither)"))
     azimuth, elevation = (None if v is None else _finite(v, where, f"{key}.{k}")
                           for v, k in zip(angles, ("azimuth_deg", "elevation_deg")))
+    if elevation is not None and abs(elevation) > 90:
+        raise fmt.FormatError(where, f"{key}.elevation_deg must be within [-90, 90], got {elevation:g}")
     distance = _finite(entry.get("distance", default_distance), where, f"{key}.distance")
-    if distance <= 0:
-        raise fmt.FormatError(where, f"{key}.distance must be positive")
+    if distance <= 1:
+        raise fmt.FormatError(where, f"{key}.distance must exceed 1 (the unit sphere holding the object), "
+                              f"got {distance:g}")
     mask = entry.get("mask")
     return FolderView(where.parent / entry["image"], None if mask is None else where.parent / mask,
                       azimuth, elevation, distance)
@@ -198,8 +209,8 @@ def check_images(instances: List[FolderInstance]) -> Tuple[int, int]:
 
 def output_size(source: Tuple[int, int], width: int) -> Tuple[int, int]:
     """(H, W) with W = width and the source aspect ratio."""
-    if width < 1:
-        raise ValueError(f"--resolution must be positive, got {width}")
+    if width < 8:
+        raise ValueError(f"--resolution must be at least 8 pixels, got {width}")
     return max(1, round(source[0] * width / source[1])), width
 
 
@@ -223,12 +234,16 @@ def _mask(path: Path, size: Tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def write_instance(folder: Path, inst: FolderInstance, size: Tuple[int, int]) -> None:
-    """Write one instance's images, masks and cameras.json into `folder`."""
-    entries = []
+def write_instance(folder: Path, inst: FolderInstance, size: Tuple[int, int]) -> List[Path]:
+    """Write one instance's images, masks and cameras.json into `folder`; returns the source masks that mark no
+    pixel or every pixel as object (a mask read wrongly, or an object out of the frame)."""
+    entries, blank = [], []
     for v, view in enumerate(inst.views):
         fmt.save_rgb(folder / "views" / f"{v:03d}.png", _rgb(view.image, size))
-        fmt.save_mask(folder / "masks" / f"{v:03d}.png", _mask(view.mask, size))
+        mask = _mask(view.mask, size)
+        if mask.all() or not mask.any():
+            blank.append(view.mask)
+        fmt.save_mask(folder / "masks" / f"{v:03d}.png", mask)
         entries.append(fmt.view_entry(v, view.pose(), azimuth_deg=view.azimuth_deg,
                                       elevation_deg=view.elevation_deg, distance=view.distance))
     fmt.save_rgb(folder / "input.png", _rgb(inst.input.image, size))
@@ -238,3 +253,4 @@ def write_instance(folder: Path, inst: FolderInstance, size: Tuple[int, int]) ->
     labels = {"azimuth_deg": inst.input.azimuth_deg, "elevation_deg": inst.input.elevation_deg,
               "distance": inst.input.distance if pose is not None else None}
     fmt.write_cameras(folder, fmt.input_entry(pose, **labels), entries)
+    return blank

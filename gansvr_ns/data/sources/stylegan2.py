@@ -210,8 +210,11 @@ class StyleGan2SourceConfig:
         generator_info = {**settings, "inputs": inputs,
                           "versions": {"gansvr_ns": gansvr_ns.__version__, "torch": torch.__version__}}
         image_size = tuple(settings["image_size"])
+        splits = fmt.split_ids(ids)
         data = fmt.dataset_json(self.category, "stylegan2", image_size, intrinsics_from_fov(image_size, self.fov_deg),
-                                fmt.split_ids(ids), generator_info)
+                                splits, generator_info)
+        if fmt.untrainable_note(splits):
+            console.print(f"warning: {self.out}: {fmt.untrainable_note(splits)}", markup=False, soft_wrap=True)
         write_json_atomic(self.out / "dataset.json", data)
         console.print(f"Wrote {self.out / 'dataset.json'} ({len(ids)} instances).")
 
