@@ -212,12 +212,26 @@ def _turned_a_quarter(img: Image.Image) -> bool:
     return img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
 
 
+@contextmanager
+def open_image(path: Path, what: str = "image") -> Iterator[Image.Image]:
+    """`Image.open(path)`, with a file PIL cannot read, or one larger than PIL's limit against decompression bombs,
+    a FormatError naming it."""
+    try:
+        with Image.open(path) as img:
+            yield img
+    except Image.DecompressionBombError:
+        raise FormatError(path, f"{what} of more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, PIL's limit: scale it "
+                          "down") from None
+    except (OSError, SyntaxError):
+        raise FormatError(path, f"not a readable {what}") from None
+
+
 def exif_turned(path: Path) -> bool:
     """Whether an image file is seen turned a quarter by its EXIF orientation (False for an unreadable file)."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return _turned_a_quarter(img)
-    except (OSError, SyntaxError):
+    except FormatError:
         return False
 
 
@@ -225,13 +239,10 @@ def image_size_of(path: Path) -> Tuple[int, int]:
     """(height, width) of an image file as it is meant to be seen (`oriented`), reading only its header."""
     if not path.is_file():
         raise FormatError(path, "file is missing")
-    try:
-        with Image.open(path) as img:
-            width, height = img.size
-            if _turned_a_quarter(img):
-                width, height = height, width
-    except (OSError, SyntaxError):
-        raise FormatError(path, "not a readable image") from None
+    with open_image(path) as img:
+        width, height = img.size
+        if _turned_a_quarter(img):
+            width, height = height, width
     return height, width
 
 
@@ -366,11 +377,8 @@ def rgb_image(img: Image.Image) -> Image.Image:
 
 def load_rgb(path: Path) -> np.ndarray:
     """An RGB image file as float32 in [0, 1], shape (H, W, 3), read by `rgb_of`."""
-    try:
-        with Image.open(path) as img:
-            return rgb_of(img)
-    except (OSError, SyntaxError):
-        raise FormatError(path, "not a readable image") from None
+    with open_image(path) as img:
+        return rgb_of(img)
 
 
 def load_mask(path: Path, zero_one: bool = False) -> np.ndarray:
@@ -380,22 +388,19 @@ def load_mask(path: Path, zero_one: bool = False) -> np.ndarray:
     0 or 1, and not all 0, was saved as 0/1 rather than 0/255 (as segmentation tools often do): with `zero_one` (a
     user's own mask) 1 is object; otherwise (a dataset's, whose format says 0/255) it is a FormatError that says so,
     where it would read as empty."""
-    try:
-        with Image.open(path) as img:
-            img = oriented(img)
-            alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_transparency(img) else None
-            if alpha is not None and alpha.min() < 255:
-                return alpha > 127
-            if img.mode.startswith("I;16"):
-                raw = np.asarray(img)
-                mask = raw > 127 if raw.max(initial=0) <= 255 else _levels(img) > 0.5
-            elif _is_deep(img):
-                return _levels(img) > 0.5  # 32-bit and float: _levels reads all-0/1 values over a range of 1
-            else:
-                raw = np.asarray(img.convert("L"))
-                mask = raw > 127
-    except (OSError, SyntaxError):
-        raise FormatError(path, "not a readable mask") from None
+    with open_image(path, "mask") as img:
+        img = oriented(img)
+        alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_transparency(img) else None
+        if alpha is not None and alpha.min() < 255:
+            return alpha > 127
+        if img.mode.startswith("I;16"):
+            raw = np.asarray(img)
+            mask = raw > 127 if raw.max(initial=0) <= 255 else _levels(img) > 0.5
+        elif _is_deep(img):
+            return _levels(img) > 0.5  # 32-bit and float: _levels reads all-0/1 values over a range of 1
+        else:
+            raw = np.asarray(img.convert("L"))
+            mask = raw > 127
     if not mask.any() and raw.max(initial=0) == 1:
         if zero_one:
             return raw == 1
@@ -407,13 +412,10 @@ def load_alpha_mask(path: Path) -> Optional[np.ndarray]:
     """The object mask (H, W) bool that an image's transparency gives (alpha above half its range), or None for an
     image without transparency, or whose alpha channel is opaque everywhere (as many RGBA files are): that marks no
     object."""
-    try:
-        with Image.open(path) as img:
-            if not _has_transparency(img):
-                return None
-            mask = np.asarray(oriented(img).convert("RGBA"))[..., 3] > 127
-    except (OSError, SyntaxError):
-        raise FormatError(path, "not a readable image") from None
+    with open_image(path) as img:
+        if not _has_transparency(img):
+            return None
+        mask = np.asarray(oriented(img).convert("RGBA"))[..., 3] > 127
     return None if mask.all() else mask
 
 

@@ -27,7 +27,7 @@ from gansvr_ns.data import format as fmt
 if TYPE_CHECKING:
     from gansvr_ns.model.instances import ImageConditionedModelConfig
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -104,15 +104,13 @@ def load_real_images(folder: Path, size: Tuple[int, int]) -> Float[Tensor, "num_
     """Every image of `folder` as RGB in [0, 1], resized to (height, width); errors name the folder or file."""
     if not folder.is_dir():
         raise ValueError(f"{folder}: real-image folder not found")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    # hidden files (a macOS copy's "._name.png" metadata) are not images
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     if not paths:
         raise ValueError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in the real-image folder")
     images = []
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                rgb = fmt.rgb_image(img).resize((size[1], size[0]), Image.BILINEAR)
-        except (OSError, SyntaxError):
-            raise ValueError(f"{path}: not a readable image") from None
+        with fmt.open_image(path) as img:  # a FormatError (a ValueError) names an unreadable file
+            rgb = fmt.rgb_image(img).resize((size[1], size[0]), Image.BILINEAR)
         images.append(torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1))
     return torch.stack(images)

@@ -331,3 +331,14 @@ def test_a_dataset_is_written_into_an_empty_working_folder_or_a_link_to_one(tmp_
         with fmt.staging_dir(a_file / "sub"):
             pass
     assert a_file.read_text() == "kept"
+
+
+def test_an_image_beyond_pils_pixel_limit_is_named_in_one_line(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "big_mask.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 2,000 pixels are then over PIL's error limit (2x)
+    for read in (fmt.image_size_of, fmt.load_rgb, fmt.load_alpha_mask):
+        with pytest.raises(fmt.FormatError, match=r"big\.png: image of more than 1,000 pixels, PIL's limit"):
+            read(tmp_path / "big.png")
+    with pytest.raises(fmt.FormatError, match=r"big_mask\.png: mask of more than 1,000 pixels"):
+        fmt.load_mask(tmp_path / "big_mask.png")

@@ -61,8 +61,10 @@ def test_real_image_folder_errors(tmp_path):
     good = tmp_path / "good"
     good.mkdir()
     Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(good / "b.jpg")
+    Image.fromarray(np.full((30, 40, 3), 200, np.uint8)).save(good / "c.tif")
+    (good / "._b.jpg").write_bytes(b"macOS metadata, not an image")  # a hidden file is skipped
     images = load_real_images(good, (16, 20))
-    assert images.shape == (1, 3, 16, 20) and abs(images.mean().item() - 200 / 255) < 0.01
+    assert images.shape == (2, 3, 16, 20) and abs(images.mean().item() - 200 / 255) < 0.01
 
 
 def test_training_step_with_real_images(ellipsoids: Path, tmp_path):

@@ -219,7 +219,7 @@ def output_size(source: Tuple[int, int], width: int) -> Tuple[int, int]:
 
 
 def _rgb(path: Path, size: Tuple[int, int]) -> np.ndarray:
-    with Image.open(path) as img:
+    with fmt.open_image(path) as img:
         img = fmt.rgb_image(img)
         if img.size != (size[1], size[0]):
             img = img.resize((size[1], size[0]), Image.Resampling.LANCZOS)
