@@ -37,16 +37,21 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
     if not path.is_file():
         raise FormatError(path, "mesh file is missing")
     try:
-        mesh = trimesh.load(path, force="mesh")
+        # as stored first: processing drops the faces of non-finite vertices, which would score what is left
+        raw = trimesh.load(path, force="mesh", process=False)
     except Exception as err:  # trimesh's loaders raise many unrelated types for a malformed file
         if path.suffix.lower() == ".obj" and not obj_has_faces(path):
             return trimesh.Trimesh()  # how trimesh wrote an empty mesh: a bare "v" and "f" line
         raise FormatError(path, f"not a readable mesh ({err.__class__.__name__}: {err})") from None
-    if not isinstance(mesh, trimesh.Trimesh):
-        raise FormatError(path, f"not a triangle mesh (read as {mesh.__class__.__name__})")
-    if not np.all(np.isfinite(mesh.vertices)):
+    if not isinstance(raw, trimesh.Trimesh):
+        raise FormatError(path, f"not a triangle mesh (read as {raw.__class__.__name__})")
+    if not np.all(np.isfinite(raw.vertices)):
         raise FormatError(path, "mesh has non-finite vertex coordinates")
-    return mesh
+    if len(raw.faces) == 0:  # an empty mesh, or a point cloud, which `force="mesh"` reads as one
+        points = trimesh.load(path, process=False)
+        if isinstance(points, trimesh.PointCloud) and len(points.vertices) > 0:
+            raise FormatError(path, f"a point cloud ({len(points.vertices)} points, no faces), not a mesh")
+    return trimesh.Trimesh(raw.vertices, raw.faces)  # processed (vertices merged) as trimesh.load would
 
 
 def obj_has_faces(path: Path) -> bool:

@@ -202,8 +202,9 @@ def volumetric_iou(pred: trimesh.Trimesh, gt: trimesh.Trimesh, resolution: int =
 
     The grid has `resolution` cells per axis over the union of the two bounding boxes, so no part of either
     volume is cut off. IoU is invariant to a similarity transform applied to both meshes (the grid moves
-    with them), so it needs no normalisation. An empty prediction gives 0. A ground truth that encloses no
-    grid cell (not watertight, or flatter than a cell) is an error: its IoU would mean nothing.
+    with them), so it needs no normalisation. An empty prediction gives 0, and so does one so far out or so large
+    that the ground truth encloses no cell of the union's grid. A ground truth that encloses no cell of a grid over
+    its own box (not watertight, or flatter than a cell) is an error: its IoU would mean nothing.
     """
     if len(pred.faces) == 0:
         return 0.0
@@ -212,7 +213,10 @@ def volumetric_iou(pred: trimesh.Trimesh, gt: trimesh.Trimesh, resolution: int =
     points = grid_points(lo, hi, resolution)
     inside_gt = occupancy(gt, points, num_rays)
     if not inside_gt.any():
-        raise ValueError(f"ground-truth mesh encloses no cell of the {resolution}^3 IoU grid (is it watertight?)")
+        flat = np.ptp(gt.bounds, axis=0).min() <= 0
+        if flat or not occupancy(gt, grid_points(*gt.bounds, resolution), num_rays).any():
+            raise ValueError(f"ground-truth mesh encloses no cell of the {resolution}^3 IoU grid (is it watertight?)")
+        return 0.0  # the prediction reaches so far beyond the ground truth that the grid's cells dwarf it
     inside_pred = occupancy(pred, points, num_rays)
     return float(np.sum(inside_pred & inside_gt) / np.sum(inside_pred | inside_gt))
 

@@ -116,6 +116,17 @@ def test_bad_inputs_name_the_file(dataset, predictions):
     (predictions / "box_a.ply").unlink()
     with pytest.raises(FormatError, match=r"box_a\.glb: not a readable mesh"):
         evaluate_predictions(predictions, dataset, "train", CONFIG)
+    for suffix in ("ply", "obj", "glb"):  # a non-finite vertex is refused, not dropped with its faces by trimesh
+        broken = GROUND_TRUTH["box_a"]()
+        vertices = broken.vertices.copy()
+        vertices[::2] = np.nan
+        trimesh.Trimesh(vertices, broken.faces, process=False).export(predictions / f"box_a.{suffix}")
+        with pytest.raises(FormatError, match=rf"box_a\.{suffix}: mesh has non-finite vertex coordinates"):
+            evaluate_predictions(predictions, dataset, "train", CONFIG)
+        (predictions / f"box_a.{suffix}").unlink()
+    trimesh.PointCloud(GROUND_TRUTH["box_a"]().vertices).export(predictions / "box_a.ply")
+    with pytest.raises(FormatError, match=r"box_a\.ply: a point cloud \(8 points, no faces\), not a mesh"):
+        evaluate_predictions(predictions, dataset, "train", CONFIG)
     (predictions.parent / "nothing").mkdir()
     with pytest.raises(FormatError, match="no <instance_id>"):
         evaluate_predictions(predictions.parent / "nothing", dataset, "train", CONFIG)

@@ -76,6 +76,11 @@ def test_disjoint_cubes_have_zero_iou():
     assert volumetric_iou(box(offset=(2.0, 0.0, 0.0)), box()) == 0.0
 
 
+@pytest.mark.parametrize("far", [box(offset=(1e4, 0.0, 0.0)), box(extents=(1e4, 1e4, 1e4))])
+def test_a_prediction_that_dwarfs_the_grid_cells_scores_zero_iou_not_an_error(far):
+    assert volumetric_iou(far, box()) == 0.0
+
+
 @pytest.mark.parametrize("shift, expected", [(0.5, 1 / 3), (0.25, 0.6), (0.0, 1.0)])
 def test_shifted_cube_iou_matches_overlap(shift, expected):
     # overlap (1 - s), union (1 + s) for unit cubes shifted by s along x
