@@ -67,6 +67,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -82,6 +83,48 @@ import tyro
 from typing_extensions import Annotated
 
 BIN = Path(sys.executable).parent
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Bad input, found before any long work: a ValueError (or FormatError) naming the path; `entrypoint` prints it
+
+
+def check_run_config(config: Path) -> None:
+    """A ValueError naming the file unless `config` is a gansvr (or gansvr-voxel) run's config.yml with a
+    checkpoint, as `load_pipeline` will want it."""
+    from gansvr_ns.scripts.reconstruct import latest_checkpoint, load_run_config, relocate_run
+
+    latest_checkpoint(relocate_run(load_run_config(config), config).get_checkpoint_dir())
+
+
+def check_output(path: Optional[Path], option: str, folder: bool = False) -> None:
+    """A ValueError naming the path when a file (`folder`: a folder) cannot be made at `path`: a folder (a file) is
+    there, or the nearest existing folder above it is a file or not writable. None is a default, not checked."""
+    if path is None:
+        return
+    if path.is_dir() and not folder:
+        raise ValueError(f"{path}: {option} is a folder, not a file")
+    if path.exists() and not path.is_dir() and folder:
+        raise ValueError(f"{path}: {option} is a file, not a folder")
+    existing = next(parent for parent in path.absolute().parents if parent.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{existing}: a file, so {option} {path} cannot be written below it")
+    if not path.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{existing}: not writable, so {option} {path} cannot be written")
+
+
+def checked_dataset(data: Path) -> Path:
+    """`data` as a dataset: a missing preset path (data/<preset>) generated first, then its dataset.json read; a
+    missing folder that names no preset, or one without a valid dataset.json, is an error naming it."""
+    from gansvr_ns.data.dataparser import ensure_dataset
+    from gansvr_ns.data.format import read_dataset
+    from gansvr_ns.data.presets import preset_names
+
+    if not data.exists() and data.name not in preset_names():
+        raise ValueError(f"{data}: dataset folder does not exist (and '{data.name}' is none of the presets "
+                         f"{', '.join(preset_names())}, which are generated when missing)")
+    read_dataset(ensure_dataset(data))
+    return data
 
 
 def train(data: Path, output_dir: Path, train_args: str, method: str = "gansvr") -> tuple[Path, float]:
@@ -187,12 +230,15 @@ class Quality:
 
     def main(self) -> Dict:
         from gansvr_ns.data import format as fmt
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
         from gansvr_ns.eval.shifted import shifted_mask, write_shifted_inputs
         from gansvr_ns.scripts.reconstruct import encoder_background, load_pipeline, load_run_config
 
-        data = ensure_dataset(self.data)
+        if self.load_config is not None:
+            check_run_config(self.load_config)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(self.output, "--output")
+        data = checked_dataset(self.data)
         train_seconds = None
         config = self.load_config
         if config is None:
@@ -346,7 +392,6 @@ class Throughput:
         from nerfstudio.engine.optimizers import Optimizers
         from torch.utils.flop_counter import FlopCounterMode
 
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.method_config import gansvr_config
 
         config = gansvr_config()
@@ -354,7 +399,7 @@ class Throughput:
             # bools take a value, as in ns-train (nerfstudio turns tyro's flag conversion off)
             flags = tyro.conf.FlagConversionOff[type(config)]
             config = tyro.cli(flags, default=config, args=shlex.split(self.train_args))
-        config.pipeline.datamanager.data = ensure_dataset(self.data)
+        config.pipeline.datamanager.data = checked_dataset(self.data)
         pipeline = config.pipeline.setup(device="cpu", test_mode="val")
         optimizers = Optimizers(config.optimizers, pipeline.get_param_groups())  # the trainer's, schedules included
 
@@ -804,6 +849,8 @@ class Ablations:
         settings = {"data": str(data), "iterations": iterations, "common_flags": common, "resolution": resolution}
         if self.dry_run:
             return self.print_commands(data, profile, output, settings, seeds)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(output, "--output")
         if not (data / "dataset.json").is_file():
             print(f"Generating {data}")
             run_logged(generate_ablation_data(data, profile, self.generate_args), output.parent / "generate.log")
@@ -1019,7 +1066,6 @@ class Domain:
     """Marching-cubes resolution of the reconstructions."""
 
     def main(self) -> Dict:
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
 
         loaded = parse_pairs(self.load_configs, "--load-configs")
@@ -1027,9 +1073,13 @@ class Domain:
         unknown = set(extra) - {method for method, _ in DOMAIN_RUNS.values()}
         if unknown:
             raise SystemExit(f"--method-args: unknown method(s) {sorted(unknown)}")
-        data = ensure_dataset(self.data)
-        iterations = self.iterations or default_iterations()
+        for config in loaded.values():
+            check_run_config(Path(config))
+        check_output(self.output_dir, "--output-dir", folder=True)
         output = self.output or self.output_dir / "domain.json"
+        check_output(output, "--output")
+        data = checked_dataset(self.data)
+        iterations = self.iterations or default_iterations()
         result = load_ablation_results(output, {"data": str(data), "resolution": self.resolution}, entries="runs")
         real = self.output_dir / "real_images"
         photos, inputs = write_domain_inputs(data, self.output_dir)
@@ -1118,12 +1168,14 @@ class HullBound:
         from nerfstudio.data.datasets.base_dataset import InputDataset
 
         from gansvr_ns.data.datamanager import load_split
-        from gansvr_ns.data.dataparser import GanSvrDataParserConfig, ensure_dataset
+        from gansvr_ns.data.dataparser import GanSvrDataParserConfig
         from gansvr_ns.data.format import write_json
         from gansvr_ns.data.hull import instance_hull_sdfs
         from gansvr_ns.eval.evaluate import another_instance_baseline
 
-        data = ensure_dataset(self.data)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(self.output, "--output")
+        data = checked_dataset(self.data)
         outputs = GanSvrDataParserConfig(data=data).setup().get_dataparser_outputs(split="test")
         split = load_split(InputDataset(outputs), "Loading test views")
         ids = outputs.metadata["instance_ids"]
@@ -1264,6 +1316,8 @@ class LatentBound:
         from gansvr_ns.eval.evaluate import another_instance_baseline
         from gansvr_ns.scripts.reconstruct import load_pipeline
 
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(self.output, "--output")
         pipeline = load_pipeline(self.load_config)
         model = pipeline.model
         if not hasattr(getattr(model, "field", None), "encode_latents"):
@@ -1351,12 +1405,15 @@ class PriorBound:
         import numpy as np
         import trimesh
 
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.eval.evaluate import another_instance_baseline
         from gansvr_ns.eval.metrics import grid_points, occupancy
 
-        data = ensure_dataset(self.data)
+        if self.load_config is not None:
+            check_run_config(self.load_config)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(self.output, "--output")
+        data = checked_dataset(self.data)
         info = json.loads((data / "dataset.json").read_text())
         train, test = info["splits"]["train"], info["splits"]["test"]
         subtypes = (info.get("generator") or {}).get("subtypes") or {}
@@ -1512,19 +1569,19 @@ class ArchitectureBound:
     def main(self) -> Dict:
         from tqdm import tqdm
 
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.eval.evaluate import another_instance_baseline
         from gansvr_ns.model.mesh import level_set_mesh, save_mesh
         from gansvr_ns.scripts.reconstruct import load_run_config
 
-        data = ensure_dataset(self.data)
+        if self.load_config is not None:
+            check_run_config(self.load_config)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(self.output, "--output")
+        data = checked_dataset(self.data)
         ids = json.loads((data / "dataset.json").read_text())["splits"]["train"][: self.max_instances]
         if self.load_config is not None:
-            try:
-                model_config = load_run_config(self.load_config).pipeline.model
-            except ValueError as err:
-                raise SystemExit(str(err)) from None
+            model_config = load_run_config(self.load_config).pipeline.model
         else:
             model_config = method_config("gansvr").pipeline.model
         if not hasattr(model_config, "sdf_field"):
@@ -1620,13 +1677,14 @@ class SupervisionBound:
     """JSON file for the figures (default: <output-dir>/supervision_bound.json)."""
 
     def main(self) -> Dict:
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.eval.evaluate import another_instance_baseline, evaluate_predictions
 
         if self.instances < 1:
             raise SystemExit(f"supervision-bound: --instances must be at least 1, got {self.instances}")
-        data = ensure_dataset(self.data)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        check_output(self.output, "--output")
+        data = checked_dataset(self.data)
         info = json.loads((data / "dataset.json").read_text())
         subtypes = (info.get("generator") or {}).get("subtypes") or {}
         ids = spread_over_subtypes(info["splits"]["train"], subtypes, self.instances)
@@ -1752,12 +1810,15 @@ class EncoderProbe:
 
         from rich.progress import track
 
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.model.encoder import ImageEncoder
         from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 
-        data = ensure_dataset(self.data)
+        if self.load_config is not None:
+            check_run_config(self.load_config)
+        output = self.output or Path("outputs/encoder-probe/encoder_probe.json")
+        check_output(output, "--output")
+        data = checked_dataset(self.data)
         info = json.loads((data / "dataset.json").read_text())
         train, held_out = info["splits"]["train"], info["splits"]["val"] + info["splits"]["test"]
         subtypes = (info.get("generator") or {}).get("subtypes") or {}
@@ -1825,7 +1886,6 @@ class EncoderProbe:
                   f"held-out input images (majority {input_chance:.3f})")
             print(f"latent distance between two images of one held-out instance {within:.2f}, of two different "
                   f"instances {between:.2f}")
-        output = self.output or Path("outputs/encoder-probe/encoder_probe.json")
         write_json(output, result)
         print(f"Wrote {output}")
         return result
@@ -1858,6 +1918,7 @@ class UncertaintyFlaws:
         from gansvr_ns.data.format import read_dataset, read_instance, write_json
         from gansvr_ns.scripts.reconstruct import load_pipeline
 
+        check_output(self.output, "--output")
         pipeline = load_pipeline(self.load_config)
         head = pipeline.model.image_uncertainty
         if head is None:
@@ -1950,6 +2011,7 @@ class PoseSearch:
         from gansvr_ns.data.format import write_json
         from gansvr_ns.scripts.reconstruct import load_pipeline
 
+        check_output(self.output, "--output")
         pipeline = load_pipeline(self.load_config, test_mode="val")  # "val" loads the train views
         model = pipeline.model
         if model.true_poses is None or model.train_poses is None:
@@ -2101,12 +2163,13 @@ class Framing:
     def main(self) -> Dict:
         import numpy as np
 
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.data.format import write_json
         from gansvr_ns.eval.evaluate import another_instance_baseline
         from gansvr_ns.scripts.reconstruct import ReconstructConfig
 
-        data = ensure_dataset(self.data)
+        check_run_config(self.load_config)
+        check_output(self.output_dir, "--output-dir", folder=True)
+        data = checked_dataset(self.data)
         ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
         out = self.output_dir or self.load_config.parent / "framing"
         placements = write_photos(data, ids, out / "images", self.canvas, self.scales, self.seed)
@@ -2206,17 +2269,19 @@ class Masks:
 
         from gansvr_ns.data import format as fmt
         from gansvr_ns.data.backdrop import backdrop_mask
-        from gansvr_ns.data.dataparser import ensure_dataset
         from gansvr_ns.eval.shifted import shifted_mask, write_shifted_inputs
         from gansvr_ns.model.losses import silhouette_iou
 
+        check_output(self.output_dir, "--output-dir", folder=True)
+        out = self.output or self.output_dir / "masks.json"
+        check_output(out, "--output")
+        datasets = [checked_dataset(data) for data in self.data]
         rows = {"the other renderer's images, PNG": (1, None)}
         rows.update({f"the same, JPEG quality {q}": (1, q) for q in self.qualities})
         rows[f"the same scaled up {self.scale}x, PNG"] = (self.scale, None)
         rows.update({f"the same scaled up {self.scale}x, JPEG quality {q}": (self.scale, q) for q in self.qualities})
         result = {"machine": machine(), "datasets": {}}
-        for data in self.data:
-            data = ensure_dataset(data)
+        for data in datasets:
             ids = json.loads((data / "dataset.json").read_text())["splits"]["test"]
             shifted = write_shifted_inputs(data, "test", self.output_dir / data.name, masks=True)
             sources = {name: [(fmt.load_rgb(path), fmt.load_mask(shifted_mask(path)), *copy)
@@ -2239,7 +2304,6 @@ class Masks:
                                  "refused": sum(i == 0.0 for i in ious), "images": len(ious),
                                  "seconds_per_image": seconds / len(ious)}
             result["datasets"][data.name] = figures
-        out = self.output or self.output_dir / "masks.json"
         fmt.write_json(out, result)
         names = list(result["datasets"])
         print("| images | " + " | ".join(f"{n}: mean IoU (lowest)" for n in names) + " | seconds per image |")
@@ -2271,5 +2335,24 @@ Commands = Union[
     Annotated[Masks, tyro.conf.subcommand("masks")],
 ]
 
+
+def entrypoint() -> None:
+    """Run a subcommand; bad input ends with one line on stderr and exit code 2, never a traceback."""
+    from gansvr_ns.data.datamanager import DataError
+
+    command = tyro.cli(Commands)
+    try:
+        command.main()
+        return
+    except (ValueError, OSError) as err:  # FormatError is a ValueError; OSError: a path that cannot be read or written
+        message = str(err)
+    except DataError as err:  # the datamanager's one line, "gansvr: <file>: <what is wrong>"
+        message = str(err.code).removeprefix("gansvr: ")
+    except subprocess.CalledProcessError as err:  # its own stderr, above, said why
+        message = f"{Path(err.cmd[0]).name} {err.cmd[1]} failed (exit code {err.returncode}); its error is above"
+    print(f"benchmark.py: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 if __name__ == "__main__":
-    tyro.cli(Commands).main()
+    entrypoint()
