@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, List, Literal, NamedTuple, Optional, Set
+from typing import Callable, Dict, List, Literal, NamedTuple, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -263,11 +263,16 @@ class ReconstructConfig:
             raise ValueError(f"--resolution {self.resolution}: must be at least {MIN_RESOLUTION}")
         if self.fit_steps < 0:
             raise ValueError(f"--fit-steps {self.fit_steps}: must be 0 (no fit) or more")
+        if not self.format:
+            raise ValueError("--format: give at least one of ply, obj, glb")
         if self.overlay and not self.estimate_camera:
             raise ValueError("--overlay draws each mesh by its image's camera: it needs --estimate-camera")
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise ValueError(f"{self.output_dir}: --output-dir exists and is not a folder")
         run = load_run_config(self.load_config)
+        if self.overlay and run.method_name != "gansvr":
+            raise ValueError(f"--overlay draws each mesh by its image's camera, which a {run.method_name} run does not "
+                             "estimate (gansvr runs do)")
         grey_run = encoder_background(run) == "grey"
         camera = self.estimate_camera and run.method_name == "gansvr"
         if self.estimate_masks:  # about a second per 12-megapixel photo
@@ -458,11 +463,15 @@ def load_run_config(config_path: Path):
 def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
     """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
     default loads no views, "val" and "test" load the train views too."""
-    latest_checkpoint(relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir())
+    checkpoint = latest_checkpoint(relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir())
     from nerfstudio.utils.eval_utils import eval_setup
 
-    _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode,
-                                   update_config_callback=functools.partial(relocate_run, config_path=config_path))
+    try:
+        _, pipeline, _, _ = eval_setup(config_path, test_mode=test_mode,
+                                       update_config_callback=functools.partial(relocate_run, config_path=config_path))
+    except Exception:
+        read_checkpoint(checkpoint, torch.device("cpu"))  # a corrupt checkpoint is named in one line
+        raise
     return pipeline
 
 
@@ -488,6 +497,15 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path:
     return checkpoints[-1]
 
 
+def read_checkpoint(checkpoint: Path, device: torch.device) -> Tuple[Dict, int]:
+    """The pipeline state and step of a nerfstudio checkpoint; a corrupt or foreign file is a ValueError naming it."""
+    try:
+        loaded = torch.load(checkpoint, map_location=device, weights_only=False)
+        return loaded["pipeline"], loaded["step"]
+    except Exception as err:  # torch raises many error types for a corrupt or foreign file
+        raise ValueError(f"{checkpoint}: not a nerfstudio checkpoint ({err.__class__.__name__})") from None
+
+
 def model_from_checkpoint(config, checkpoint_dir: Path):
     """Set up a run's model without its dataset and load its latest checkpoint (on CUDA when available). What the
     model reads from the dataset at setup (the number of train cameras, the start shape) is in the checkpoint; the
@@ -496,11 +514,7 @@ def model_from_checkpoint(config, checkpoint_dir: Path):
 
     checkpoint = latest_checkpoint(checkpoint_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        loaded = torch.load(checkpoint, map_location=device, weights_only=False)
-        saved, step = loaded["pipeline"], loaded["step"]
-    except Exception as err:  # torch raises many error types for a corrupt or foreign file
-        raise ValueError(f"{checkpoint}: not a nerfstudio checkpoint ({err.__class__.__name__})") from None
+    saved, step = read_checkpoint(checkpoint, device)
     state = {key.removeprefix("module.")[len("_model."):]: value for key, value in saved.items()
              if key.removeprefix("module.").startswith("_model.")}
     per_camera = ("searched_rotations", "camera_optimizer.pose_adjustment", "uncertainty_field.view_embedding.weight")

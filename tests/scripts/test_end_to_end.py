@@ -1,6 +1,7 @@
 """End to end through the real command lines: ns-train gansvr -> gansvr-reconstruct -> gansvr-eval."""
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def test_reconstruct_rejects_bad_inputs(trained_run, tmp_path):
     for flags, message in (
         (["--output-dir", str(tmp_path / "o"), "--resolution", "4"], "--resolution 4: must be at least 8"),
         (["--output-dir", str(a_file)], f"{a_file}: --output-dir exists and is not a folder"),
+        (["--output-dir", str(tmp_path / "o"), "--format"], "--format: give at least one of ply, obj, glb"),
     ):
         result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(config), "--images", image,
                                  *flags], capture_output=True, text=True)
@@ -268,6 +270,13 @@ def test_a_run_copied_without_its_dataset_still_reconstructs(trained_run, tmp_pa
         tmp_path / "mine", "--resolution", "32", cwd=tmp_path)
     np.testing.assert_allclose(trimesh.load(tmp_path / "mine" / "photo.ply", force="mesh").vertices,
                                with_data.vertices, atol=1e-5)
+    # a checkpoint cut short (a copy interrupted), the dataset present: one line naming it
+    from gansvr_ns.scripts.reconstruct import load_pipeline
+
+    checkpoint = sorted((mine / "nerfstudio_models").glob("step-*.ckpt"))[-1]
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100_000])
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(checkpoint))}: not a nerfstudio checkpoint"):
+        load_pipeline(mine / "config.yml")
     shutil.rmtree(mine / "nerfstudio_models")
     result = subprocess.run([str(BIN / "gansvr-reconstruct"), "--load-config", str(mine / "config.yml"),
                              "--images", str(image), "--output-dir", str(tmp_path / "o")], capture_output=True,

@@ -354,6 +354,10 @@ def test_ns_train_gansvr_voxel_then_reconstruct(tmp_path):
     test_ids = reconstruct_test_split(config, data, out, cwd=tmp_path)
     summary = json.loads((out / "reconstruct.json").read_text())
     assert set(summary["meshes"]) == set(test_ids) | {"input"}
+    result = run(BIN / "gansvr-reconstruct", "--load-config", config, "--images", data / "ell_000" / "input.png",
+                 "--overlay", "--output-dir", tmp_path / "drawn", cwd=tmp_path, check=False)
+    assert result.returncode == 2 and not (tmp_path / "drawn").exists()  # it drew nothing and said nothing before
+    assert "--overlay draws each mesh by its image's camera, which a gansvr-voxel run does not" in result.stderr
 
     # without its dataset a gansvr-voxel run (whose mesh level depends on it) is refused in one line
     data.rename(tmp_path / "moved-away")
