@@ -9,6 +9,11 @@
   that gansvr does not have). `patch_nerfstudio_exporter` makes the first run on the CPU when CUDA is absent, and
   replaces the second, for gansvr models only, by vertex colours from the colour head (PLY, OBJ and GLB). Nothing
   of the exporter is copied: its functions are wrapped.
+- On gansvr runs `ns-export` checks its options as soon as the pipeline is built (`check_export_options`, before
+  the checkpoint is loaded and long before the extraction) and ends in one line naming the option instead of a
+  traceback or an inside-out mesh; a marching-cubes box without surface stops before an empty mesh file is
+  written; `ns-export cameras` writes the refined train poses; the subcommands that need what a gansvr model
+  lacks (pointcloud, poisson, tsdf, gaussian-splat) are refused up front. Other methods keep nerfstudio's ways.
 - `ns-viewer` (and `ns-train --vis viewer`) starts viser's camera inside the unit sphere, i.e. inside a gansvr
   object, and renders still frames at 512 px, which takes minutes per frame on a CPU. `patch_nerfstudio_viewer`
   starts every client's camera on an orbit around the object and, without CUDA, the "Max res" slider at
@@ -21,7 +26,7 @@ import contextlib
 import functools
 import sys
 from pathlib import Path
-from typing import Callable, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,8 +34,25 @@ import torch
 MARCHING_CUBES_MODULE = "nerfstudio.exporter.marching_cubes"
 TEXTURE_MODULE = "nerfstudio.exporter.texture_utils"
 EXPORTER_SCRIPT = "nerfstudio.scripts.exporter"
+EXPORTER_UTILS_MODULE = "nerfstudio.exporter.exporter_utils"
+PIPELINE_MODULE = "nerfstudio.pipelines.base_pipeline"
 MARCHING_CUBES_FN = "generate_mesh_with_multires_marching_cubes"
 TEXTURE_FN = "export_textured_mesh"
+CAMERA_POSES_FN = "collect_camera_poses"
+LOAD_PIPELINE_METHOD = ("VanillaPipeline", "load_pipeline")
+EXPORT_SUBCOMMANDS = {
+    "ExportPointCloud": "pointcloud",
+    "ExportTSDFMesh": "tsdf",
+    "ExportPoissonMesh": "poisson",
+    "ExportMarchingCubesMesh": "marching-cubes",
+    "ExportCameraPoses": "cameras",
+    "ExportGaussianSplat": "gaussian-splat",
+}
+"""`ns-export`'s option classes and their subcommand names."""
+GANSVR_EXPORTS = ("marching-cubes", "cameras")
+"""The `ns-export` subcommands that serve gansvr runs; the others need outputs or parts a gansvr model lacks."""
+MARCHING_CUBES_BLOCK = 512
+"""nerfstudio's marching cubes works in blocks of this many cells a side: `--resolution` is a multiple of it."""
 VIEWER_MODULE = "nerfstudio.viewer.viewer"
 MESH_STEM = "mesh"
 """The texture step writes `<output dir>/mesh.{ply,obj,glb}`, the name nerfstudio's own texture step uses."""
@@ -65,20 +87,23 @@ def patch_nerfstudio_exporter() -> None:
     `ns-export` imports its exporter modules before it discovers plugins, so calling this when the gansvr model
     module is imported covers `ns-export`. Code that imports the exporter later calls this again itself.
     """
-    if not torch.cuda.is_available():
-        _wrap(MARCHING_CUBES_MODULE, MARCHING_CUBES_FN, _on_cpu)
+    _wrap(PIPELINE_MODULE, LOAD_PIPELINE_METHOD[1], options_checked_first, owner=LOAD_PIPELINE_METHOD[0])
+    _wrap(MARCHING_CUBES_MODULE, MARCHING_CUBES_FN, gansvr_marching_cubes)
     _wrap(TEXTURE_MODULE, TEXTURE_FN, vertex_colors_instead_of_texture)
+    _wrap(EXPORTER_UTILS_MODULE, CAMERA_POSES_FN, refined_train_poses)
 
 
-def _wrap(module_name: str, name: str, make_wrapper: Callable[[Callable], Callable]) -> None:
-    """Replace `module.name` (and `ns-export`'s own imported reference to it) by `make_wrapper(original)`."""
+def _wrap(module_name: str, name: str, make_wrapper: Callable[[Callable], Callable], owner: str = "") -> None:
+    """Replace `module.name` (and `ns-export`'s own imported reference to it), or the method `module.owner.name`,
+    by `make_wrapper(original)`."""
     module = sys.modules.get(module_name)
-    original = getattr(module, name, None)
+    target = getattr(module, owner, None) if owner else module
+    original = getattr(target, name, None)
     if original is None or getattr(original, "__gansvr_wrapped__", False):
         return
     wrapper = functools.wraps(original)(make_wrapper(original))
     wrapper.__gansvr_wrapped__ = True
-    setattr(module, name, wrapper)
+    setattr(target, name, wrapper)
     script = sys.modules.get(EXPORTER_SCRIPT)
     if getattr(script, name, None) is original:  # `from ... import name` done before the patch
         setattr(script, name, wrapper)
@@ -97,14 +122,126 @@ def cuda_calls_stay_on_cpu() -> Iterator[None]:
         torch.Tensor.cuda = original
 
 
-def _on_cpu(original: Callable) -> Callable:
-    """`original`, run with `cuda_calls_stay_on_cpu`."""
+class ExportOptionError(SystemExit):
+    """`ns-export` options a gansvr run cannot serve: end the export with this one line instead of a traceback."""
 
-    def on_cpu(*args, **kwargs):
-        with cuda_calls_stay_on_cpu():
-            return original(*args, **kwargs)
 
-    return on_cpu
+def running_export() -> Tuple[Optional[Any], Optional[Any]]:
+    """The options of the running `ns-export` subcommand and its pipeline (None before `eval_setup` returns), or
+    (None, None) outside `ns-export`. nerfstudio keeps both only as locals of the subcommand's `main`, so they are
+    looked up on the call stack."""
+    exporter_class = getattr(sys.modules.get(EXPORTER_SCRIPT), "Exporter", None)
+    frame = sys._getframe(1)
+    while exporter_class is not None and frame is not None:
+        options = frame.f_locals.get("self")
+        if isinstance(options, exporter_class):
+            return options, frame.f_locals.get("pipeline")
+        frame = frame.f_back
+    return None, None
+
+
+def is_gansvr(pipeline) -> bool:
+    """Whether `pipeline` serves a gansvr model (the voxel method's runs and other methods' are left alone)."""
+    from gansvr_ns.model.gansvr_model import GanSvrModel
+
+    return isinstance(getattr(pipeline, "model", None), GanSvrModel)
+
+
+def check_export_options(options, scene_box: Optional[Sequence[Sequence[float]]] = None) -> None:
+    """Refuse, in one line (`ExportOptionError`), `ns-export` options that would fail late or write a wrong file on a
+    gansvr run: a subcommand outside `GANSVR_EXPORTS`, an `--output-dir` that is a file, and for marching cubes a
+    `--resolution` that is not a positive multiple of `MARCHING_CUBES_BLOCK`, a box whose min is not below its
+    max on every axis (nerfstudio would write the mesh inside out) or, given the run's `scene_box` (min and max
+    corner, where the object lies), a box that does not overlap it."""
+    command = EXPORT_SUBCOMMANDS.get(type(options).__name__, type(options).__name__)
+    prefix = f"gansvr: ns-export {command}"
+    if command not in GANSVR_EXPORTS:
+        raise ExportOptionError(
+            f"{prefix} is not supported for gansvr runs: use `ns-export marching-cubes` for the SDF mesh of an "
+            "instance, `ns-export cameras` for the refined train poses, or `gansvr-reconstruct` for meshes from images"
+        )
+    output_dir = Path(options.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ExportOptionError(f"{prefix}: --output-dir {output_dir} is a file, not a folder")
+    if command != "marching-cubes":
+        return
+    if options.resolution <= 0 or options.resolution % MARCHING_CUBES_BLOCK:
+        raise ExportOptionError(
+            f"{prefix}: --resolution must be a positive multiple of {MARCHING_CUBES_BLOCK}, got {options.resolution}"
+        )
+    low, high = tuple(options.bounding_box_min), tuple(options.bounding_box_max)
+    if len(low) != 3 or len(high) != 3 or not all(a < b for a, b in zip(low, high)):
+        raise ExportOptionError(
+            f"{prefix}: --bounding-box-min {_triple(low)} must be below --bounding-box-max {_triple(high)} on every "
+            "axis (a box given the other way round would give an inside-out mesh)"
+        )
+    if scene_box is not None and not all(a < hi and lo < b for a, b, lo, hi in zip(low, high, *scene_box)):
+        raise ExportOptionError(
+            f"{prefix}: the box from --bounding-box-min {_triple(low)} to --bounding-box-max {_triple(high)} lies "
+            f"outside the run's scene box ({_triple(scene_box[0])} to {_triple(scene_box[1])}) and holds no surface"
+        )
+
+
+def _triple(values) -> str:
+    return " ".join(f"{float(v):g}" for v in values)
+
+
+def options_checked_first(original: Callable) -> Callable:
+    """nerfstudio's `VanillaPipeline.load_pipeline`, preceded within `ns-export` on a gansvr pipeline by
+    `check_export_options`. `eval_setup` loads the checkpoint with it once the pipeline is built: the options are
+    checked before any extraction and before the subcommand's own checks (`eval_setup` itself cannot be wrapped: it
+    is still being imported when the plugin is)."""
+
+    def load_pipeline(self, *args, **kwargs):
+        options, _ = running_export()
+        if options is not None and is_gansvr(self):
+            check_export_options(options, self.model.scene_box.aabb.tolist())
+        return original(self, *args, **kwargs)
+
+    return load_pipeline
+
+
+def gansvr_marching_cubes(original: Callable) -> Callable:
+    """nerfstudio's marching cubes `original`, on the CPU when CUDA is absent (`cuda_calls_stay_on_cpu`); within an
+    `ns-export` of a gansvr run a mesh without faces ends the export in one line before the mesh file is written
+    (nerfstudio would write it empty and then fail in its decimation)."""
+
+    def marching_cubes(*args, **kwargs):
+        with contextlib.nullcontext() if torch.cuda.is_available() else cuda_calls_stay_on_cpu():
+            mesh = original(*args, **kwargs)
+        options, pipeline = running_export()
+        if len(mesh.faces) == 0 and options is not None and is_gansvr(pipeline):
+            raise ExportOptionError(
+                f"gansvr: ns-export marching-cubes: no surface of instance '{pipeline.model.selected_instance}' "
+                f"between --bounding-box-min {_triple(options.bounding_box_min)} and --bounding-box-max "
+                f"{_triple(options.bounding_box_max)} at --isosurface-threshold {options.isosurface_threshold:g}; "
+                "nothing written"
+            )
+        return mesh
+
+    return marching_cubes
+
+
+def refined_train_poses(original: Callable) -> Callable:
+    """nerfstudio's `collect_camera_poses` for other models; for gansvr models the train frames carry the refined
+    train poses (`GanSvrModel.refined_poses`: pose search, camera optimizer and pose network), in nerfstudio's
+    frame format, and the eval frames the dataset's poses, as nerfstudio's do."""
+
+    def collect_camera_poses(pipeline, *args, **kwargs) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+        if not is_gansvr(pipeline):
+            return original(pipeline, *args, **kwargs)
+        from nerfstudio.exporter.exporter_utils import collect_camera_poses_for_dataset
+
+        model, datamanager = pipeline.model, pipeline.datamanager
+        views = None
+        if model.pose_network is not None:
+            views = (datamanager.train_data.images, datamanager.train_data.masks)
+        refined = model.refined_poses(views).cpu()
+        filenames = datamanager.train_dataset.image_filenames
+        train = [{"file_path": str(path), "transform": pose.tolist()} for path, pose in zip(filenames, refined)]
+        return train, collect_camera_poses_for_dataset(datamanager.eval_dataset)
+
+    return collect_camera_poses
 
 
 def vertex_colors_instead_of_texture(original: Callable) -> Callable:

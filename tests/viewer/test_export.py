@@ -1,4 +1,5 @@
-"""`ns-export marching-cubes` on a CPU for a gansvr run, and the plugin's mesh files with vertex colours."""
+"""`ns-export` on a gansvr run: marching cubes on a CPU, the plugin's mesh files with vertex colours, the refined
+camera poses, and one-line refusals of options and subcommands a gansvr run cannot serve."""
 
 import json
 import os
@@ -8,7 +9,18 @@ import pytest
 import torch
 import trimesh
 
-from gansvr_ns.compat import cuda_calls_stay_on_cpu, patch_nerfstudio_exporter, vertex_colors_instead_of_texture
+from gansvr_ns import compat
+from gansvr_ns.compat import (
+    ExportOptionError,
+    check_export_options,
+    cuda_calls_stay_on_cpu,
+    gansvr_marching_cubes,
+    options_checked_first,
+    patch_nerfstudio_exporter,
+    refined_train_poses,
+    running_export,
+    vertex_colors_instead_of_texture,
+)
 from gansvr_ns.model.mesh import MESH_FORMATS, save_mesh
 from tests.viewer.conftest import BIN, run
 
@@ -57,14 +69,112 @@ def test_cuda_calls_stay_on_cpu_inside_the_block_only():
 
 
 def test_exporter_patch_is_installed_once():
-    from nerfstudio.exporter import marching_cubes, texture_utils
+    from nerfstudio.exporter import exporter_utils, marching_cubes, texture_utils
+    from nerfstudio.pipelines.base_pipeline import VanillaPipeline
+
+    def current():
+        return (marching_cubes.generate_mesh_with_multires_marching_cubes, texture_utils.export_textured_mesh,
+                exporter_utils.collect_camera_poses, VanillaPipeline.load_pipeline)
 
     patch_nerfstudio_exporter()
-    wrapped = (marching_cubes.generate_mesh_with_multires_marching_cubes, texture_utils.export_textured_mesh)
+    wrapped = current()
     patch_nerfstudio_exporter()
-    assert (marching_cubes.generate_mesh_with_multires_marching_cubes, texture_utils.export_textured_mesh) == wrapped
-    assert getattr(wrapped[0], "__gansvr_wrapped__", False) == (not torch.cuda.is_available())
-    assert wrapped[1].__gansvr_wrapped__ and wrapped[1].__name__ == "export_textured_mesh"
+    assert current() == wrapped
+    names = ("generate_mesh_with_multires_marching_cubes", "export_textured_mesh", "collect_camera_poses",
+             "load_pipeline")
+    assert all(fn.__gansvr_wrapped__ and fn.__name__ == name for fn, name in zip(wrapped, names))
+
+
+def export_options(command: str, output_dir, **options):
+    """The options object of `ns-export <command>`, as tyro builds it."""
+    from nerfstudio.scripts import exporter
+
+    classes = {name: cls for cls_name, name in compat.EXPORT_SUBCOMMANDS.items()
+               for cls in [getattr(exporter, cls_name)]}
+    return classes[command](load_config="config.yml", output_dir=output_dir, **options)
+
+
+def export_main(self, pipeline):
+    """Stands for a subcommand's `main` (its options are `self`, its pipeline a local) for `running_export`."""
+    return running_export()
+
+
+SCENE_BOX = [[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]
+
+
+@pytest.mark.parametrize("command, options, expected", [
+    ("marching-cubes", {"bounding_box_min": (1, 1, 1), "bounding_box_max": (-1, -1, -1)},
+     "--bounding-box-min 1 1 1 must be below --bounding-box-max -1 -1 -1 on every axis"),
+    ("marching-cubes", {"bounding_box_min": (-1, 0.5, -1), "bounding_box_max": (1, 0.5, 1)},
+     "--bounding-box-min -1 0.5 -1 must be below --bounding-box-max 1 0.5 1"),
+    ("marching-cubes", {"bounding_box_min": (0.5, 1, -1), "bounding_box_max": (2, 2, 1)}, "lies outside the run's"),
+    ("marching-cubes", {"resolution": 0}, "--resolution must be a positive multiple of 512, got 0"),
+    ("marching-cubes", {"resolution": 100}, "--resolution must be a positive multiple of 512, got 100"),
+    ("pointcloud", {}, "ns-export pointcloud is not supported for gansvr runs"),
+    ("poisson", {}, "ns-export poisson is not supported for gansvr runs"),
+    ("tsdf", {}, "ns-export tsdf is not supported for gansvr runs"),
+    ("gaussian-splat", {}, "ns-export gaussian-splat is not supported for gansvr runs"),
+])
+def test_export_options_a_gansvr_run_cannot_serve_are_refused(tmp_path, command, options, expected):
+    with pytest.raises(ExportOptionError) as refusal:
+        check_export_options(export_options(command, tmp_path, **options), SCENE_BOX)
+    message = str(refusal.value)
+    assert expected in message and "\n" not in message and message.startswith(f"gansvr: ns-export {command}")
+    if "not supported" in message:
+        assert "ns-export marching-cubes" in message and "gansvr-reconstruct" in message
+
+
+@pytest.mark.parametrize("command, good", [
+    ("marching-cubes", {"resolution": 1024, "bounding_box_min": (0.9, -2, 0.9), "bounding_box_max": (1.5, 2, 1)}),
+    ("cameras", {}),
+])
+def test_export_to_a_file_is_refused_and_good_options_pass(tmp_path, command, good):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ExportOptionError, match=f"ns-export {command}: --output-dir .*file is a file, not a folder"):
+        check_export_options(export_options(command, tmp_path / "file"), SCENE_BOX)
+    check_export_options(export_options(command, tmp_path / "new"), SCENE_BOX)
+    check_export_options(export_options(command, tmp_path, **good), SCENE_BOX)
+
+
+def test_running_export_finds_the_subcommands_options_on_the_stack(tmp_path):
+    options = export_options("cameras", tmp_path)
+    assert export_main(options, "pipeline") == (options, "pipeline")
+    assert running_export() == (None, None)
+
+
+def test_other_methods_keep_nerfstudios_export(tmp_path):
+    """Outside gansvr runs the wrappers hand everything to nerfstudio unchanged, bad options included."""
+    calls = []
+    pipeline = type("Pipeline", (), {"model": torch.nn.Linear(1, 1)})()
+    load = options_checked_first(lambda self, *args: calls.append(("load", self, args)))
+    poses = refined_train_poses(lambda *args: calls.append(("poses", args)))
+    empty = trimesh.Trimesh()
+    extract = gansvr_marching_cubes(lambda **kwargs: empty)
+
+    def main(self):  # `pipeline` is one of its (free) variables, as in nerfstudio's `main`
+        load(pipeline, {"state": 1}, 3)
+        poses(pipeline)
+        return extract(resolution=0)
+
+    inverted = export_options("marching-cubes", tmp_path, bounding_box_min=(1, 1, 1), bounding_box_max=(0, 0, 0))
+    assert main(inverted) is empty and extract(resolution=0) is empty
+    assert calls == [("load", pipeline, ({"state": 1}, 3)), ("poses", (pipeline,))]
+
+
+def test_empty_marching_cubes_mesh_of_a_gansvr_export_is_refused(tmp_path, monkeypatch):
+    """A box that overlaps the scene box but holds no surface stops before nerfstudio writes the mesh."""
+    monkeypatch.setattr(compat, "is_gansvr", lambda pipeline: True)
+    pipeline = type("Pipeline", (), {"model": type("Model", (), {"selected_instance": "car_0004"})()})()
+    options = export_options("marching-cubes", tmp_path, bounding_box_min=(0.9, 0.9, 0.9))
+    sphere = trimesh.creation.icosphere(subdivisions=1)
+
+    def main(self, pipeline, mesh: trimesh.Trimesh):
+        return gansvr_marching_cubes(lambda **kwargs: mesh)(resolution=512)
+
+    with pytest.raises(ExportOptionError, match="no surface of instance 'car_0004' between --bounding-box-min "
+                                                "0.9 0.9 0.9 and --bounding-box-max 1 1 1 at --isosurface-threshold 0"):
+        main(options, pipeline, trimesh.Trimesh())
+    assert main(options, pipeline, sphere) is sphere
 
 
 def test_texture_step_of_other_models_is_nerfstudios(tmp_path):
@@ -107,3 +217,42 @@ def test_ns_export_names_an_unknown_instance_in_one_line(tiny_run, tmp_path):
     (message,) = [line for line in result.stderr.splitlines() if "no_such_car" in line]
     assert "unknown instance 'no_such_car'" in message and first_test in message  # the bad id and valid ones
     assert not (tmp_path / "out" / "sdf_marching_cubes_mesh.ply").exists()
+
+
+def refused_in_one_line(result, *fragments: str) -> str:
+    """The one stderr line of a refused `ns-export`, after checking the exit code and that no traceback shows."""
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("gansvr: ns-export")]
+    assert all(fragment in line for fragment in fragments), line
+    return line
+
+
+@pytest.mark.parametrize("box, expected", [
+    (("1", "1", "1", "-1", "-1", "-1"), "--bounding-box-min 1 1 1 must be below --bounding-box-max -1 -1 -1"),
+    (("5", "5", "5", "6", "6", "6"), "--bounding-box-min 5 5 5 to --bounding-box-max 6 6 6 lies outside"),
+])
+def test_ns_export_refuses_an_inverted_or_empty_box_in_one_line(tiny_run, tmp_path, box, expected):
+    work, _, config = tiny_run
+    out = tmp_path / "out"
+    result = run(BIN / "ns-export", "marching-cubes", "--load-config", config, "--output-dir", out,
+                 "--resolution", "512", "--bounding-box-min", *box[:3], "--bounding-box-max", *box[3:],
+                 cwd=work, check=False)
+    refused_in_one_line(result, expected)
+    assert "Extracting mesh" not in result.stdout  # refused before the extraction
+    assert not out.exists() or not list(out.iterdir())  # no mesh file, empty or not
+
+
+def test_ns_export_cameras_writes_the_refined_train_poses(tiny_run, tmp_path):
+    work, data, config = tiny_run
+    run(BIN / "ns-export", "cameras", "--load-config", config, "--output-dir", tmp_path, cwd=work)
+    splits = json.loads((data / "dataset.json").read_text())["splits"]
+    for file_name, instances in [("transforms_train.json", splits["train"]), ("transforms_eval.json", splits["val"])]:
+        frames = {frame["file_path"]: np.array(frame["transform"])
+                  for frame in json.loads((tmp_path / file_name).read_text())}
+        rough = {str(data / instance / view["file"]): np.array(view["transform_matrix"])[:3]
+                 for instance in instances
+                 for view in json.loads((data / instance / "cameras.json").read_text())["views"]}
+        assert sorted(frames) == sorted(rough)
+        for path, pose in frames.items():
+            np.testing.assert_allclose(pose[:, :3] @ pose[:, :3].T, np.eye(3), atol=1e-4)
+            np.testing.assert_allclose(pose, rough[path], atol=0.05)  # six steps move the poses little
