@@ -103,6 +103,22 @@ class DataError(SystemExit):
     """Bad input data: ends `ns-train` and the other tools with this one line instead of a traceback."""
 
 
+def check_sampling(config: GanSvrDataManagerConfig) -> None:
+    """A ValueError naming the option when the ray sampling's settings draw nothing or out of range."""
+    option = "--pipeline.datamanager.{}".format
+    for name in ("instances_per_batch", "views_per_instance", "rays_per_view"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{option(name.replace('_', '-'))} must be at least 1, got {getattr(config, name)}")
+    if config.object_box_margin < 0:
+        raise ValueError(f"{option('object-box-margin')} must be 0 or more, got {config.object_box_margin}")
+    for name in ("object_ray_fraction", "edge_ray_fraction"):
+        if not 0.0 <= getattr(config, name) <= 1.0:
+            raise ValueError(f"{option(name.replace('_', '-'))} must be within [0, 1], got {getattr(config, name)}")
+    if config.edge_ray_fraction > 0 and config.object_ray_fraction + config.edge_ray_fraction > 1.0:
+        raise ValueError(f"object_ray_fraction ({config.object_ray_fraction}) + edge_ray_fraction "
+                         f"({config.edge_ray_fraction}) must be at most 1")
+
+
 def view_tensors(
     images: Tensor, masks: Tensor, device: torch.device | str
 ) -> Tuple[Float[Tensor, "num_views 3 height width"], Float[Tensor, "num_views 1 height width"]]:
@@ -319,6 +335,7 @@ class GanSvrDataManager(DataManager):
         self.eval_ray_generator = RayGenerator(self.eval_dataset.cameras.to(device))
 
     def _load(self, config: GanSvrDataManagerConfig, test_mode: str) -> None:
+        check_sampling(config)
         self.dataparser = config.dataparser.setup()
         self.includes_time = False
         self.train_dataparser_outputs = self.dataparser.get_dataparser_outputs(split="train")
@@ -333,11 +350,6 @@ class GanSvrDataManager(DataManager):
             grey = config.condition_background == "grey"
             self.train_data = load_split(self.train_dataset, "Loading train views", grey)
             if config.edge_ray_fraction > 0:
-                if config.object_ray_fraction + config.edge_ray_fraction > 1.0:
-                    raise ValueError(
-                        f"object_ray_fraction ({config.object_ray_fraction}) + edge_ray_fraction "
-                        f"({config.edge_ray_fraction}) must be at most 1"
-                    )
                 self.train_data.edges = edge_pixels(self.train_data.masks, config.edge_band)
             self.eval_data = load_split(self.eval_dataset, "Loading eval views", grey)
             # the model may start its SDF from these; a loaded run keeps them in its checkpoint instead

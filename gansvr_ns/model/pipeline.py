@@ -13,7 +13,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineC
 from nerfstudio.utils import writer
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from gansvr_ns.data.datamanager import GanSvrDataManagerConfig
+from gansvr_ns.data.datamanager import DataError, GanSvrDataManagerConfig
 from gansvr_ns.memory import keep_freed_memory
 from gansvr_ns.model.gansvr_model import GanSvrModelConfig
 
@@ -56,6 +56,19 @@ class GanSvrPipeline(VanillaPipeline):
         if self.device.type == "cpu":
             if config.keep_freed_memory:
                 keep_freed_memory()
+
+    def load_pipeline(self, loaded_state: Dict[str, torch.Tensor], step: int) -> None:
+        """nerfstudio's, after a check that the checkpoint's tensors have this run's shapes: one resumed
+        (`--load-dir`) on another dataset or with other model settings ends in one line (`DataError`) instead of
+        torch's list of size mismatches."""
+        own = self.state_dict()
+        for key, value in loaded_state.items():
+            name = key.removeprefix("module.")
+            if name in own and hasattr(value, "shape") and value.shape != own[name].shape:
+                raise DataError(
+                    f"gansvr: the checkpoint loaded does not fit this run: its {name} has shape {list(value.shape)}, "
+                    f"this run's {list(own[name].shape)} (trained on another dataset, or with other model settings)")
+        super().load_pipeline(loaded_state, step)
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
         callbacks = super().get_training_callbacks(attributes)

@@ -217,3 +217,18 @@ def test_edge_rays_replace_the_last_uniform_rays_of_each_view(ellipsoids):
     config = GanSvrDataManagerConfig(data=ellipsoids, object_ray_fraction=0.8, edge_ray_fraction=0.3)
     with pytest.raises(DataError, match="edge_ray_fraction"):
         config.setup(device="cpu", test_mode="val")
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"instances_per_batch": 0}, "--pipeline.datamanager.instances-per-batch must be at least 1, got 0"),
+    ({"views_per_instance": 0}, "--pipeline.datamanager.views-per-instance must be at least 1, got 0"),
+    ({"rays_per_view": -2}, "--pipeline.datamanager.rays-per-view must be at least 1, got -2"),
+    ({"object_box_margin": -50}, "--pipeline.datamanager.object-box-margin must be 0 or more, got -50"),
+    ({"object_ray_fraction": 1.5}, r"--pipeline.datamanager.object-ray-fraction must be within \[0, 1\], got 1.5"),
+    ({"edge_ray_fraction": -0.1}, r"--pipeline.datamanager.edge-ray-fraction must be within \[0, 1\], got -0.1"),
+])
+def test_sampling_settings_that_draw_nothing_or_out_of_range_are_one_line(ellipsoids, setting, message):
+    from gansvr_ns.data.datamanager import DataError, GanSvrDataManagerConfig
+
+    with pytest.raises(DataError, match=f"^gansvr: {message}$"):
+        GanSvrDataManagerConfig(data=ellipsoids, **setting).setup(device="cpu", test_mode="val")

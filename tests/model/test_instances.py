@@ -3,6 +3,7 @@ frames encode the selection once per request and training step, held-out renderi
 viewer's "uncertainty" output in each uncertainty mode."""
 
 import json
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -155,3 +156,17 @@ def test_viewer_uncertainty_of_the_field_is_rendered(ellipsoids):
 def test_viewer_has_no_uncertainty_without_a_model_of_it(ellipsoids):
     outputs = render_non_square(tiny_pipeline(ellipsoids, "gansvr", uncertainty="none"))
     assert set(outputs) >= {"rgb", "normals", "depth", "accumulation"} and "uncertainty" not in outputs
+
+
+def test_a_checkpoint_of_other_shapes_is_refused_in_one_line(ellipsoids):
+    from tests.conftest import small_training_pipeline
+
+    pipeline = small_training_pipeline(ellipsoids)
+    state = {f"module.{key}": value.clone() for key, value in pipeline.state_dict().items()}
+    pipeline.load_pipeline(state, step=3)  # its own shapes load
+    key = next(key for key in state if key.endswith("searched_rotations"))
+    state[key] = state[key][:2]  # as from a dataset with 2 train views
+    expected = list(pipeline.state_dict()[key.removeprefix("module.")].shape)
+    message = rf"^gansvr: the checkpoint loaded does not fit this run: its {re.escape(key[7:])} has shape \[2, 3, 3\], "
+    with pytest.raises(DataError, match=message + re.escape(f"this run's {expected}")):
+        pipeline.load_pipeline(state, step=3)
