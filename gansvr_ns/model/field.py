@@ -87,7 +87,8 @@ class SDFFieldConfig:
     implementation: Literal["auto", "tcnn", "torch"] = "auto"
     """Hash grid backend: tiny-cuda-nn when it imports (auto), or pure torch."""
     base_grid_resolution: int = 48
-    """Cells per axis of the signed distance grid a field may start from (see `set_base_grid`)."""
+    """Cells per axis of the signed distance grid a field may start from (see `set_base_grid`). The start shape that
+    ns-train gives it (the mean visual hull) is carved at 48 cells a side and resampled to this."""
     latent_grid_resolution: int = 0
     """Cells per axis of a coarse signed distance offset grid decoded linearly from the latent and added to the
     SDF (0: none). Each cell then moves with the latent on its own, where the MLP's residual must bend one shared
@@ -326,10 +327,12 @@ class ConditionedSDFField(nn.Module):
         return (scaled - 1.0) * self.init_axes.min()
 
     def set_base_grid(self, grid: Float[Tensor, "res res res"]) -> None:
-        """Start from the shape of a signed distance grid over [-1, 1]^3 (cell-centred; kept in checkpoints)."""
+        """Start from the shape of a signed distance grid over [-1, 1]^3 (cell-centred; kept in checkpoints),
+        resampled to `base_grid_resolution` cells a side where it has another size."""
         res = self.config.base_grid_resolution
-        if tuple(grid.shape) != (res, res, res):
-            raise ValueError(f"base grid must be {res}^3 (sdf_field.base_grid_resolution), got {tuple(grid.shape)}")
+        if tuple(grid.shape) != (res, res, res):  # resampled, cell centres to cell centres
+            grid = nn.functional.interpolate(grid[None, None].float(), size=(res, res, res), mode="trilinear",
+                                             align_corners=False)[0, 0]
         self.base_grid.copy_(grid)
         self.use_base_grid.fill_(True)
 

@@ -221,12 +221,54 @@ def geometric_ramp(bounds: Tuple[float, float], step: int, ramp_steps: int) -> f
     return lo * (hi / lo) ** t
 
 
+def check_model_config(cfg: GanSvrModelConfig) -> None:
+    """End the program in one line naming the option (`DataError`) when a setting of the model could only crash
+    partway through training or train on NaN: a size or count too small to build or sample with, or a scale that
+    must be positive."""
+    from gansvr_ns.data.datamanager import DataError
+
+    field_cfg = cfg.sdf_field
+    least = {
+        "num-samples": (cfg.num_samples, 2), "num-upsample-steps": (cfg.num_upsample_steps, 1),
+        "latent-dim": (cfg.latent_dim, 2), "encoder-input-size": (cfg.encoder_input_size, 8),
+        "eval-num-rays-per-chunk": (cfg.eval_num_rays_per_chunk, 1),
+        "pose-search-resolution": (cfg.pose_search_resolution, 2),
+        "pose-search-image-size": (cfg.pose_search_image_size, 0),
+        "hull-prior-points": (cfg.hull_prior_points, 2),
+        "sdf-field.hidden-dim": (field_cfg.hidden_dim, 1), "sdf-field.num-layers": (field_cfg.num_layers, 1),
+        "sdf-field.color-layers": (field_cfg.color_layers, 1),
+        "sdf-field.color-hidden-dim": (field_cfg.color_hidden_dim, 1),
+        "sdf-field.base-grid-resolution": (field_cfg.base_grid_resolution, 2),
+    }
+    positive = {
+        "latent-contrast-temperature": cfg.latent_contrast_temperature, "sigma-min": cfg.sigma_min,
+        "pose-search-span": cfg.pose_search_span, "sdf-silhouette-alpha": min(cfg.sdf_silhouette_alpha),
+        "sdf-field.softplus-beta": field_cfg.softplus_beta, "sdf-field.init-radius": field_cfg.init_radius,
+    }
+    problems = [f"--pipeline.model.{name} must be at least {low}, got {value}"
+                for name, (value, low) in least.items() if value < low]
+    problems += [f"--pipeline.model.{name} must be positive, got {value:g}"
+                 for name, value in positive.items() if not value > 0]
+    if cfg.num_samples_importance < 1 or cfg.num_samples_importance % max(cfg.num_upsample_steps, 1):
+        problems.append("--pipeline.model.num-samples-importance must be a positive multiple of --pipeline.model."
+                        f"num-upsample-steps ({cfg.num_upsample_steps}), got {cfg.num_samples_importance}")
+    if field_cfg.latent_grid_resolution == 1 or field_cfg.latent_grid_resolution < 0:
+        problems.append("--pipeline.model.sdf-field.latent-grid-resolution must be 0 (no grid) or at least 2, got "
+                        f"{field_cfg.latent_grid_resolution}")
+    if cfg.mask_uncertainty != "off" and cfg.uncertainty != "image":
+        problems.append(f"--pipeline.model.mask-uncertainty {cfg.mask_uncertainty} comes from the image uncertainty "
+                        f"head: it needs --pipeline.model.uncertainty image, not {cfg.uncertainty}")
+    if problems:
+        raise DataError(f"gansvr: {problems[0]}")
+
+
 class GanSvrModel(InstanceSelection, Model):
     """See the module docstring."""
 
     config: GanSvrModelConfig
 
     def populate_modules(self):
+        check_model_config(self.config)
         super().populate_modules()
         cfg = self.config
         self.encoder = setup_encoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm,
@@ -262,6 +304,7 @@ class GanSvrModel(InstanceSelection, Model):
         self.sdf_silhouette_alpha = geometric_ramp(cfg.sdf_silhouette_alpha, 0, cfg.sdf_silhouette_ramp_steps)
         self._batch_code: Optional[LatentCode] = None
         self._batch_latents: Optional[Tensor] = None
+        self._image_latents: Optional[Tensor] = None
         self._second_latents: Optional[Tensor] = None
         """Latents of the training batch's second images (`condition`), for the consistency and contrast terms."""
         metadata = self.kwargs.get("metadata") or {}
@@ -315,6 +358,7 @@ class GanSvrModel(InstanceSelection, Model):
                 latents, self._second_latents = self.encode(images), self.encode_second(second_images)
         else:
             latents = self.encode(images)
+        self._image_latents = latents  # the encoder's, which the real-image alignment compares with real photos'
         self._encoder_latents = self._code_targets = None
         if self.instance_codes is not None and instances is not None and self.training:
             self._encoder_latents = latents
@@ -555,7 +599,7 @@ class GanSvrModel(InstanceSelection, Model):
                 )
             self.camera_optimizer.get_loss_dict(loss_dict)
             if self.alignment is not None and "real_images" in batch:
-                loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._batch_latents, batch))
+                loss_dict.update(alignment_losses(self.alignment, cfg, self.encode, self._image_latents, batch))
             if self._encoder_latents is not None:
                 loss_dict["code_regression"] = cfg.code_regression_mult * self.code_regression()
             elif cfg.latent_variance_mult > 0 and cfg.condition_mode == "per_image" and len(self._batch_latents) > 1:

@@ -48,6 +48,12 @@ class GanSvrPipeline(VanillaPipeline):
     config: GanSvrPipelineConfig
 
     def __init__(self, config: GanSvrPipelineConfig, *args, **kwargs):
+        if config.num_eval_images < 1:
+            raise DataError(f"gansvr: --pipeline.num-eval-images must be at least 1, got {config.num_eval_images}")
+        if getattr(config.model, "hull_prior_mult", 0.0) > 0.0 and config.datamanager.instance_hull_resolution < 2:
+            raise DataError("gansvr: --pipeline.model.hull-prior-mult needs the instances' hulls: "
+                            "--pipeline.datamanager.instance-hull-resolution must be at least 2, got "
+                            f"{config.datamanager.instance_hull_resolution}")
         if getattr(config.model, "hull_prior_mult", 0.0) <= 0.0:  # nobody reads the per-instance hulls: skip carving
             config = replace(config, datamanager=replace(config.datamanager, instance_hull_resolution=0))
         if config.flush_denormals:
@@ -152,6 +158,6 @@ class GanSvrPipeline(VanillaPipeline):
         for key in rows[0]:
             values = torch.tensor([r[key] for r in rows])
             result[key] = float(values.mean())
-            if get_std:
-                result[f"{key}_std"] = float(values.std())
+            if get_std:  # the spread of one view is 0, not torch's NaN (which strict JSON cannot hold)
+                result[f"{key}_std"] = float(values.std()) if len(values) > 1 else 0.0
         return result

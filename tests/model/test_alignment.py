@@ -83,3 +83,25 @@ def test_training_step_with_real_images(ellipsoids: Path, tmp_path):
     sum(losses.values()).backward()
     assert pipeline.model.alignment.discriminator[0].weight.grad.abs().sum() > 0
     assert "alignment" in pipeline.get_param_groups()
+
+
+def test_with_instance_codes_the_alignment_reads_the_encoders_latents_not_the_codes(ellipsoids, tmp_path, monkeypatch):
+    import gansvr_ns.model.gansvr_model as gansvr_model
+
+    real = tmp_path / "real"
+    real.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(real / "0.png")
+    config = gansvr_config()
+    config.pipeline.datamanager.data = ellipsoids
+    config.pipeline.datamanager.real_images = real
+    config.pipeline.datamanager.rays_per_view = 8
+    config.pipeline.model.num_samples = config.pipeline.model.num_samples_importance = 8
+    config.pipeline.model.instance_codes = True  # the rays are rendered with free codes, not the encoder's latents
+    pipeline = config.pipeline.setup(device="cpu", test_mode="val")
+    seen = []
+    original = gansvr_model.alignment_losses
+    monkeypatch.setattr(gansvr_model, "alignment_losses", lambda *args: seen.append(args[3]) or original(*args))
+    pipeline.get_train_loss_dict(step=0)
+    model = pipeline.model
+    assert len(seen) == 1 and seen[0] is model._image_latents
+    assert not torch.allclose(model._image_latents, model._batch_latents)

@@ -138,7 +138,7 @@ def test_field_starts_from_the_given_ellipsoid_and_keeps_it_in_its_state():
     assert torch.equal(restored.init_axes, torch.tensor([0.8, 0.4, 0.3]))
 
 
-def test_field_starts_from_a_base_grid_of_its_resolution_only():
+def test_field_starts_from_a_base_grid_resampled_to_its_resolution():
     from gansvr_ns.data.hull import grid_points
 
     config = SDFFieldConfig(use_hash_grid=False, base_grid_resolution=16)
@@ -149,8 +149,10 @@ def test_field_starts_from_a_base_grid_of_its_resolution_only():
     probe = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.6]])
     # between cell centres the interpolated box SDF is exact up to the half-cell offset of the centres (1/16)
     assert torch.allclose(field.sdf(probe, code)[:, 0], torch.tensor([-0.3 + 1 / 16, 0.3]), atol=0.01)
-    with pytest.raises(ValueError, match="16\\^3"):
-        field.set_base_grid(torch.zeros(8, 8, 8))
+    coarse = (grid_points(8).abs() - torch.tensor([0.7, 0.3, 0.3])).max(dim=-1).values.reshape(8, 8, 8)
+    field.set_base_grid(coarse)  # another size is resampled to the field's own
+    assert field.base_grid.shape == (16, 16, 16)
+    assert torch.allclose(field.sdf(probe, code)[:, 0], torch.tensor([-0.3 + 1 / 8, 0.3]), atol=0.03)
 
 
 def test_latent_grid_starts_at_zero_moves_with_the_latent_and_broadcasts_per_ray():

@@ -170,3 +170,52 @@ def test_a_checkpoint_of_other_shapes_is_refused_in_one_line(ellipsoids):
     message = rf"^gansvr: the checkpoint loaded does not fit this run: its {re.escape(key[7:])} has shape \[2, 3, 3\], "
     with pytest.raises(DataError, match=message + re.escape(f"this run's {expected}")):
         pipeline.load_pipeline(state, step=3)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"num_samples": 1}, "--pipeline.model.num-samples must be at least 2, got 1"),
+    ({"num_samples_importance": 0}, "--pipeline.model.num-samples-importance must be a positive multiple of"),
+    ({"num_samples_importance": 3}, r"num-upsample-steps \(2\), got 3"),
+    ({"num_upsample_steps": 0}, "--pipeline.model.num-upsample-steps must be at least 1, got 0"),
+    ({"latent_dim": 1}, "--pipeline.model.latent-dim must be at least 2, got 1"),
+    ({"pose_search_resolution": 1}, "--pipeline.model.pose-search-resolution must be at least 2, got 1"),
+    ({"pose_search_span": -5.0}, "--pipeline.model.pose-search-span must be positive, got -5"),
+    ({"latent_contrast_temperature": 0.0}, "--pipeline.model.latent-contrast-temperature must be positive, got 0"),
+    ({"sdf_silhouette_alpha": (0.0, 0.0)}, "--pipeline.model.sdf-silhouette-alpha must be positive, got 0"),
+    ({"sigma_min": -1.0}, "--pipeline.model.sigma-min must be positive, got -1"),
+    ({"sdf_field": {"num_layers": 0}}, "--pipeline.model.sdf-field.num-layers must be at least 1, got 0"),
+    ({"sdf_field": {"softplus_beta": 0.0}}, "--pipeline.model.sdf-field.softplus-beta must be positive, got 0"),
+    ({"sdf_field": {"latent_grid_resolution": 1}}, "latent-grid-resolution must be 0 \\(no grid\\) or at least 2"),
+    ({"uncertainty": "none", "mask_uncertainty": "pixel"}, "it needs --pipeline.model.uncertainty image, not none"),
+])
+def test_model_settings_that_cannot_train_are_refused_in_one_line(settings, message):
+    from dataclasses import replace
+
+    from gansvr_ns.model.field import SDFFieldConfig
+    from gansvr_ns.model.gansvr_model import GanSvrModelConfig, check_model_config
+
+    check_model_config(GanSvrModelConfig())  # the defaults pass
+    settings = dict(settings)
+    field_settings = settings.pop("sdf_field", {})
+    config = replace(GanSvrModelConfig(), sdf_field=SDFFieldConfig(**field_settings), **settings)
+    with pytest.raises(DataError, match=f"^gansvr: .*{message}"):
+        check_model_config(config)
+
+
+def test_pipeline_settings_that_cannot_train_or_evaluate_are_refused_in_one_line(ellipsoids):
+    from tests.conftest import small_training_pipeline
+
+    def no_eval_images(config):
+        config.pipeline.num_eval_images = 0
+
+    def prior_without_hulls(config):
+        config.pipeline.model.hull_prior_mult = 1.0
+        config.pipeline.datamanager.instance_hull_resolution = 0
+
+    with pytest.raises(DataError, match="^gansvr: --pipeline.num-eval-images must be at least 1, got 0$"):
+        small_training_pipeline(ellipsoids, no_eval_images)
+    with pytest.raises(DataError, match="instance-hull-resolution must be at least 2, got 0$"):
+        small_training_pipeline(ellipsoids, prior_without_hulls)
+    pipeline = small_training_pipeline(ellipsoids, lambda config: setattr(config.pipeline, "num_eval_images", 1))
+    metrics = pipeline.get_average_eval_image_metrics(get_std=True)
+    assert all(metrics[key] == 0.0 for key in metrics if key.endswith("_std"))  # one view: no spread, not NaN
