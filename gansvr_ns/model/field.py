@@ -33,13 +33,15 @@ def tcnn_available() -> bool:
 
 
 def resolve_implementation(choice: Literal["auto", "tcnn", "torch"]) -> Literal["tcnn", "torch"]:
-    """`auto` picks tcnn when it is usable and torch otherwise; asking for tcnn without it is an error."""
+    """`auto` picks tcnn when it is usable and torch otherwise; asking for tcnn without it is an error (`DataError`)."""
     if choice == "auto":
         return "tcnn" if tcnn_available() else "torch"
     if choice == "tcnn" and not tcnn_available():
-        raise RuntimeError(
-            "sdf_field.implementation='tcnn' needs tinycudann and a CUDA GPU (pip install '.[cuda]'); "
-            "use 'torch' or 'auto' on this machine"
+        from gansvr_ns.data.datamanager import DataError  # one line in ns-train, not a traceback
+
+        raise DataError(
+            "gansvr: --pipeline.model.sdf-field.implementation tcnn needs tinycudann and a CUDA GPU "
+            "(pip install '.[cuda]'); use torch or auto on this machine"
         )
     return choice
 

@@ -91,7 +91,9 @@ def test_implementation_selection(monkeypatch):
     assert resolve_implementation("torch") == "torch"
     monkeypatch.setattr(field_module, "tcnn_available", lambda: False)
     assert resolve_implementation("auto") == "torch"
-    with pytest.raises(RuntimeError, match="tinycudann"):
+    from gansvr_ns.data.datamanager import DataError
+
+    with pytest.raises(DataError, match="^gansvr: --pipeline.model.sdf-field.implementation tcnn needs tinycudann"):
         resolve_implementation("tcnn")
     monkeypatch.setattr(field_module, "tcnn_available", lambda: True)
     assert resolve_implementation("auto") == "tcnn"
