@@ -248,9 +248,7 @@ def vertex_colors_instead_of_texture(original: Callable) -> Callable:
     """nerfstudio's texture step `original` for other models; `write_vertex_colored_mesh` for gansvr models."""
 
     def export_textured_mesh(mesh, pipeline, output_dir: Path, *args, **kwargs):
-        from gansvr_ns.model.gansvr_model import GanSvrModel
-
-        if not isinstance(pipeline.model, GanSvrModel):
+        if not is_gansvr(pipeline):
             return original(mesh, pipeline, output_dir, *args, **kwargs)
         return write_vertex_colored_mesh(mesh.vertices, mesh.faces, pipeline.model, Path(output_dir))
 

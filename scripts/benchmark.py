@@ -92,23 +92,19 @@ BIN = Path(sys.executable).parent
 def check_run_config(config: Path) -> None:
     """A ValueError naming the file unless `config` is a gansvr (or gansvr-voxel) run's config.yml with a
     checkpoint, as `load_pipeline` will want it."""
-    from gansvr_ns.scripts.reconstruct import latest_checkpoint, load_run_config, relocate_run
+    from gansvr_ns.scripts.reconstruct import run_checkpoint
 
-    latest_checkpoint(relocate_run(load_run_config(config), config).get_checkpoint_dir())
+    run_checkpoint(config)
 
 
 def check_output(path: Optional[Path], option: str, folder: bool = False) -> None:
     """A ValueError naming the path when a file (`folder`: a folder) cannot be made at `path`: a folder (a file) is
     there, or the nearest existing folder above it is a file or not writable. None is a default, not checked."""
+    from gansvr_ns.scripts import check_output_path
+
     if path is None:
         return
-    if path.is_dir() and not folder:
-        raise ValueError(f"{path}: {option} is a folder, not a file")
-    if path.exists() and not path.is_dir() and folder:
-        raise ValueError(f"{path}: {option} is a file, not a folder")
-    existing = next(parent for parent in path.absolute().parents if parent.exists())
-    if not existing.is_dir():
-        raise ValueError(f"{existing}: a file, so {option} {path} cannot be written below it")
+    existing = check_output_path(path, option, folder)
     if not path.exists() and not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"{existing}: not writable, so {option} {path} cannot be written")
 

@@ -334,6 +334,13 @@ def _has_transparency(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
 
+def _alpha(img: Image.Image) -> Optional[np.ndarray]:
+    """The alpha channel (H, W, uint8) of an image with transparency, `oriented`; None for one without."""
+    if not _has_transparency(img):
+        return None
+    return np.asarray(oriented(img).convert("RGBA"))[..., 3]
+
+
 def _is_deep(img: Image.Image) -> bool:
     """A one-channel image of more than 8 bits per pixel (16-bit and 32-bit integer, or float), which PIL's
     `convert` would clip to 255 rather than scale."""
@@ -389,10 +396,10 @@ def load_mask(path: Path, zero_one: bool = False) -> np.ndarray:
     user's own mask) 1 is object; otherwise (a dataset's, whose format says 0/255) it is a FormatError that says so,
     where it would read as empty."""
     with open_image(path, "mask") as img:
-        img = oriented(img)
-        alpha = np.asarray(img.convert("RGBA"))[..., 3] if _has_transparency(img) else None
+        alpha = _alpha(img)
         if alpha is not None and alpha.min() < 255:
             return alpha > 127
+        img = oriented(img)
         if img.mode.startswith("I;16"):
             raw = np.asarray(img)
             mask = raw > 127 if raw.max(initial=0) <= 255 else _levels(img) > 0.5
@@ -413,9 +420,10 @@ def load_alpha_mask(path: Path) -> Optional[np.ndarray]:
     image without transparency, or whose alpha channel is opaque everywhere (as many RGBA files are): that marks no
     object."""
     with open_image(path) as img:
-        if not _has_transparency(img):
-            return None
-        mask = np.asarray(oriented(img).convert("RGBA"))[..., 3] > 127
+        alpha = _alpha(img)
+    if alpha is None:
+        return None
+    mask = alpha > 127
     return None if mask.all() else mask
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import torch
 import torchvision
 from jaxtyping import Float
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from gansvr_ns.model.instances import ImageConditionedModelConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,14 +66,14 @@ class ImageEncoder(nn.Module):
         return self.head(features.float())
 
 
-def setup_encoder(latent_dim: int, input_size: int, weights_path: Optional[Path], norm: Literal["group", "batch"],
-                  precision: Literal["float32", "bfloat16"] = "float32") -> ImageEncoder:
-    """A model's `ImageEncoder`; a weights file that is missing or not ResNet-18's ends the program (`ns-train`) with
-    one line naming it (`DataError`) rather than a traceback."""
+def setup_encoder(config: ImageConditionedModelConfig) -> ImageEncoder:
+    """The `ImageEncoder` of a model config's encoder settings; a weights file that is missing or not ResNet-18's
+    ends the program (`ns-train`) with one line naming it (`DataError`) rather than a traceback."""
     from gansvr_ns.data.datamanager import DataError
 
     try:
-        return ImageEncoder(latent_dim, input_size, weights_path, norm, precision)
+        return ImageEncoder(config.latent_dim, config.encoder_input_size, config.encoder_weights, config.encoder_norm,
+                            config.encoder_precision)
     except ValueError as err:
         raise DataError(f"gansvr: --pipeline.model.encoder-weights {err}") from None
 

@@ -271,8 +271,7 @@ class GanSvrModel(InstanceSelection, Model):
         check_model_config(self.config)
         super().populate_modules()
         cfg = self.config
-        self.encoder = setup_encoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm,
-                                     cfg.encoder_precision)
+        self.encoder = setup_encoder(cfg)
         self.field = ConditionedSDFField(cfg.sdf_field, cfg.latent_dim)
         self.sampler = NeuSSampler(
             num_samples=cfg.num_samples,

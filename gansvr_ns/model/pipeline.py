@@ -50,11 +50,12 @@ class GanSvrPipeline(VanillaPipeline):
     def __init__(self, config: GanSvrPipelineConfig, *args, **kwargs):
         if config.num_eval_images < 1:
             raise DataError(f"gansvr: --pipeline.num-eval-images must be at least 1, got {config.num_eval_images}")
-        if getattr(config.model, "hull_prior_mult", 0.0) > 0.0 and config.datamanager.instance_hull_resolution < 2:
+        hull_prior = getattr(config.model, "hull_prior_mult", 0.0) > 0.0
+        if hull_prior and config.datamanager.instance_hull_resolution < 2:
             raise DataError("gansvr: --pipeline.model.hull-prior-mult needs the instances' hulls: "
                             "--pipeline.datamanager.instance-hull-resolution must be at least 2, got "
                             f"{config.datamanager.instance_hull_resolution}")
-        if getattr(config.model, "hull_prior_mult", 0.0) <= 0.0:  # nobody reads the per-instance hulls: skip carving
+        if not hull_prior:  # nobody reads the per-instance hulls: skip carving
             config = replace(config, datamanager=replace(config.datamanager, instance_hull_resolution=0))
         if config.flush_denormals:
             torch.set_flush_denormal(True)

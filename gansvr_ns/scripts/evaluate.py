@@ -19,6 +19,7 @@ from rich.table import Table
 from gansvr_ns.data.format import write_json
 from gansvr_ns.eval.evaluate import PREDICTION_SUFFIXES, another_instance_baseline, evaluate_predictions
 from gansvr_ns.eval.metrics import MetricConfig, fscore_keys
+from gansvr_ns.scripts import check_output_path
 
 
 @dataclass
@@ -74,11 +75,7 @@ def check_output(output: Path, pred: Path, data: Path) -> None:
     """A ValueError, before any work, when the JSON cannot or must not be written at `output`: it is a folder, a
     folder above it is a file, or it is a file the evaluation reads (a prediction mesh in `pred`, anything in the
     dataset `data`)."""
-    if output.is_dir():
-        raise ValueError(f"{output}: --output is a folder, not a file")
-    existing = next(parent for parent in output.absolute().parents if parent.exists())
-    if not existing.is_dir():
-        raise ValueError(f"{existing}: a file, so --output {output} cannot be written below it")
+    check_output_path(output, "--output")
     if not output.is_file():
         return
     target = output.resolve()

@@ -463,7 +463,7 @@ def load_run_config(config_path: Path):
 def load_pipeline(config_path: Path, test_mode: Literal["inference", "val", "test"] = "inference"):
     """Load a gansvr run on CUDA when available, else CPU; errors name the file. `test_mode` is nerfstudio's: the
     default loads no views, "val" and "test" load the train views too."""
-    checkpoint = latest_checkpoint(relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir())
+    checkpoint = run_checkpoint(config_path)
     from nerfstudio.utils.eval_utils import eval_setup
 
     try:
@@ -486,6 +486,12 @@ def load_model(config_path: Path):
     if config.method_name != "gansvr":  # gansvr-voxel's mesh level follows what its dataset supervised it with
         raise ValueError(f"{data}: the run's dataset is missing (a {config.method_name} run is loaded with it)")
     return model_from_checkpoint(config, config.get_checkpoint_dir())
+
+
+def run_checkpoint(config_path: Path) -> Path:
+    """The latest checkpoint of the gansvr (or gansvr-voxel) run whose config.yml is `config_path`, read from beside
+    it; a ValueError naming the file or folder otherwise (`load_run_config`, `latest_checkpoint`)."""
+    return latest_checkpoint(relocate_run(load_run_config(config_path), config_path).get_checkpoint_dir())
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path:

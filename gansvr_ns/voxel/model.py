@@ -121,8 +121,7 @@ class GanSvrVoxelModel(InstanceSelection, Model):
     def populate_modules(self):
         super().populate_modules()
         cfg = self.config
-        self.encoder = setup_encoder(cfg.latent_dim, cfg.encoder_input_size, cfg.encoder_weights, cfg.encoder_norm,
-                                     cfg.encoder_precision)
+        self.encoder = setup_encoder(cfg)
         self.decoder = VoxelDecoder(cfg.latent_dim, cfg.resolution, cfg.base_channels, cfg.min_channels,
                                     cfg.occupancy_bias)
         self.camera_optimizer = cfg.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")

@@ -55,9 +55,11 @@ def test_a_bad_weights_file_ends_training_in_one_line(tmp_path):
 
     from gansvr_ns.data.datamanager import DataError
     from gansvr_ns.model.encoder import setup_encoder
+    from gansvr_ns.model.instances import ImageConditionedModelConfig
 
+    config = ImageConditionedModelConfig(latent_dim=8, encoder_input_size=32, encoder_weights=tmp_path / "missing.pth")
     with pytest.raises(DataError, match="gansvr: --pipeline.model.encoder-weights .*missing.pth: encoder weights"):
-        setup_encoder(8, 32, tmp_path / "missing.pth", "group")
+        setup_encoder(config)
     # through the model's setup, as ns-train builds it: one line on stderr, no traceback
     code = ("from pathlib import Path; from gansvr_ns.method_config import gansvr_config; "
             "c = gansvr_config().pipeline.model; c.encoder_weights = Path(r'%s'); "

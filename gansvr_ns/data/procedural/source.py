@@ -411,8 +411,8 @@ def generate(config: ProceduralConfig, progress: bool = True) -> Path:
         size = (config.resolution, config.resolution)
         intrinsics = pinhole_intrinsics(config.resolution, config.distance)
         splits = split_ids(ids, tuple(config.split_fractions))
-        if untrainable_note(splits):
-            print(f"warning: {out}: {untrainable_note(splits)}", file=sys.stderr)
+        if note := untrainable_note(splits):
+            print(f"warning: {out}: {note}", file=sys.stderr)
         generator = generator_record(config, subtypes)
         record = dataset_json(config.category, "procedural", size, intrinsics, splits, generator)
         write_json(tmp / "dataset.json", record)

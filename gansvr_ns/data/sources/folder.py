@@ -93,8 +93,8 @@ class FolderSourceConfig:
         splits = fmt.split_ids(ids)
         dataset = fmt.dataset_json(category, "folder", size, intrinsics_from_fov(size, self.fov_deg), splits, generator)
         console = Console(stderr=True)
-        if fmt.untrainable_note(splits):
-            console.print(f"warning: {self.out}: {fmt.untrainable_note(splits)}", markup=False, soft_wrap=True)
+        if note := fmt.untrainable_note(splits):
+            console.print(f"warning: {self.out}: {note}", markup=False, soft_wrap=True)
         columns = (TextColumn("folder"), BarColumn(), MofNCompleteColumn(), TextColumn("instances"))
         with fmt.staging_dir(self.out) as tmp, Progress(*columns, console=console) as progress:
             task = progress.add_task("folder", total=len(instances))

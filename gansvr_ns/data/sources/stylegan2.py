@@ -213,8 +213,8 @@ class StyleGan2SourceConfig:
         splits = fmt.split_ids(ids)
         data = fmt.dataset_json(self.category, "stylegan2", image_size, intrinsics_from_fov(image_size, self.fov_deg),
                                 splits, generator_info)
-        if fmt.untrainable_note(splits):
-            console.print(f"warning: {self.out}: {fmt.untrainable_note(splits)}", markup=False, soft_wrap=True)
+        if note := fmt.untrainable_note(splits):
+            console.print(f"warning: {self.out}: {note}", markup=False, soft_wrap=True)
         write_json_atomic(self.out / "dataset.json", data)
         console.print(f"Wrote {self.out / 'dataset.json'} ({len(ids)} instances).")
 
